@@ -1,0 +1,37 @@
+// Package balancer decides, for every attempt of a request, which backend
+// gets it: weighted least-connections inside a zone, a preference for the
+// proxy's own zone that spills to the others as that zone loses health or
+// capacity, a panic mode for when health checks cannot be trusted, slow start
+// and a bounded wait queue. It does no I/O and imports nothing of ours, so
+// health, discovery and the proxy all build on it.
+package balancer
+
+// Spec is what the config file or discovery says about one backend: the
+// static half of a Backend. Live state (in-flight count, health, drain, slow
+// start) is not here; it lives on the Backend and survives every new Spec.
+type Spec struct {
+	// Address is host:port, and the backend's identity inside its pool.
+	Address string
+	// Zone is the availability zone the backend runs in; "" if unknown.
+	Zone string
+	// Weight scales the backend's share of traffic; values below 1 count as 1.
+	Weight int
+	// MaxConns caps the backend's concurrent requests; 0 means no cap.
+	MaxConns int
+}
+
+// String returns "address (zone)", for logs.
+func (s Spec) String() string {
+	if s.Zone == "" {
+		return s.Address
+	}
+	return s.Address + " (" + s.Zone + ")"
+}
+
+// weight returns the weight with its floor of 1 applied.
+func (s Spec) weight() int {
+	if s.Weight < 1 {
+		return 1
+	}
+	return s.Weight
+}
