@@ -1,0 +1,23 @@
+// Package edgetls is Azimuth's TLS edge: the certificate store that picks a
+// certificate by SNI and reloads it from disk without dropping connections,
+// the listener TLS settings (versions, ALPN, client-certificate auth, session
+// ticket key rotation), the HTTP/1.1+HTTP/2 and HTTP/3 server wiring that
+// shares one certificate source, the HTTPS redirect handler and the backend
+// (upstream) TLS config builder.
+//
+// The package lives in the folder tls/ but is named edgetls, not tls, because
+// every caller also imports crypto/tls beside it: a second package called tls
+// would force an import alias at each use and make code reviews ambiguous
+// about which tls.Config is meant.
+//
+// Typical wiring for one listener:
+//
+//	src, err := edgetls.New(edgetls.Options{Listener: "https", Certs: certs}, edgetls.Deps{Registerer: reg, Logger: log})
+//	go src.Run(ctx)                      // watches the files, rotates ticket keys
+//	srv, err := edgetls.Listen(edgetls.ServerOptions{Addr: addr, Handler: h, TLS: src, HTTP3: true})
+//	go srv.Serve()
+//	...
+//	srv.Shutdown(drainCtx)               // QUIC first, then TCP
+//
+// The package imports nothing else of Azimuth.
+package edgetls

@@ -1,0 +1,68 @@
+package edgetls
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// expiryCheckInterval is how often Run repeats the expiry warnings.
+const expiryCheckInterval = 24 * time.Hour
+
+// Reload reads every pair again and publishes a new snapshot if any changed.
+// A pair that fails to read, parse or match its key is logged and keeps
+// serving its previous certificate; the error for it is returned (joined),
+// and the other pairs still update. Run calls it on file events; callers
+// may also call it, for example on SIGHUP.
+func (s *Source) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+
+	old := s.certs.Load()
+	entries := make([]*certEntry, len(old.entries))
+	var errs []error
+	var changed []*certEntry
+	for i, prev := range old.entries {
+		e, err := loadPair(prev.files)
+		if err != nil {
+			s.log.Error("certificate reload refused, previous certificate keeps serving",
+				"cert_file", prev.files.CertFile, "key_file", prev.files.KeyFile,
+				"serving", prev.name, "error", err)
+			errs = append(errs, fmt.Errorf("certificates[%d]: %w", i, err))
+			entries[i] = prev
+			continue
+		}
+		if e.sum == prev.sum {
+			entries[i] = prev
+			continue
+		}
+		entries[i] = e
+		changed = append(changed, e)
+		s.log.Info("certificate reloaded",
+			"cert_file", e.files.CertFile, "name", e.name, "previous", prev.name,
+			"serial", e.leaf.SerialNumber.String(), "not_after", e.leaf.NotAfter)
+	}
+	if len(changed) > 0 {
+		s.certs.Store(newSnapshot(entries))
+		s.warnExpiring(changed)
+	}
+	return errors.Join(errs...)
+}
+
+// warnExpiring logs a warning for each entry with less than the configured
+// validity left, and an error for each that has expired.
+func (s *Source) warnExpiring(entries []*certEntry) {
+	now := s.clock.Now()
+	for _, e := range entries {
+		left := e.leaf.NotAfter.Sub(now)
+		switch {
+		case left <= 0:
+			s.log.Error("certificate has expired", "name", e.name,
+				"cert_file", e.files.CertFile, "not_after", e.leaf.NotAfter)
+		case left < s.opts.ExpiryWarning:
+			s.log.Warn("certificate expires soon", "name", e.name,
+				"cert_file", e.files.CertFile, "not_after", e.leaf.NotAfter,
+				"days_left", int(left.Hours()/24))
+		}
+	}
+}

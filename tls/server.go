@@ -1,0 +1,261 @@
+package edgetls
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+)
+
+// Server defaults, applied by ServerOptions.withDefaults.
+const (
+	DefaultH2MaxConcurrentStreams = 250
+	DefaultH3MaxIncomingStreams   = 100
+	DefaultReadHeaderTimeout      = 10 * time.Second
+	DefaultIdleTimeout            = 120 * time.Second
+	DefaultAltSvcMaxAge           = 24 * time.Hour
+)
+
+// ConfigSource gives a Server its TLS configs; *Source implements it.
+type ConfigSource interface {
+	TLSConfig() *tls.Config
+	QUICTLSConfig() *tls.Config
+}
+
+// ServerOptions configures one TLS listener serving HTTP/1.1 and HTTP/2 over
+// TCP and, with HTTP3, HTTP/3 over UDP on the same port.
+type ServerOptions struct {
+	// Addr is host:port; port 0 picks a free port that is free for both TCP
+	// and UDP.
+	Addr string
+	// Handler serves every request, whatever the protocol.
+	Handler http.Handler
+	// TLS supplies the certificates; normally a *Source.
+	TLS ConfigSource
+	// HTTP3 adds the QUIC listener and the Alt-Svc header on TCP responses.
+	HTTP3 bool
+	// H2MaxConcurrentStreams caps streams per HTTP/2 connection.
+	// Zero means DefaultH2MaxConcurrentStreams.
+	H2MaxConcurrentStreams int
+	// H3MaxIncomingStreams caps concurrent request streams per QUIC
+	// connection. Zero means DefaultH3MaxIncomingStreams.
+	H3MaxIncomingStreams int64
+	// ReadHeaderTimeout bounds reading request headers on TCP.
+	// Zero means DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections (TCP and QUIC).
+	// Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// AltSvcMaxAge is the ma= of the Alt-Svc header.
+	// Zero means DefaultAltSvcMaxAge.
+	AltSvcMaxAge time.Duration
+	// Logger receives server errors. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.H2MaxConcurrentStreams == 0 {
+		o.H2MaxConcurrentStreams = DefaultH2MaxConcurrentStreams
+	}
+	if o.H3MaxIncomingStreams == 0 {
+		o.H3MaxIncomingStreams = DefaultH3MaxIncomingStreams
+	}
+	if o.ReadHeaderTimeout == 0 {
+		o.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.AltSvcMaxAge == 0 {
+		o.AltSvcMaxAge = DefaultAltSvcMaxAge
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Server is a bound TLS listener: an http.Server with HTTP/1.1 and Go's
+// built-in HTTP/2, and optionally a quic-go http3.Server beside it on the
+// same port, both fed by one ConfigSource and one Handler.
+type Server struct {
+	tcp *http.Server
+	h3  *http3.Server
+	ln  net.Listener
+	pc  net.PacketConn
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// Listen binds the TCP socket and, with HTTP3, the UDP socket on the same
+// port. Nothing is served until Serve.
+func Listen(o ServerOptions) (*Server, error) {
+	if o.Handler == nil || o.TLS == nil {
+		return nil, errors.New("listening: handler and tls source are required")
+	}
+	o = o.withDefaults()
+	ln, pc, err := bind(o.Addr, o.HTTP3)
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	handler := o.Handler
+	if o.HTTP3 {
+		handler = AltSvc(port, o.AltSvcMaxAge)(handler)
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(true)
+	s := &Server{ln: ln, pc: pc}
+	s.tcp = &http.Server{
+		Handler:           handler,
+		TLSConfig:         o.TLS.TLSConfig(),
+		Protocols:         &protos,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: o.H2MaxConcurrentStreams},
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+	}
+	if o.HTTP3 {
+		s.h3 = &http3.Server{
+			Handler:   o.Handler,
+			TLSConfig: o.TLS.QUICTLSConfig(),
+			QUICConfig: &quic.Config{
+				MaxIncomingStreams: o.H3MaxIncomingStreams,
+				MaxIdleTimeout:     o.IdleTimeout,
+				// 0-RTT stays off: early data can be replayed, and the
+				// proxy forwards non-idempotent requests.
+				Allow0RTT: false,
+			},
+			IdleTimeout: o.IdleTimeout,
+			Logger:      o.Logger,
+		}
+	}
+	return s, nil
+}
+
+// bind listens on TCP and, if udp, on UDP at the same port. With port 0 it
+// retries a few times when the kernel's TCP pick is taken on UDP.
+func bind(addr string, udp bool) (net.Listener, net.PacketConn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listening on %q: %w", addr, err)
+	}
+	attempts := 1
+	if port == "0" {
+		attempts = 10
+	}
+	var lastErr error
+	for range attempts {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listening on tcp %s: %w", addr, err)
+		}
+		if !udp {
+			return ln, nil, nil
+		}
+		p := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, p))
+		if err == nil {
+			return ln, pc, nil
+		}
+		ln.Close()
+		lastErr = fmt.Errorf("listening on udp %s: %w", net.JoinHostPort(host, p), err)
+	}
+	return nil, nil, lastErr
+}
+
+// Addr is the bound TCP address; the UDP one has the same port.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// UDPAddr is the bound UDP address, or nil without HTTP/3.
+func (s *Server) UDPAddr() net.Addr {
+	if s.pc == nil {
+		return nil
+	}
+	return s.pc.LocalAddr()
+}
+
+// Serve serves TCP and QUIC until Shutdown or a listener fails. It returns
+// nil after Shutdown. If one side fails, the other is closed and the first
+// error is returned.
+func (s *Server) Serve() error {
+	errc := make(chan error, 2)
+	n := 1
+	go func() { errc <- closedIsNil(s.tcp.ServeTLS(s.ln, "", "")) }()
+	if s.h3 != nil {
+		n++
+		go func() { errc <- closedIsNil(s.h3.Serve(s.pc)) }()
+	}
+	var first error
+	for range n {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			s.closeNow()
+		}
+	}
+	return first
+}
+
+// Shutdown stops accepting, closing the QUIC listener first (HTTP/3 clients
+// get GOAWAY and fall back to the still-open TCP side), then drains TCP.
+// Requests in flight finish until ctx is done; then connections are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() {
+		var errs []error
+		if s.h3 != nil {
+			if err := s.h3.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("shutting down http/3: %w", err))
+			}
+			if err := s.pc.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, fmt.Errorf("closing udp socket: %w", err))
+			}
+		}
+		if err := s.tcp.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutting down http/1.1+h2: %w", err))
+			s.tcp.Close()
+		}
+		s.shutdownErr = errors.Join(errs...)
+	})
+	return s.shutdownErr
+}
+
+// closeNow closes both sides at once, after one of them failed.
+func (s *Server) closeNow() {
+	if s.h3 != nil {
+		s.h3.Close()
+		s.pc.Close()
+	}
+	s.tcp.Close()
+}
+
+// closedIsNil maps the servers' "closed on purpose" errors to nil.
+func closedIsNil(err error) error {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, quic.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// AltSvc returns middleware that advertises HTTP/3 on port for maxAge
+// (RFC 7838), for responses sent over TCP.
+func AltSvc(port int, maxAge time.Duration) func(http.Handler) http.Handler {
+	value := fmt.Sprintf(`h3=":%d"; ma=%d`, port, int64(maxAge/time.Second))
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Add("Alt-Svc", value)
+			next.ServeHTTP(w, r)
+		})
+	}
+}

@@ -1,0 +1,208 @@
+package edgetls
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// ALPN protocol IDs offered by the listener configs.
+const (
+	ProtoH2    = "h2"
+	ProtoHTTP1 = "http/1.1"
+	ProtoH3    = "h3"
+)
+
+// Source is the TLS side of one listener: the certificate store, the ticket
+// key ring and the settings. Its configs read the current certificate
+// snapshot on every handshake, so a reload reaches every connection that
+// starts afterwards, and established connections are untouched.
+type Source struct {
+	opts  Options
+	log   *slog.Logger
+	clock Clock
+
+	certs   atomic.Pointer[snapshot]
+	tickets *ticketKeys
+	tcp     *tls.Config
+	quic    *tls.Config
+	metrics *expiryCollector
+
+	// reloadMu serializes reloads (file events, daily checks, Reload calls).
+	reloadMu sync.Mutex
+
+	runMu   sync.Mutex
+	running bool
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// New loads every pair in opts and builds the listener configs. A pair that
+// fails to load is an error here: at start there is no old one to keep.
+func New(opts Options, deps Deps) (*Source, error) {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("tls options of listener %q: %w", opts.Listener, err)
+	}
+	s := &Source{opts: opts, log: deps.Logger, clock: deps.Clock}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("listener", opts.Listener)
+	if s.clock == nil {
+		s.clock = wallClock{}
+	}
+
+	entries := make([]*certEntry, len(opts.Certs))
+	var errs []error
+	for i, cf := range opts.Certs {
+		e, err := loadPair(cf)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("certificates[%d]: %w", i, err))
+			continue
+		}
+		entries[i] = e
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("loading certificates of listener %q: %w", opts.Listener, err)
+	}
+	s.certs.Store(newSnapshot(entries))
+	s.warnExpiring(entries)
+
+	tickets, err := newTicketKeys(opts.TicketKeysKept)
+	if err != nil {
+		return nil, err
+	}
+	s.tickets = tickets
+
+	base, err := s.baseConfig()
+	if err != nil {
+		return nil, err
+	}
+	s.tcp = base.Clone()
+	s.tcp.NextProtos = []string{ProtoH2, ProtoHTTP1}
+	s.quic = base.Clone()
+	s.quic.NextProtos = []string{ProtoH3}
+	s.quic.MinVersion = tls.VersionTLS13 // QUIC is TLS 1.3 only (RFC 9001)
+
+	if deps.Registerer != nil {
+		s.metrics = newExpiryCollector(opts.Listener, s)
+		if err := deps.Registerer.Register(s.metrics); err != nil {
+			return nil, fmt.Errorf("registering tls metrics of listener %q: %w", opts.Listener, err)
+		}
+	}
+	return s, nil
+}
+
+// baseConfig holds what TCP and QUIC share. Cipher suites stay Go's
+// defaults: modern AEAD suites only, ordered by the runtime.
+func (s *Source) baseConfig() (*tls.Config, error) {
+	minV, _ := parseMinVersion(s.opts.MinVersion)
+	auth, _ := parseClientAuth(s.opts.ClientAuth)
+	cfg := &tls.Config{
+		MinVersion:     minV,
+		GetCertificate: s.GetCertificate,
+		ClientAuth:     auth,
+	}
+	if auth != tls.NoClientCert {
+		pool, err := loadCAPool(s.opts.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("client_ca_file of listener %q: %w", s.opts.Listener, err)
+		}
+		cfg.ClientCAs = pool
+	}
+	s.tickets.install(cfg)
+	return cfg, nil
+}
+
+// loadCAPool reads a PEM bundle that must hold at least one certificate.
+func loadCAPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate found in %s", file)
+	}
+	return pool, nil
+}
+
+// TLSConfig returns the config for the TCP listener (ALPN h2, http/1.1).
+// It returns a fresh clone; all clones share the live certificates and keys.
+func (s *Source) TLSConfig() *tls.Config { return s.tcp.Clone() }
+
+// QUICTLSConfig returns the config for the QUIC listener (ALPN h3, TLS 1.3).
+func (s *Source) QUICTLSConfig() *tls.Config { return s.quic.Clone() }
+
+// GetCertificate picks the certificate for a handshake; it is the
+// tls.Config.GetCertificate of both configs.
+func (s *Source) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.certs.Load().certificate(hello), nil
+}
+
+// Run watches the certificate files and rotates session ticket keys until
+// ctx is done or Close is called. It returns nil on a clean stop.
+func (s *Source) Run(ctx context.Context) error {
+	s.runMu.Lock()
+	if s.running {
+		s.runMu.Unlock()
+		return errors.New("tls source is already running")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.running, s.stop, s.done = true, cancel, make(chan struct{})
+	done := s.done
+	s.runMu.Unlock()
+	defer close(done)
+	defer cancel()
+
+	w, err := s.newWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.close()
+
+	rot := s.clock.NewTicker(s.opts.TicketKeyRotation)
+	defer rot.Stop()
+	daily := s.clock.NewTicker(expiryCheckInterval)
+	defer daily.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-rot.C():
+			if err := s.tickets.rotate(); err != nil {
+				s.log.Error("rotating session ticket key", "error", err)
+				continue
+			}
+			s.log.Debug("rotated session ticket key", "generation", s.tickets.generation())
+		case <-daily.C():
+			s.warnExpiring(s.certs.Load().entries)
+		case <-w.reload:
+			_ = s.Reload()
+		case err := <-w.errs:
+			s.log.Error("watching certificate files", "error", err)
+		}
+	}
+}
+
+// Close stops Run and waits for it to return. It is safe to call more than
+// once and without Run.
+func (s *Source) Close() error {
+	s.runMu.Lock()
+	stop, done := s.stop, s.done
+	s.runMu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	<-done
+	return nil
+}
