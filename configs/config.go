@@ -1,0 +1,114 @@
+package configs
+
+import "time"
+
+// Config is one generation of the config file, fully defaulted, with every
+// relative file path resolved against the file's directory. It is built by
+// Load or Parse and never written afterwards.
+type Config struct {
+	// Zone is this proxy's own availability zone, preferred for traffic. If
+	// empty in the file, it is taken from the AZIMUTH_ZONE environment
+	// variable; if both are empty, zone preference is off.
+	Zone string `yaml:"zone"`
+	// Admin is the loopback listener for metrics, health and status.
+	Admin Admin `yaml:"admin"`
+	// Consul is the agent that pools with a consul block read backends
+	// from. Nil when the file has no consul block.
+	Consul *Consul `yaml:"consul"`
+	// Log sets the process log and the access log.
+	Log Log `yaml:"log"`
+	// Shutdown sets how SIGTERM and SIGINT drain the proxy.
+	Shutdown Shutdown `yaml:"shutdown"`
+	// Listeners are the sockets clients connect to. At least one.
+	Listeners []Listener `yaml:"listeners"`
+	// Pools are the groups of backends routes send traffic to.
+	Pools []Pool `yaml:"pools"`
+
+	// Source is the absolute path of the file this came from, for logs and
+	// the admin status.
+	Source string `yaml:"-"`
+	// Hash is the hex SHA-256 of the file's bytes, so the admin status and
+	// the reload metric can say exactly which file is running.
+	Hash string `yaml:"-"`
+
+	// index maps key paths to the lines they were written on.
+	index *index
+}
+
+// Admin is the admin listener: /metrics, /healthz, /readyz, /status and,
+// when enabled, /debug/pprof/.
+type Admin struct {
+	// Address is host:port; loopback by default (127.0.0.1:9901) because
+	// the admin API can drain backends.
+	Address string `yaml:"address"`
+	// TokenFile holds a bearer token required by the admin endpoints that
+	// change state. Empty means none is required, which is only safe on
+	// loopback.
+	TokenFile string `yaml:"token_file"`
+	// Pprof serves net/http/pprof under /debug/pprof/. Off by default.
+	Pprof bool `yaml:"pprof"`
+}
+
+// Consul is how to reach the Consul agent.
+type Consul struct {
+	// Address is the agent's host:port (default 127.0.0.1:8500).
+	Address string `yaml:"address"`
+	// Datacenter to query; empty means the agent's own.
+	Datacenter string `yaml:"datacenter"`
+	// TokenFile holds the ACL token; empty means no token.
+	TokenFile string `yaml:"token_file"`
+	// TLS, when set, makes the connection to the agent HTTPS.
+	TLS *ConsulTLS `yaml:"tls"`
+}
+
+// ConsulTLS is the TLS client setup for the Consul agent.
+type ConsulTLS struct {
+	// CAFile verifies the agent's certificate; empty means system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client certificate, both or neither.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the client certificate's private key.
+	KeyFile string `yaml:"key_file"`
+	// ServerName overrides the name checked in the agent's certificate.
+	ServerName string `yaml:"server_name"`
+}
+
+// Log sets the process log (log/slog) and the access log.
+type Log struct {
+	// Level is debug, info, warn or error (default info).
+	Level string `yaml:"level"`
+	// Format is json or text (default json), for both logs.
+	Format string `yaml:"format"`
+	// AccessLog is the one line per request.
+	AccessLog AccessLog `yaml:"access_log"`
+}
+
+// AccessLog is where request lines go and how many successful ones.
+type AccessLog struct {
+	// Output is "stdout" (default), "stderr", "off", or a file path,
+	// resolved against the config file's directory and appended to.
+	Output string `yaml:"output"`
+	// SampleSuccess is the fraction (0..1) of successful requests logged;
+	// failed requests are always logged. Default 1 (all).
+	SampleSuccess float64 `yaml:"sample_success"`
+}
+
+// Shutdown sets the drain on SIGTERM and SIGINT: /readyz fails at once, the
+// listeners keep serving for DrainDelay so DNS failover and load balancers
+// in front notice, then they close and in-flight requests get Grace to
+// finish.
+type Shutdown struct {
+	// DrainDelay is how long to keep serving after readiness fails
+	// (default 5s).
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	// Grace bounds how long in-flight requests may take after listeners
+	// close (default 30s).
+	Grace time.Duration `yaml:"grace"`
+}
+
+// Access-log outputs with a special meaning; anything else is a file path.
+const (
+	AccessLogStdout = "stdout"
+	AccessLogStderr = "stderr"
+	AccessLogOff    = "off"
+)

@@ -1,0 +1,193 @@
+package configs
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxAttempts bounds retry.attempts: more tries than this multiply load in
+// an outage far more than they help.
+const maxAttempts = 10
+
+func (v *validator) pools() {
+	names := map[string]int{}
+	for i, pl := range v.c.Pools {
+		p := fmt.Sprintf("pools[%d]", i)
+		switch {
+		case pl.Name == "":
+			v.add(p+".name", "missing; every pool needs a name")
+		case !validName(pl.Name):
+			v.add(p+".name", "%q: use letters, digits, '-', '_' and '.'", pl.Name)
+		default:
+			if first, dup := names[pl.Name]; dup {
+				v.add(p+".name", "duplicate pool name %q, also pools[%d]", pl.Name, first)
+			}
+			names[pl.Name] = i
+		}
+		oneOf(v, p+".balance", pl.Balance, BalanceLeastConn)
+		oneOf(v, p+".protocol", pl.Protocol, ProtocolHTTP1, ProtocolH2C, ProtocolH2)
+		v.timeouts(p+".timeouts", pl.Timeouts)
+		v.retry(p+".retry", pl.Retry)
+		v.fraction(p+".zones.spill_below", pl.Zones.SpillBelow)
+		v.fraction(p+".zones.panic_below", pl.Zones.PanicBelow)
+		if pl.Zones.PanicBelow > pl.Zones.SpillBelow {
+			v.add(p+".zones.panic_below", "%g is above spill_below %g; the pool would panic before it spills", pl.Zones.PanicBelow, pl.Zones.SpillBelow)
+		}
+		v.nonNegative(p+".queue.size", pl.Queue.Size)
+		if pl.Queue.Size > 0 && pl.Queue.Timeout == 0 {
+			v.add(p+".queue.timeout", "must be more than 0 when queue.size is set")
+		}
+		v.health(p+".health", pl.Health)
+		v.nonNegative(p+".max_idle_conns_per_backend", pl.MaxIdleConnsPerBackend)
+		v.poolTLS(p, pl)
+		v.backendSource(p, pl)
+	}
+}
+
+func (v *validator) timeouts(p string, t Timeouts) {
+	if t.Connect == 0 {
+		v.add(p+".connect", "must be more than 0")
+	}
+	if t.Request == 0 {
+		v.add(p+".request", "must be more than 0")
+	}
+	if t.PerTry > t.Request && t.Request > 0 {
+		v.add(p+".per_try", "%v is longer than request %v", t.PerTry, t.Request)
+	}
+	if t.Connect > t.Request && t.Request > 0 {
+		v.add(p+".connect", "%v is longer than request %v", t.Connect, t.Request)
+	}
+	if t.PerTry > 0 && t.Connect > t.PerTry {
+		v.add(p+".connect", "%v is longer than per_try %v", t.Connect, t.PerTry)
+	}
+}
+
+func (v *validator) retry(p string, r Retry) {
+	if r.Attempts < 1 || r.Attempts > maxAttempts {
+		v.add(p+".attempts", "%d is outside 1..%d (1 means no retries)", r.Attempts, maxAttempts)
+	}
+	seen := map[string]int{}
+	for i, on := range r.On {
+		ip := fmt.Sprintf("%s.on[%d]", p, i)
+		if first, dup := seen[on]; dup {
+			v.add(ip, "%q is already on[%d]", on, first)
+			continue
+		}
+		seen[on] = i
+		switch on {
+		case RetryOnConnectFailure, RetryOnTimeout, RetryOnReset:
+			continue
+		}
+		if n, ok := statusCode(on); ok {
+			if n < 400 {
+				v.add(ip, "status %d is not an error; retry on 4xx or 5xx", n)
+			}
+			continue
+		}
+		v.add(ip, "%q: want connect_failure, timeout, reset or an HTTP status such as \"503\"", on)
+	}
+	if r.IdempotencyHeader != "" && !validHeaderName(r.IdempotencyHeader) {
+		v.add(p+".idempotency_header", "%q is not a valid header name", r.IdempotencyHeader)
+	}
+	if r.MaxBody < 0 {
+		v.add(p+".max_body", "is negative")
+	}
+	v.percent(p+".budget.percent", r.Budget.Percent)
+	v.nonNegative(p+".budget.min_concurrency", r.Budget.MinConcurrency)
+}
+
+func (v *validator) health(p string, h Health) {
+	if a := h.Active; a != nil {
+		ap := p + ".active"
+		if !strings.HasPrefix(a.Path, "/") {
+			v.add(ap+".path", "%q must start with /", a.Path)
+		}
+		if a.Host != "" && strings.ContainsAny(a.Host, " /\t\r\n") {
+			v.add(ap+".host", "%q is not a valid host", a.Host)
+		}
+		if _, _, ok := parseStatusRange(a.ExpectStatus); !ok {
+			v.add(ap+".expect_status", "%q: want a range of 3-digit codes such as 200-399, or one code", a.ExpectStatus)
+		}
+		if a.Interval == 0 {
+			v.add(ap+".interval", "must be more than 0")
+		}
+		if a.Timeout == 0 {
+			v.add(ap+".timeout", "must be more than 0")
+		} else if a.Timeout > a.Interval && a.Interval > 0 {
+			v.add(ap+".timeout", "%v is longer than interval %v", a.Timeout, a.Interval)
+		}
+		if a.Rise < 1 {
+			v.add(ap+".rise", "must be at least 1")
+		}
+		if a.Fall < 1 {
+			v.add(ap+".fall", "must be at least 1")
+		}
+	}
+	pp := p + ".passive"
+	v.nonNegative(pp+".consecutive_failures", h.Passive.ConsecutiveFailures)
+	if h.Passive.ConsecutiveFailures > 0 && h.Passive.Ejection == 0 {
+		v.add(pp+".ejection", "must be more than 0 while consecutive_failures is on")
+	}
+	v.percent(pp+".max_ejected_percent", h.Passive.MaxEjectedPercent)
+}
+
+func (v *validator) poolTLS(p string, pl Pool) {
+	switch {
+	case pl.Protocol == ProtocolH2C && pl.TLS != nil:
+		v.add(p+".tls", "protocol h2c is cleartext; use protocol h2 with tls")
+	case pl.Protocol == ProtocolH2 && pl.TLS == nil:
+		v.add(p+".protocol", "h2 runs over TLS; add a tls block (tls: {} for system roots) or use h2c")
+	}
+	if t := pl.TLS; t != nil {
+		v.file(p+".tls.ca_file", t.CAFile)
+		v.certPair(p+".tls", t.CertFile, t.KeyFile)
+		if t.ServerName != "" && !validHostname(t.ServerName) {
+			v.add(p+".tls.server_name", "%q is not a valid host name", t.ServerName)
+		}
+	}
+}
+
+// backendSource checks that a pool has exactly one source of backends and
+// that the source is usable.
+func (v *validator) backendSource(p string, pl Pool) {
+	switch {
+	case pl.Consul != nil && len(pl.Backends) > 0:
+		v.add(p+".consul", "a pool takes its backends from either backends or consul, not both")
+	case pl.Consul == nil && len(pl.Backends) == 0:
+		v.add(p, "no backends: list backends or set consul")
+	}
+	if cs := pl.Consul; cs != nil {
+		cp := p + ".consul"
+		if v.c.Consul == nil {
+			v.add(cp, "needs the top-level consul block that says how to reach the agent")
+		}
+		if cs.Service == "" {
+			v.add(cp+".service", "missing; name the Consul service")
+		}
+		if v.c.Zone != "" && cs.ZoneMeta == "" && cs.ZoneTagPrefix == "" {
+			v.add(cp, "set zone_meta or zone_tag_prefix so backends have a zone (the proxy's zone is %q)", v.c.Zone)
+		}
+	}
+	seen := map[string]int{}
+	for i, b := range pl.Backends {
+		bp := fmt.Sprintf("%s.backends[%d]", p, i)
+		if b.Address == "" {
+			v.add(bp+".address", "missing; want host:port")
+		} else {
+			v.address(bp+".address", b.Address, false)
+			key := strings.ToLower(b.Address)
+			if first, dup := seen[key]; dup {
+				v.add(bp+".address", "%s is already backends[%d]", b.Address, first)
+			}
+			seen[key] = i
+		}
+		switch {
+		case b.Zone == "" && v.c.Zone != "":
+			v.add(bp+".zone", "missing; the proxy has zone %q, so every backend needs one", v.c.Zone)
+		case b.Zone != "" && !validName(b.Zone):
+			v.add(bp+".zone", "%q: use letters, digits, '-', '_' and '.'", b.Zone)
+		}
+		v.nonNegative(bp+".weight", b.Weight)
+		v.nonNegative(bp+".max_conns", b.MaxConns)
+	}
+}
