@@ -1,0 +1,11 @@
+// Package loadtest drives an HTTP service the way real clients do and
+// measures what they would see. It never imports the proxy: it speaks to
+// azimuth over the network and starts it as a separate process, so what it
+// measures is what an operator's users would measure.
+//
+// The generator runs open loop (a fixed arrival rate, latency measured from
+// each request's intended send time so a stall cannot hide behind a slowed
+// client, as wrk2 does) or closed loop (a fixed number of workers, each
+// sending its next request when the previous one ends). Runs are always
+// bounded by a duration or a request count.
+package loadtest

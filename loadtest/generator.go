@@ -1,0 +1,294 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Run drives load at the target described by o until its duration or count
+// is spent or ctx ends, then returns what it measured. Requests in flight
+// when the run ends are waited for (each is bounded by o.Timeout).
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	rt, closeRT, err := newTransport(o)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = closeRT() }()
+	g := &generator{opts: o, rt: rt}
+	return g.run(ctx)
+}
+
+// generator holds one run's shared, read-only state and its shards.
+type generator struct {
+	opts   Options
+	rt     roundTripper
+	start  time.Time
+	shards []*shard
+	done   atomic.Int64 // completed requests, for progress
+	failed atomic.Int64
+}
+
+func (g *generator) run(ctx context.Context) (*Result, error) {
+	o := g.opts
+	nShards := min(o.Concurrency, 8)
+	g.shards = make([]*shard, nShards)
+	for i := range g.shards {
+		g.shards[i] = newShard()
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.Duration > 0 {
+		// Dispatch stops at the duration; requests already sent get their
+		// own timeout to finish on top of it.
+		var stop context.CancelFunc
+		runCtx, stop = context.WithTimeout(runCtx, o.Duration)
+		defer stop()
+	}
+	// reqCtx outlives runCtx so in-flight requests may finish; it ends only
+	// when the caller's ctx does.
+	reqCtx := ctx
+
+	g.start = time.Now()
+	var reporter sync.WaitGroup
+	repCtx, stopReporter := context.WithCancel(ctx)
+	if o.Progress != nil {
+		reporter.Go(func() { g.report(repCtx) })
+	}
+
+	var workers sync.WaitGroup
+	var issued atomic.Int64
+	if o.openLoop() {
+		jobs := make(chan time.Time)
+		spawned := 0
+		spawn := func() bool {
+			if spawned >= o.Concurrency {
+				return false
+			}
+			w := g.newWorker(spawned, reqCtx)
+			spawned++
+			workers.Go(func() {
+				for intended := range jobs {
+					w.do(intended)
+				}
+			})
+			return true
+		}
+		g.dispatch(ctx, jobs, spawn)
+		close(jobs)
+	} else {
+		for i := 0; i < o.Concurrency; i++ {
+			w := g.newWorker(i, reqCtx)
+			workers.Go(func() {
+				for runCtx.Err() == nil {
+					if o.Requests > 0 && issued.Add(1) > o.Requests {
+						return
+					}
+					w.do(time.Now())
+				}
+			})
+		}
+	}
+	workers.Wait()
+	elapsed := time.Since(g.start)
+	stopReporter()
+	reporter.Wait()
+
+	res := &Result{
+		URL: o.URL, Method: o.Method, Protocol: o.Protocol, Mode: "closed",
+		Rate: o.Rate, Concurrency: o.Concurrency, Start: g.start, Elapsed: elapsed,
+	}
+	if o.openLoop() {
+		res.Mode = "open"
+	}
+	mergeShards(res, g.shards)
+	if res.Requests == 0 && ctx.Err() != nil {
+		return res, fmt.Errorf("running load: %w", ctx.Err())
+	}
+	return res, nil
+}
+
+// dispatch hands out intended send times at the fixed rate until the
+// duration or count is spent or ctx ends. When workers fall behind it keeps
+// the schedule: the times it sends are the ones planned, so queueing shows
+// up in latency instead of silently lowering the rate.
+//
+// Workers are started on demand, when no idle one takes a job at once, up
+// to Options.Concurrency; so a fast target needs few goroutines and
+// connections and a stalled one gets as many as the bound allows.
+func (g *generator) dispatch(ctx context.Context, jobs chan<- time.Time, spawn func() bool) {
+	o := g.opts
+	interval := time.Duration(float64(time.Second) / o.Rate)
+	end := time.Time{}
+	if o.Duration > 0 {
+		end = g.start.Add(o.Duration)
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for i := int64(0); o.Requests == 0 || i < o.Requests; i++ {
+		intended := g.start.Add(time.Duration(i) * interval)
+		if !end.IsZero() && !intended.Before(end) {
+			return
+		}
+		if wait := time.Until(intended); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+		select {
+		case jobs <- intended:
+			continue
+		default:
+		}
+		spawn()
+		select {
+		case jobs <- intended:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// report calls Options.Progress once a second until ctx ends.
+func (g *generator) report(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last int64
+	lastAt := g.start
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			h := newHist()
+			var n, failed int64
+			for _, s := range g.shards {
+				a, b := s.snapshot(h)
+				n += a
+				failed += b
+			}
+			rate := float64(n-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = n, now
+			g.opts.Progress(Progress{
+				Elapsed: now.Sub(g.start), Requests: n, Failed: failed, Rate: rate,
+				P99: time.Duration(h.ValueAtQuantile(99)) * time.Microsecond,
+			})
+		}
+	}
+}
+
+// worker sends requests one at a time with its own reusable request and
+// read buffer, so the hot loop allocates little beyond what net/http does.
+type worker struct {
+	g     *generator
+	shard *shard
+	ctx   context.Context
+	req   *http.Request
+	buf   []byte
+	body  *bytes.Reader
+}
+
+func (g *generator) newWorker(i int, ctx context.Context) *worker {
+	o := g.opts
+	req, err := http.NewRequestWithContext(ctx, o.Method, o.URL, nil)
+	if err != nil {
+		// The URL was validated in withDefaults; a failure here is a bug.
+		panic(fmt.Sprintf("building request: %v", err))
+	}
+	for k, vs := range o.Header {
+		for _, v := range vs {
+			if http.CanonicalHeaderKey(k) == "Host" {
+				req.Host = v
+				continue
+			}
+			req.Header.Add(k, v)
+		}
+	}
+	w := &worker{g: g, shard: g.shards[i%len(g.shards)], ctx: ctx, req: req, buf: make([]byte, 32<<10)}
+	if o.Body != nil {
+		req.ContentLength = int64(len(o.Body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(o.Body)), nil }
+	}
+	return w
+}
+
+// do sends one request planned for intended and records its outcome.
+func (w *worker) do(intended time.Time) {
+	o := &w.g.opts
+	out := outcome{second: int(intended.Sub(w.g.start) / time.Second)}
+	if out.second < 0 {
+		out.second = 0
+	}
+	if wait := time.Since(intended); wait > o.Timeout {
+		// Planned so long ago that its deadline passed in the queue: it
+		// counts as a timeout without being sent.
+		out.latency, out.class = wait, ClassTimeout
+		w.record(&out)
+		return
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, o.Timeout)
+	req := w.req.WithContext(ctx)
+	if o.Body != nil {
+		req.Body = io.NopCloser(bytes.NewReader(o.Body))
+	}
+	resp, err := w.g.rt.RoundTrip(req)
+	if err == nil {
+		out.status = resp.StatusCode
+		out.backend = headerValue(resp.Header, "X-Backend")
+		out.zone = headerValue(resp.Header, "X-Backend-Zone")
+		err = w.drain(resp.Body)
+	}
+	cancel()
+	out.latency = time.Since(intended)
+	out.class = Classify(err)
+	w.record(&out)
+}
+
+func (w *worker) record(out *outcome) {
+	w.shard.record(out)
+	w.g.done.Add(1)
+	if out.failed() {
+		w.g.failed.Add(1)
+	}
+}
+
+// drain reads the body to its end so the connection can be reused and a
+// reset mid-body is seen as one.
+func (w *worker) drain(body io.ReadCloser) error {
+	var err error
+	for {
+		_, rerr := body.Read(w.buf)
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	if cerr := body.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
+}
+
+// headerValue reads a canonical header key without the canonicalization
+// Header.Get performs.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
