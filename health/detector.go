@@ -1,0 +1,161 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/balancer"
+)
+
+// sweepEvery is the longest the Detector's loop sleeps, so records of
+// backends that left the pool (and their metric series) are dropped even
+// when no request and no check touches the pool.
+const sweepEvery = time.Second
+
+// Detector is a pool's passive outlier detection: it ejects a backend that
+// fails ConsecutiveFailures attempts of real traffic in a row, and brings it
+// back when the ejection ends. Observe is safe for concurrent use; Run
+// owns the timers that end ejections.
+type Detector struct {
+	t    *Tracker
+	opts atomic.Pointer[PassiveOptions]
+	wake chan struct{}
+}
+
+// NewDetector returns the outlier detection of t's pool.
+func NewDetector(t *Tracker, o PassiveOptions) (*Detector, error) {
+	d := &Detector{t: t, wake: make(chan struct{}, 1)}
+	if err := d.Configure(o); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Configure applies new options on reload. Failure counts, ejections in
+// progress and back-off history are kept; a new Ejection applies to the
+// next ejection.
+func (d *Detector) Configure(o PassiveOptions) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	d.opts.Store(&o)
+	d.t.ejection.Store(int64(o.Ejection))
+	d.poke()
+	return nil
+}
+
+func (d *Detector) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Observe records the outcome of one attempt on b. The proxy calls it after
+// every attempt, with failed true for a connect error, reset, timeout or a
+// retryable 5xx, and never for a client that went away. A success costs a
+// map read and an atomic load; only the failure that reaches the threshold
+// takes the pool's lock.
+func (d *Detector) Observe(b *balancer.Backend, failed bool) {
+	r := d.t.lookup(b)
+	if r == nil {
+		return
+	}
+	if !failed {
+		if r.fails.Load() != 0 {
+			r.fails.Store(0)
+		}
+		return
+	}
+	o := d.opts.Load()
+	if o.ConsecutiveFailures <= 0 {
+		return
+	}
+	if n := r.fails.Add(1); n >= int64(o.ConsecutiveFailures) {
+		d.eject(r, o, n)
+	}
+}
+
+// eject ejects r's backend if it is up and the pool's cap allows. Either
+// way the failure count starts over, so a backend that cannot be ejected
+// takes the lock once per threshold failures, not on every failure.
+func (d *Detector) eject(r *record, o *PassiveOptions, n int64) {
+	t := d.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.fails.Store(0)
+	if r.b.State() != balancer.StateUp || r.b.Removed() {
+		return
+	}
+	total, ejected := 0, 0
+	for _, b := range t.pool.Backends() {
+		total++
+		if b.State() == balancer.StateEjected {
+			ejected++
+		}
+	}
+	if ejected > 0 && (ejected+1)*100 > o.MaxEjectedPercent*total {
+		t.log.Debug("backend not ejected: pool at its ejection cap",
+			"pool", t.pool.Name(), "backend", r.b.Address(), "zone", r.b.Zone(),
+			"ejected", ejected, "total", total, "max_ejected_percent", o.MaxEjectedPercent)
+		return
+	}
+	now := time.Now()
+	k := min(r.decayLocked(now, o.Ejection)+1, MaxBackoff)
+	r.recent = k
+	r.total++
+	length := time.Duration(k) * o.Ejection
+	reason := fmt.Sprintf("%d consecutive failed attempts; ejected for %v", n, length)
+	if t.setStateLocked(r, balancer.StateEjected, reason, now) {
+		r.ejectedUntil = now.Add(length)
+		if !t.closed {
+			t.m.ejections.WithLabelValues(t.pool.Name(), r.b.Address(), r.b.Zone()).Inc()
+		}
+		d.poke()
+	}
+}
+
+// Run ends ejections when their time is up, until ctx ends. Call it once,
+// in a goroutine the caller owns.
+func (d *Detector) Run(ctx context.Context) {
+	timer := time.NewTimer(sweepEvery)
+	defer timer.Stop()
+	for {
+		wait := sweepEvery
+		if next := d.sweep(time.Now()); !next.IsZero() {
+			wait = min(wait, time.Until(next))
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-d.wake:
+		}
+	}
+}
+
+// sweep brings back every backend whose ejection ended by now and returns
+// the earliest ejection end still ahead, or zero if none.
+func (d *Detector) sweep(now time.Time) time.Time {
+	t := d.t
+	s := t.sync()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var next time.Time
+	for _, r := range s.recs {
+		if r.b.State() != balancer.StateEjected || r.ejectedUntil.IsZero() {
+			continue
+		}
+		if !now.Before(r.ejectedUntil) {
+			t.setStateLocked(r, balancer.StateUp, "ejection ended", now)
+			continue
+		}
+		if next.IsZero() || r.ejectedUntil.Before(next) {
+			next = r.ejectedUntil
+		}
+	}
+	return next
+}
