@@ -1,0 +1,22 @@
+package discovery
+
+import "time"
+
+// State is a watcher's view of its sync with Consul, for /readyz and
+// /status.
+type State struct {
+	// Synced is true when the last query succeeded. It is false before the
+	// first answer and after any error, until the next answer.
+	Synced bool `json:"synced"`
+	// LastSuccess is when the last answer arrived; zero if none has.
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LastError is the last query error, kept after a later success so
+	// status pages can show what happened; "" if none.
+	LastError string `json:"last_error,omitempty"`
+	// LastErrorTime is when LastError happened.
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+	// Backends is the size of the last set handed to the sink.
+	Backends int `json:"backends"`
+	// Index is the Consul index the next blocking query waits on.
+	Index uint64 `json:"index"`
+}

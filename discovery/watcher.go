@@ -1,0 +1,280 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/azimuthproxy/azimuth/balancer"
+)
+
+// Sink receives a pool's whole backend set each time it changes. The
+// balancer's pool satisfies it; Update must not keep the slice's backing
+// array beyond its own copy semantics (the watcher never touches a slice
+// after handing it over).
+type Sink interface {
+	Update(specs []balancer.Spec)
+}
+
+// healthQuerier is the one Consul call a watcher makes; *api.Health has it.
+type healthQuerier interface {
+	ServiceMultipleTags(service string, tags []string, passingOnly bool, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error)
+}
+
+// WatcherConfig is everything a Watcher needs.
+type WatcherConfig struct {
+	// Pool names the pool in logs and metric labels.
+	Pool string
+	// Client talks to the agent; see NewClient.
+	Client *api.Client
+	// Datacenter overrides the client's datacenter for this watcher.
+	Datacenter string
+	// Options selects and converts the service's instances.
+	Options PoolOptions
+	// Sink receives each new set.
+	Sink Sink
+	// Logger receives the watcher's structured logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil keeps them private.
+	Registerer prometheus.Registerer
+	// Timing tunes the loop; zero fields take defaults.
+	Timing Timing
+	// Rand returns a number in [0, 1) for back-off jitter; nil uses
+	// math/rand/v2.
+	Rand func() float64
+	// Now tells the time for State and metrics; nil uses time.Now.
+	Now func() time.Time
+}
+
+// Watcher follows one Consul service for one pool with blocking queries and
+// hands every changed set to its Sink. Create it with NewWatcher and drive
+// it with Run; State may be read from any goroutine.
+type Watcher struct {
+	pool    string
+	dc      string
+	opts    PoolOptions
+	health  healthQuerier
+	sink    Sink
+	log     *slog.Logger
+	metrics *metrics
+	timing  Timing
+	rand    func() float64
+	now     func() time.Time
+
+	running atomic.Bool
+	state   atomic.Pointer[State]
+
+	// Owned by the Run goroutine.
+	index       uint64
+	last        []balancer.Spec
+	sent        bool
+	errorsInRow int
+	noZone      map[string]struct{}
+	badWeight   map[string]struct{}
+}
+
+// NewWatcher checks cfg and builds a watcher; it does not contact Consul.
+func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("creating consul watcher: no client")
+	}
+	if cfg.Sink == nil {
+		return nil, errors.New("creating consul watcher: no sink")
+	}
+	if err := cfg.Options.Validate(); err != nil {
+		return nil, fmt.Errorf("creating consul watcher for pool %q: %w", cfg.Pool, err)
+	}
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("creating consul watcher for pool %q: %w", cfg.Pool, err)
+	}
+	w := &Watcher{
+		pool:      cfg.Pool,
+		dc:        cfg.Datacenter,
+		opts:      cfg.Options,
+		health:    cfg.Client.Health(),
+		sink:      cfg.Sink,
+		log:       cfg.Logger,
+		metrics:   m,
+		timing:    cfg.Timing.withDefaults(),
+		rand:      cfg.Rand,
+		now:       cfg.Now,
+		noZone:    map[string]struct{}{},
+		badWeight: map[string]struct{}{},
+	}
+	w.opts.Tags = slices.Clone(cfg.Options.Tags)
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	w.log = w.log.With("pool", cfg.Pool, "service", cfg.Options.Service)
+	if w.rand == nil {
+		w.rand = rand.Float64
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	w.state.Store(&State{})
+	m.syncState.WithLabelValues(w.pool).Set(0)
+	m.errors.WithLabelValues(w.pool).Add(0)
+	m.updates.WithLabelValues(w.pool).Add(0)
+	return w, nil
+}
+
+// State returns the watcher's latest sync state.
+func (w *Watcher) State() State {
+	return *w.state.Load()
+}
+
+// Run follows the service until ctx is done, then returns ctx's error. It
+// may be called once per watcher.
+func (w *Watcher) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("consul watcher already running")
+	}
+	w.log.Info("watching consul service")
+	var lastStart time.Time
+	for {
+		// Rate limit: a service whose answer changes all the time cannot
+		// make the loop spin.
+		if wait := w.timing.MinInterval - time.Since(lastStart); !lastStart.IsZero() && wait > 0 {
+			if !sleep(ctx, wait) {
+				return ctx.Err()
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		lastStart = time.Now()
+		err := w.once(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			continue
+		}
+		w.errorsInRow++
+		w.recordError(err)
+		delay := backoff(w.errorsInRow, w.timing.BackoffBase, w.timing.BackoffMax, w.rand())
+		w.log.Warn("querying consul failed; keeping the last backend set", "error", err, "errors_in_a_row", w.errorsInRow, "retry_in", delay)
+		if !sleep(ctx, delay) {
+			return ctx.Err()
+		}
+	}
+}
+
+// once runs one blocking query and applies its answer. A panic (in the sink,
+// say) is turned into an error so the loop backs off instead of dying.
+func (w *Watcher) once(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("applying consul answer: panic: %v", p)
+		}
+	}()
+	// The agent adds up to Wait/16 of jitter; past that plus some slack,
+	// the connection is dead even if TCP has not noticed yet.
+	qctx, cancel := context.WithTimeout(ctx, w.timing.Wait+w.timing.Wait/16+10*time.Second)
+	defer cancel()
+	q := (&api.QueryOptions{
+		Datacenter: w.dc,
+		AllowStale: w.opts.AllowStale,
+		WaitIndex:  w.index,
+		WaitTime:   w.timing.Wait,
+	}).WithContext(qctx)
+	entries, meta, err := w.health.ServiceMultipleTags(w.opts.Service, w.opts.Tags, !w.opts.IncludeWarning, q)
+	if err != nil {
+		return fmt.Errorf("querying health of service %s: %w", w.opts.Service, err)
+	}
+	next := nextIndex(w.index, meta.LastIndex)
+	if next == 0 {
+		w.log.Info("consul index went backwards; starting over", "was", w.index, "got", meta.LastIndex)
+	}
+	w.index = next
+	w.errorsInRow = 0
+	w.apply(buildSnapshot(entries, w.opts))
+	return nil
+}
+
+// apply hands a new set to the sink when it differs from the last one (or
+// is the first), and records success.
+func (w *Watcher) apply(s snapshot) {
+	w.noteOnce(w.noZone, s.noZone, "consul instance has no zone; it joins zone \"\"",
+		"zone_meta", w.opts.ZoneMeta, "zone_tag_prefix", w.opts.ZoneTagPrefix)
+	w.noteOnce(w.badWeight, s.badWeight, "consul instance weight metadata is not a positive integer; using the service weights",
+		"weight_meta", w.opts.WeightMeta)
+	changed := !w.sent || !slices.Equal(w.last, s.specs)
+	if changed {
+		w.sink.Update(slices.Clone(s.specs))
+		w.last = s.specs
+		w.sent = true
+		w.metrics.updates.WithLabelValues(w.pool).Inc()
+		w.metrics.backends.WithLabelValues(w.pool).Set(float64(len(s.specs)))
+		w.log.Info("backend set from consul", "backends", len(s.specs), "skipped", s.skipped, "index", w.index)
+	}
+	now := w.now()
+	prev := w.state.Load()
+	w.state.Store(&State{
+		Synced:        true,
+		LastSuccess:   now,
+		LastError:     prev.LastError,
+		LastErrorTime: prev.LastErrorTime,
+		Backends:      len(w.last),
+		Index:         w.index,
+	})
+	w.metrics.lastSuccess.WithLabelValues(w.pool).Set(float64(now.UnixNano()) / 1e9)
+	w.metrics.syncState.WithLabelValues(w.pool).Set(1)
+}
+
+// recordError marks the watcher out of sync.
+func (w *Watcher) recordError(err error) {
+	prev := w.state.Load()
+	w.state.Store(&State{
+		Synced:        false,
+		LastSuccess:   prev.LastSuccess,
+		LastError:     err.Error(),
+		LastErrorTime: w.now(),
+		Backends:      prev.Backends,
+		Index:         prev.Index,
+	})
+	w.metrics.errors.WithLabelValues(w.pool).Inc()
+	w.metrics.syncState.WithLabelValues(w.pool).Set(0)
+}
+
+// noteOnce logs msg for each address not logged before, and forgets
+// addresses that are gone, so the set stays as small as the pool.
+func (w *Watcher) noteOnce(seen map[string]struct{}, addrs []string, msg string, attrs ...any) {
+	current := make(map[string]struct{}, len(addrs))
+	for _, a := range addrs {
+		current[a] = struct{}{}
+		if _, ok := seen[a]; !ok {
+			w.log.Warn(msg, append([]any{"address", a}, attrs...)...)
+		}
+	}
+	clear(seen)
+	for a := range current {
+		seen[a] = struct{}{}
+	}
+}
+
+// sleep waits for d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
