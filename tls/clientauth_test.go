@@ -1,0 +1,84 @@
+package edgetls
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"testing"
+)
+
+func TestClientAuth(t *testing.T) {
+	serverCA := newCA(t, "server CA")
+	clientCA := newCA(t, "client CA")
+	strangerCA := newCA(t, "stranger CA")
+	dir := t.TempDir()
+	cf := writePair(t, dir, "site", serverCA.issue(t, leafSpec{dns: []string{"site.test"}}))
+	caFile := dir + "/client-ca.pem"
+	writeFile(t, caFile, clientCA.pem)
+	alice := clientCA.issue(t, leafSpec{cn: "alice", client: true}).tlsCert(t)
+	mallory := strangerCA.issue(t, leafSpec{cn: "mallory", client: true}).tlsCert(t)
+
+	servers := map[string]*Server{}
+	for _, mode := range []string{"none", "require", "verify_if_given"} {
+		src := newSource(t, Options{Listener: mode, Certs: []CertFile{cf}, ClientAuth: mode, ClientCAFile: caFile}, Deps{})
+		servers[mode] = startServer(t, "127.0.0.1:0", src, true, echoHandler)
+	}
+
+	tests := []struct {
+		name        string
+		mode        string
+		proto       string
+		cert        *tls.Certificate
+		wantRefused bool
+		wantSubject string
+	}{
+		{name: "require refuses no certificate", mode: "require", proto: "h2", wantRefused: true},
+		{name: "require refuses an unknown CA", mode: "require", proto: "h2", cert: &mallory, wantRefused: true},
+		{name: "require accepts alice", mode: "require", proto: "h2", cert: &alice, wantSubject: "CN=alice,O=Azimuth Test"},
+		{name: "require accepts alice over h1", mode: "require", proto: "h1", cert: &alice, wantSubject: "CN=alice,O=Azimuth Test"},
+		{name: "require refuses no certificate over h3", mode: "require", proto: "h3", wantRefused: true},
+		{name: "require accepts alice over h3", mode: "require", proto: "h3", cert: &alice, wantSubject: "CN=alice,O=Azimuth Test"},
+		{name: "verify_if_given accepts none", mode: "verify_if_given", proto: "h2", wantSubject: ""},
+		{name: "verify_if_given accepts alice", mode: "verify_if_given", proto: "h2", cert: &alice, wantSubject: "CN=alice,O=Azimuth Test"},
+		{name: "verify_if_given refuses an unknown CA", mode: "verify_if_given", proto: "h2", cert: &mallory, wantRefused: true},
+		{name: "none ignores a certificate", mode: "none", proto: "h2", cert: &alice, wantSubject: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &tls.Config{RootCAs: serverCA.pool, ServerName: "site.test"}
+			if tt.cert != nil {
+				// Always send it, even when the server's CA list does not
+				// name its issuer, so the server must verify and refuse.
+				cert := tt.cert
+				tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+			}
+			resp, err := clientFor(t, tt.proto, tc).Get("https://" + servers[tt.mode].Addr().String() + "/")
+			if tt.wantRefused {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("request accepted with status %d", resp.StatusCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("request refused: %v", err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if want := resp.Proto + "|" + tt.wantSubject; string(body) != want {
+				t.Errorf("handler saw %q, want %q", body, want)
+			}
+		})
+	}
+}
+
+func TestClientSubjectWithoutTLS(t *testing.T) {
+	r, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+	if s, ok := ClientSubject(r); ok || s != "" {
+		t.Errorf("plain request gave subject %q, %v", s, ok)
+	}
+	r.TLS = &tls.ConnectionState{}
+	if s, ok := ClientSubject(r); ok || s != "" {
+		t.Errorf("unverified request gave subject %q, %v", s, ok)
+	}
+}
