@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+)
+
+// Cause is why an attempt did not produce a usable response.
+type Cause uint8
+
+const (
+	// CauseNone: the attempt got a response that is passed to the client.
+	CauseNone Cause = iota
+	// CauseConnect: the connection to the backend could not be made
+	// (refused, unreachable, connect timeout, TLS handshake failure). The
+	// backend never saw the request.
+	CauseConnect
+	// CauseTimeout: no response headers within the per-try timeout.
+	CauseTimeout
+	// CauseReset: the connection broke before the response headers.
+	CauseReset
+	// CauseStatus: the backend answered with a status listed in retry.on.
+	CauseStatus
+	// CauseClientGone: the client cancelled or disconnected. Never retried,
+	// never held against the backend.
+	CauseClientGone
+	// CauseOther: any other transport error (malformed response...).
+	CauseOther
+	numCauses
+)
+
+var causeNames = [numCauses]string{"ok", "connect_failure", "timeout", "reset", "status", "client_gone", "error"}
+
+// String returns the name used in retry.on, metrics and logs.
+func (c Cause) String() string {
+	if c < numCauses {
+		return causeNames[c]
+	}
+	return "unknown"
+}
+
+// BackendFault reports whether the cause counts against the backend for
+// passive outlier detection.
+func (c Cause) BackendFault() bool {
+	return c == CauseConnect || c == CauseTimeout || c == CauseReset || c == CauseStatus || c == CauseOther
+}
+
+// errPerTryTimeout is the cancel cause of an attempt whose per-try timer fired.
+var errPerTryTimeout = errors.New("per-try timeout")
+
+// classify maps a RoundTrip error to a Cause. attemptCtx is the attempt's
+// context and clientCtx the inbound request's, so a timeout of ours and a
+// client that left are told apart from the transport's own errors.
+func classify(err error, attemptCtx, clientCtx context.Context) Cause {
+	switch {
+	case err == nil:
+		return CauseNone
+	case clientCtx.Err() != nil:
+		return CauseClientGone
+	case context.Cause(attemptCtx) == errPerTryTimeout:
+		return CauseTimeout
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return CauseConnect
+	}
+	var rec tls.RecordHeaderError
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &rec) || errors.As(err, &cve) {
+		return CauseConnect
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return CauseReset
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return CauseTimeout
+	}
+	return CauseOther
+}

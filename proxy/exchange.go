@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/balancer"
+)
+
+// maxLoggedAttempts bounds the attempts an access-log line lists.
+const maxLoggedAttempts = 8
+
+// exchange is one request's state on its way through the proxy: routing
+// result, buffered body, attempts and the response as written. Exchanges
+// are pooled; one is owned by a single request from ServeHTTP to its end.
+type exchange struct {
+	listener *listener
+	pool     *Pool
+	id       string
+	start    time.Time
+	body     body
+	rec      recorder
+	attempts [maxLoggedAttempts]attemptRecord
+	tries    int
+	final    Cause // cause of the last failed attempt, if the request failed
+}
+
+// attemptRecord is what the access log says of one attempt.
+type attemptRecord struct {
+	backend  string
+	zone     string
+	cause    Cause
+	status   int
+	duration time.Duration
+}
+
+type exchangeKey struct{}
+
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+func exchangeOf(ctx context.Context) *exchange {
+	return ctx.Value(exchangeKey{}).(*exchange)
+}
+
+func (x *exchange) record(b *balancer.Backend, cause Cause, status int, d time.Duration) {
+	if x.tries < maxLoggedAttempts {
+		x.attempts[x.tries] = attemptRecord{backend: b.Address(), zone: b.Zone(), cause: cause, status: status, duration: d}
+	}
+	x.tries++
+}
+
+func (x *exchange) reset() {
+	x.body.release()
+	*x = exchange{}
+}
+
+// recorder wraps the client's ResponseWriter to learn the status and size
+// of the response. Unwrap lets http.ResponseController reach flushing and
+// hijacking of the connection beneath.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 || r.status < 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

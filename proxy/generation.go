@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+)
+
+// ListenerConfig is one listener's request handling for a generation.
+type ListenerConfig struct {
+	Name   string
+	Routes []Route
+	// TrustedProxies are the peers whose X-Forwarded-* headers are kept
+	// and appended to; from anyone else they are replaced.
+	TrustedProxies []netip.Prefix
+	// ClientSubjectHeader names the header that carries a verified client
+	// certificate's subject to backends; "" sends none. A client's own
+	// header of that name is always removed.
+	ClientSubjectHeader string
+	// ClientSubject returns the verified client subject of a request, or "".
+	ClientSubject func(*http.Request) string
+	// MaxBody rejects request bodies longer than this with 413; 0 allows any.
+	MaxBody int64
+}
+
+// Config is everything the request path needs for one generation.
+type Config struct {
+	Listeners []ListenerConfig
+	Pools     []PoolConfig
+}
+
+// Generation is one immutable, published config of the request path. It is
+// never written after Publish; a reload builds a new one.
+type Generation struct {
+	listeners map[string]*listener
+	pools     map[string]*Pool
+	inflight  atomic.Int64 // requests being served by this generation
+}
+
+type listener struct {
+	ListenerConfig
+	router *router
+}
+
+// Pool returns the generation's pool with the name, or nil.
+func (g *Generation) Pool(name string) *Pool { return g.pools[name] }
+
+// InFlight returns the requests this generation is serving.
+func (g *Generation) InFlight() int64 { return g.inflight.Load() }
+
+// Build makes a generation from c. Retry budgets and metric children of
+// pools that existed before carry over, so their counts stay true.
+func (s *Server) Build(c Config) (*Generation, error) {
+	g := &Generation{listeners: map[string]*listener{}, pools: map[string]*Pool{}}
+	for _, pc := range c.Pools {
+		if pc.Balancer == nil || pc.Transport == nil {
+			return nil, fmt.Errorf("building pool %q: balancer and transport are required", pc.Name)
+		}
+		if pc.Retry.Attempts < 1 {
+			pc.Retry.Attempts = 1
+		}
+		if pc.Scheme == "" {
+			pc.Scheme = "http"
+		}
+		b, m := s.poolState(pc.Name)
+		g.pools[pc.Name] = &Pool{PoolConfig: pc, budget: b, metrics: m}
+	}
+	for _, lc := range c.Listeners {
+		r, err := newRouter(lc.Routes, g.pools)
+		if err != nil {
+			return nil, fmt.Errorf("building listener %q: %w", lc.Name, err)
+		}
+		g.listeners[lc.Name] = &listener{ListenerConfig: lc, router: r}
+	}
+	return g, nil
+}
+
+func (s *Server) poolState(name string) (*Budget, *poolMetrics) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.pools[name]
+	if !ok {
+		st = poolState{budget: new(Budget), metrics: s.metrics.pool(name)}
+		s.pools[name] = st
+	}
+	return st.budget, st.metrics
+}
+
+type poolState struct {
+	budget  *Budget
+	metrics *poolMetrics
+}

@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// listenerHandler serves one listener's requests from the current
+// generation.
+type listenerHandler struct {
+	s    *Server
+	name string
+}
+
+func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g := h.s.current.Load()
+	if g == nil {
+		plain(w, http.StatusServiceUnavailable, "no configuration loaded\n", true)
+		return
+	}
+	g.inflight.Add(1)
+	defer g.inflight.Add(-1)
+	l := g.listeners[h.name]
+	if l == nil {
+		plain(w, http.StatusServiceUnavailable, "listener closing\n", true)
+		return
+	}
+	p := l.router.match(r.Host, r.URL.Path)
+	if p == nil {
+		plain(w, http.StatusNotFound, "no route\n", false)
+		return
+	}
+	x := exchanges.Get().(*exchange)
+	*x = exchange{listener: l, pool: p, start: time.Now()}
+	x.rec.ResponseWriter = w
+	defer func() {
+		if v := recover(); v != nil {
+			// The response broke after it began (a backend reset mid-body):
+			// net/http aborts the client connection so the client sees a
+			// failure, never a short body passed off as whole.
+			h.s.finish(x, r, true)
+			panic(v)
+		}
+		h.s.finish(x, r, false)
+	}()
+
+	x.id = r.Header.Get("X-Request-Id")
+	if x.id == "" || len(x.id) > maxRequestIDLen {
+		x.id = newRequestID()
+	}
+	if l.MaxBody > 0 {
+		if r.ContentLength > l.MaxBody {
+			plain(&x.rec, http.StatusRequestEntityTooLarge, "request body too large\n", false)
+			return
+		}
+		r.Body = http.MaxBytesReader(&x.rec, r.Body, l.MaxBody)
+	}
+	if err := x.body.load(r, p.Retry.MaxBody); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			plain(&x.rec, http.StatusRequestEntityTooLarge, "request body too large\n", false)
+		} else {
+			x.final = CauseClientGone
+			plain(&x.rec, http.StatusBadRequest, "request body incomplete\n", false)
+		}
+		return
+	}
+	p.budget.begin()
+	defer p.budget.end()
+	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	h.s.rp.ServeHTTP(&x.rec, r.WithContext(ctx))
+}
+
+// finish records the request's metrics and access-log line and returns the
+// exchange to its pool.
+func (s *Server) finish(x *exchange, r *http.Request, aborted bool) {
+	status := x.rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if m := x.pool.metrics; m != nil {
+		m.requests.get(requestKey{listener: x.listener.Name, code: status}).Inc()
+		m.duration.Observe(time.Since(x.start).Seconds())
+	}
+	if s.access != nil {
+		s.access.log(x, r, status, aborted)
+	}
+	x.reset()
+	exchanges.Put(x)
+}
+
+// plain writes a short plain-text answer. It never carries internal detail.
+func plain(w http.ResponseWriter, code int, msg string, retryAfter bool) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if retryAfter {
+		h.Set("Retry-After", "1")
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(msg))
+}
