@@ -37,12 +37,17 @@ const (
 	flagDrained uint32 = 1 << 8  // an operator drained this backend
 	flagZoneOff uint32 = 1 << 9  // an operator drained this backend's zone
 	flagRemoved uint32 = 1 << 10 // gone from the pool's set; retiring
+	flagsOff           = flagDrained | flagZoneOff | flagRemoved
 )
 
 // Backend is one server of a pool: its Spec plus live state in atomics. A
 // Backend is created once per address and pool and never copied; every
 // config reload and discovery update that keeps the address keeps the
 // Backend, so its in-flight count, health and slow start carry over.
+//
+// Readers (Pick, Available, observers) use atomic loads only. Writers of
+// the state word take the pool's lock, which keeps the pool's per-zone
+// health tally exact; they are rare (health transitions, drains, updates).
 type Backend struct {
 	addr string
 	pool *Pool
@@ -53,10 +58,12 @@ type Backend struct {
 	// rampFrom is when slow start began, in nanoseconds of the pool clock;
 	// 0 once the ramp is over or if it never started.
 	rampFrom atomic.Int64
+
+	zone int // index of the zone in the pool's current set; -1 if removed. Guarded by Pool.mu.
 }
 
 func newBackend(p *Pool, s Spec, st State) *Backend {
-	b := &Backend{addr: s.Address, pool: p}
+	b := &Backend{addr: s.Address, pool: p, zone: -1}
 	b.spec.Store(&s)
 	b.word.Store(uint32(st))
 	return b
@@ -85,7 +92,8 @@ func (b *Backend) Removed() bool { return b.word.Load()&flagRemoved != 0 }
 
 // Available reports whether the backend may take a new request: it is up,
 // not drained (itself or its zone) and still in its pool. It ignores
-// capacity; see HasCapacity. Every selection path asks this one predicate.
+// capacity; see HasCapacity. Every selection path asks this one predicate
+// (inlined in the pick loops as word == StateUp).
 func (b *Backend) Available() bool { return b.word.Load() == uint32(StateUp) }
 
 // HasCapacity reports whether the backend is below its max_conns.
@@ -96,58 +104,53 @@ func (b *Backend) HasCapacity() bool {
 
 // SetState moves the backend to state to and reports the state it left and
 // whether anything changed, so callers log and count transitions only. A
-// backend coming back up starts its slow-start ramp.
+// backend coming back up starts its slow-start ramp before it is visible as
+// up, so no pick sees it up at full weight.
 func (b *Backend) SetState(to State) (from State, changed bool) {
-	for {
-		w := b.word.Load()
-		from = State(w & stateMask)
-		if from == to {
-			return from, false
-		}
-		if b.word.CompareAndSwap(w, w&^stateMask|uint32(to)) {
-			if to == StateUp {
-				b.startRamp()
-				b.pool.wake()
-			}
-			return from, true
-		}
+	if from = b.State(); from == to {
+		return from, false // the common case for a health checker: no lock
 	}
+	p := b.pool
+	p.mu.Lock()
+	w := b.word.Load()
+	if from = State(w & stateMask); from == to {
+		p.mu.Unlock()
+		return from, false
+	}
+	if to == StateUp {
+		b.startRamp()
+	}
+	p.storeWordLocked(b, w&^stateMask|uint32(to))
+	p.mu.Unlock()
+	if to == StateUp {
+		p.wake()
+	}
+	return from, true
 }
 
 // SetDrained drains (on) or re-enables (off) the backend for new requests;
 // requests in flight finish. It reports whether anything changed.
-func (b *Backend) SetDrained(on bool) bool { return b.setFlag(flagDrained, on) }
-
-func (b *Backend) setFlag(f uint32, on bool) bool {
-	for {
-		w := b.word.Load()
-		n := w &^ f
-		if on {
-			n |= f
-		}
-		if n == w {
-			return false
-		}
-		if b.word.CompareAndSwap(w, n) {
-			if !on {
-				b.pool.wake()
-			}
-			return true
-		}
+func (b *Backend) SetDrained(on bool) bool {
+	p := b.pool
+	p.mu.Lock()
+	changed := p.setFlagLocked(b, flagDrained, on)
+	p.mu.Unlock()
+	if changed && !on {
+		p.wake()
 	}
+	return changed
 }
 
 // tryAcquire counts a new request on the backend unless that would exceed
-// its max_conns.
-func (b *Backend) tryAcquire() bool {
-	m := int64(b.spec.Load().MaxConns)
-	if m <= 0 {
+// maxConns (0: no cap).
+func (b *Backend) tryAcquire(maxConns int64) bool {
+	if maxConns <= 0 {
 		b.inFlight.Add(1)
 		return true
 	}
 	for {
 		n := b.inFlight.Load()
-		if n >= m {
+		if n >= maxConns {
 			return false
 		}
 		if b.inFlight.CompareAndSwap(n, n+1) {
@@ -157,37 +160,44 @@ func (b *Backend) tryAcquire() bool {
 }
 
 // Release ends a request that Pick counted on the backend. It must be called
-// exactly once per successful Pick.
+// exactly once per successful Pick. A removed backend whose last request
+// ends is retired here; a queued request gets the freed slot.
 func (b *Backend) Release() {
-	b.inFlight.Add(-1)
-	b.pool.wake()
-}
-
-func (b *Backend) startRamp() {
-	if b.pool.opts().SlowStart > 0 {
-		b.rampFrom.Store(b.pool.now())
+	p := b.pool
+	if b.inFlight.Add(-1) <= 0 && b.word.Load()&flagRemoved != 0 {
+		p.retire(b)
+	}
+	if p.q.waiting.Load() != 0 {
+		p.wake()
 	}
 }
 
-// minRamp is the share of its weight a backend gets at the start of slow start.
-const minRamp = 0.1
+// startRamp begins slow start now. The pool clock's zero instant is stored
+// as 1ns, since 0 means "no ramp".
+func (b *Backend) startRamp() {
+	if b.pool.opts().SlowStart <= 0 {
+		return
+	}
+	b.rampFrom.Store(max(b.pool.now(), 1))
+}
 
-// effectiveWeight is the weight scaled by the slow-start ramp: from about 10%
-// when the ramp begins to 100% after the pool's slow_start.
-func (b *Backend) effectiveWeight(s *Spec, slow time.Duration, now func() int64) float64 {
-	w := float64(s.weight())
+// minRamp is the share of its weight, in 1/(1<<weightShift) units, a backend
+// gets at the start of slow start: about 10%.
+const minRamp = (1 << weightShift) / 10
+
+// rampWeight is weight (fixed point) scaled by the slow-start ramp: from
+// about 10% when the ramp begins to 100% after slow. The clock is read only
+// when a ramp is running. A finished ramp is cleared so later picks skip the clock.
+func (b *Backend) rampWeight(weight int64, slow time.Duration, c *clock) int64 {
 	from := b.rampFrom.Load()
 	if from == 0 || slow <= 0 {
-		return w
+		return weight
 	}
-	elapsed := now() - from
+	elapsed := c.now() - from
 	if elapsed >= int64(slow) {
 		b.rampFrom.CompareAndSwap(from, 0)
-		return w
+		return weight
 	}
-	f := float64(elapsed) / float64(slow)
-	if f < minRamp {
-		f = minRamp
-	}
-	return w * f
+	f := max(elapsed<<weightShift/int64(slow), minRamp)
+	return max(weight*f>>weightShift, 1)
 }

@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,17 +40,12 @@ type Rand interface {
 	Float64() float64
 }
 
+// globalRand is the default Rand: the runtime's per-thread generator, so
+// concurrent picks share no lock.
 type globalRand struct{}
 
 func (globalRand) IntN(n int) int   { return rand.IntN(n) }
 func (globalRand) Float64() float64 { return rand.Float64() }
-
-// set is one immutable generation of a pool's backends, grouped by zone.
-type set struct {
-	backends []*Backend
-	zoneOf   []uint8  // zone index of backends[i]
-	zones    []string // distinct zones, sorted
-}
 
 // Pool balances requests over one backend set. The set is an immutable
 // snapshot swapped with Update; picks read it without locks.
@@ -62,10 +56,14 @@ type Pool struct {
 	options atomic.Pointer[Options]
 	current atomic.Pointer[set]
 
-	mu       sync.Mutex // serialises Update, zone drains and retiring
-	serving  bool       // a set has been applied once
+	mu       sync.Mutex // serialises Update, state writes, zone drains and retiring
+	serving  bool       // a non-empty set has been applied once
 	retiring map[string]*Backend
 	offZones map[string]bool
+
+	// p2cAbove is the number of backends in a range above which least-conn
+	// samples two at random instead of scanning them all; see leastConn.
+	p2cAbove int
 
 	q queue
 }
@@ -81,13 +79,12 @@ func WithClock(now func() time.Time) PoolOption { return func(p *Pool) { p.nowFn
 
 // NewPool returns an empty pool.
 func NewPool(name string, o Options, opts ...PoolOption) *Pool {
-	p := &Pool{name: name, rnd: globalRand{}, nowFn: time.Now, retiring: map[string]*Backend{}, offZones: map[string]bool{}}
+	p := &Pool{name: name, rnd: globalRand{}, nowFn: time.Now, retiring: map[string]*Backend{}, offZones: map[string]bool{}, p2cAbove: p2cAbove}
 	for _, f := range opts {
 		f(p)
 	}
 	p.options.Store(&o)
-	p.current.Store(&set{})
-	p.q.init()
+	p.current.Store(buildSet(nil))
 	return p
 }
 
@@ -113,12 +110,7 @@ func (p *Pool) Backends() []*Backend { return p.current.Load().backends }
 
 // Backend returns the current backend with the address, or nil.
 func (p *Pool) Backend(addr string) *Backend {
-	for _, b := range p.current.Load().backends {
-		if b.addr == addr {
-			return b
-		}
-	}
-	return nil
+	return p.current.Load().byAddr[addr]
 }
 
 // Update replaces the pool's backend set. Backends present before and after
@@ -129,15 +121,7 @@ func (p *Pool) Backend(addr string) *Backend {
 // duplicate address keeps its first spec.
 func (p *Pool) Update(specs []Spec) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	old := p.current.Load()
-	byAddr := make(map[string]*Backend, len(old.backends)+len(p.retiring))
-	for _, b := range old.backends {
-		byAddr[b.addr] = b
-	}
-	for a, b := range p.retiring {
-		byAddr[a] = b
-	}
 	o := p.opts()
 	next := make([]*Backend, 0, len(specs))
 	seen := make(map[string]bool, len(specs))
@@ -146,7 +130,10 @@ func (p *Pool) Update(specs []Spec) {
 			continue
 		}
 		seen[s.Address] = true
-		b := byAddr[s.Address]
+		b := old.byAddr[s.Address]
+		if b == nil {
+			b = p.retiring[s.Address]
+		}
 		if b == nil {
 			st := StateUp
 			if p.serving && o.ActiveChecks {
@@ -158,50 +145,30 @@ func (p *Pool) Update(specs []Spec) {
 			}
 		} else {
 			b.spec.Store(&s)
-			b.setFlag(flagRemoved, false)
 			delete(p.retiring, s.Address)
 		}
-		b.setFlag(flagZoneOff, p.offZones[s.Zone])
+		// The old set's tally is dropped with it, so flags are set on the
+		// word directly; buildSet counts the new tally.
+		w := b.word.Load() &^ (flagRemoved | flagZoneOff)
+		if p.offZones[s.Zone] {
+			w |= flagZoneOff
+		}
+		b.word.Store(w)
 		next = append(next, b)
 	}
 	for _, b := range old.backends {
 		if !seen[b.addr] {
-			b.setFlag(flagRemoved, true)
-			p.retiring[b.addr] = b
+			b.word.Store(b.word.Load() | flagRemoved)
+			b.zone = -1
+			if b.inFlight.Load() > 0 {
+				p.retiring[b.addr] = b
+			}
 		}
 	}
-	p.sweepLocked()
 	p.current.Store(buildSet(next))
-	p.serving = true
+	p.serving = p.serving || len(next) > 0
+	p.mu.Unlock()
 	p.wake()
-}
-
-func buildSet(bs []*Backend) *set {
-	slices.SortFunc(bs, func(a, b *Backend) int {
-		if c := compareStrings(a.Zone(), b.Zone()); c != 0 {
-			return c
-		}
-		return compareStrings(a.addr, b.addr)
-	})
-	s := &set{backends: bs, zoneOf: make([]uint8, len(bs))}
-	for i, b := range bs {
-		z := b.Zone()
-		if len(s.zones) == 0 || s.zones[len(s.zones)-1] != z {
-			s.zones = append(s.zones, z)
-		}
-		s.zoneOf[i] = uint8(min(len(s.zones)-1, maxZones-1))
-	}
-	return s
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Retiring returns the backends removed from the set that still serve
@@ -209,7 +176,6 @@ func compareStrings(a, b string) int {
 func (p *Pool) Retiring() []*Backend {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.sweepLocked()
 	out := make([]*Backend, 0, len(p.retiring))
 	for _, b := range p.retiring {
 		out = append(out, b)
@@ -217,12 +183,42 @@ func (p *Pool) Retiring() []*Backend {
 	return out
 }
 
-func (p *Pool) sweepLocked() {
-	for a, b := range p.retiring {
-		if b.inFlight.Load() <= 0 {
-			delete(p.retiring, a)
-		}
+// retire forgets a removed backend whose last request ended.
+func (p *Pool) retire(b *Backend) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retiring[b.addr] == b && b.Removed() && b.inFlight.Load() <= 0 {
+		delete(p.retiring, b.addr)
 	}
+}
+
+// storeWordLocked writes a backend's state word and keeps the current set's
+// tally exact. The caller holds p.mu.
+func (p *Pool) storeWordLocked(b *Backend, w uint32) {
+	was := b.word.Swap(w) == uint32(StateUp)
+	is := w == uint32(StateUp)
+	if was == is || b.zone < 0 {
+		return
+	}
+	n := int64(1)
+	if !is {
+		n = -1
+	}
+	p.current.Load().tally.add(b.zone, n, fixedWeight(b.spec.Load()))
+}
+
+// setFlagLocked sets or clears a flag bit and reports whether it changed.
+func (p *Pool) setFlagLocked(b *Backend, f uint32, on bool) bool {
+	w := b.word.Load()
+	n := w &^ f
+	if on {
+		n |= f
+	}
+	if n == w {
+		return false
+	}
+	p.storeWordLocked(b, n)
+	return true
 }
 
 // SetZoneDrained drains (on) or re-enables (off) every backend of a zone,
@@ -230,7 +226,6 @@ func (p *Pool) sweepLocked() {
 // setting changed.
 func (p *Pool) SetZoneDrained(zone string, on bool) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	changed := p.offZones[zone] != on
 	if on {
 		p.offZones[zone] = true
@@ -239,8 +234,12 @@ func (p *Pool) SetZoneDrained(zone string, on bool) bool {
 	}
 	for _, b := range p.current.Load().backends {
 		if b.Zone() == zone {
-			b.setFlag(flagZoneOff, on)
+			p.setFlagLocked(b, flagZoneOff, on)
 		}
+	}
+	p.mu.Unlock()
+	if changed && !on {
+		p.wake()
 	}
 	return changed
 }

@@ -9,110 +9,133 @@ import (
 )
 
 // queue holds requests waiting for capacity in FIFO order, as HAProxy's
-// queue does. Its fast path, Release with nobody waiting, is one atomic load.
-// A waiter tries to pick only when handed a turn, so newcomers cannot jump
-// the line while anyone waits.
+// queue does. Whoever frees capacity (a Release, a backend coming up or
+// back from a drain, a new set or new settings) serves the line under the
+// queue's lock: it picks for the waiters in order and hands each its
+// backend, so a waiter never has to race a newcomer for the slot it was
+// woken for, and newcomers join the back of the line while anyone waits.
+//
+// The fast paths, Pick and Release with nobody waiting, cost one atomic
+// load each.
 type queue struct {
-	waiting atomic.Int32  // waiters in wait(), queued or holding a turn
-	turns   atomic.Uint64 // turns handed out; tells a requeued waiter it missed one
+	waiting atomic.Int32 // len(line), readable without the lock
 	mu      sync.Mutex
 	line    []*waiter
 }
 
+// waiter is one queued Pick.
 type waiter struct {
-	ready chan struct{} // buffered 1: a turn to try again
+	tried Tried      // a copy, so the caller's Tried never leaves its stack
+	grant chan grant // buffered 1: the outcome, sent once under queue.mu
 }
 
-func (q *queue) init() {}
+type grant struct {
+	b   *Backend
+	err error
+}
 
-// wake hands a turn to the oldest waiter, if any. Called whenever capacity
-// may have freed: a release, a backend coming up or back from a drain, a new
-// set or new settings.
+// wake serves the line if anyone waits.
 func (p *Pool) wake() {
 	q := &p.q
 	if q.waiting.Load() == 0 {
 		return
 	}
-	q.turns.Add(1)
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.line) > 0 {
-		w := q.line[0]
-		q.line = q.line[1:]
-		select {
-		case w.ready <- struct{}{}:
-		default: // cannot happen: a queued waiter holds no turn
-		}
-	}
+	p.serveLocked()
+	q.mu.Unlock()
 }
 
-// wait queues the request until it is handed a turn and finds capacity, the
-// queue timeout passes or ctx ends.
+// serveLocked hands capacity to waiters in FIFO order. A waiter that finds
+// no capacity keeps its place; a retry (which may not use the backends it
+// tried) does not hold up the requests behind it, but a fresh request that
+// finds nothing means nobody behind it can either. A waiter whose pick
+// fails for another reason (no backend at all) gets that error at once.
+// The caller holds q.mu.
+func (p *Pool) serveLocked() {
+	q := &p.q
+	o := p.opts()
+	off := o.QueueSize <= 0 || o.QueueTimeout <= 0
+	rng := prng{src: p.rnd}
+	kept := q.line[:0]
+	blocked := false
+	for _, w := range q.line {
+		if blocked {
+			kept = append(kept, w)
+			continue
+		}
+		if off { // the queue was switched off by Configure
+			w.grant <- grant{err: ErrNoCapacity}
+			continue
+		}
+		var tried *Tried
+		if w.tried.Len() > 0 {
+			tried = &w.tried
+		}
+		b, err := p.pick(tried, &rng)
+		if err == ErrNoCapacity {
+			kept = append(kept, w)
+			blocked = tried == nil
+			continue
+		}
+		w.grant <- grant{b, err}
+	}
+	clear(q.line[len(kept):])
+	q.line = kept
+	q.waiting.Store(int32(len(kept)))
+}
+
+// wait queues the request until it is served, the queue timeout passes or
+// ctx ends.
 func (q *queue) wait(ctx context.Context, p *Pool, tried *Tried, o *Options) (*Backend, error) {
-	w := &waiter{ready: make(chan struct{}, 1)}
+	w := &waiter{grant: make(chan grant, 1)}
+	if tried != nil {
+		w.tried = *tried
+	}
 	q.mu.Lock()
 	if len(q.line) >= o.QueueSize {
 		q.mu.Unlock()
 		return nil, ErrNoCapacity
 	}
 	q.line = append(q.line, w)
-	q.waiting.Add(1)
+	q.waiting.Store(int32(len(q.line)))
+	// Capacity freed between the caller's pick and now found nobody
+	// waiting; serve it now, in order.
+	p.serveLocked()
 	q.mu.Unlock()
-	defer q.waiting.Add(-1)
-	p.wake() // capacity may have freed before we were queued
 
 	timer := time.NewTimer(o.QueueTimeout)
 	defer timer.Stop()
-	for {
-		select {
-		case <-w.ready:
-		case <-timer.C:
-			q.leave(p, w)
-			return nil, ErrNoCapacity
-		case <-ctx.Done():
-			q.leave(p, w)
-			return nil, ctx.Err()
-		}
-		for {
-			seen := q.turns.Load()
-			b, err := p.pick(tried)
-			if err != ErrNoCapacity {
-				if err == nil {
-					p.wake() // more may be free: the next waiter tries too
-				}
-				return b, err
-			}
-			q.mu.Lock()
-			q.line = slices.Insert(q.line, 0, w)
-			q.mu.Unlock()
-			if q.turns.Load() == seen || !q.remove(w) {
-				break // wait for the next turn (or one already sent to us)
-			}
-			// A turn went out while we were off the line: try again.
-		}
+	select {
+	case g := <-w.grant:
+		return g.b, g.err
+	case <-timer.C:
+		return q.leave(w, nil)
+	case <-ctx.Done():
+		return q.leave(w, ctx.Err())
 	}
 }
 
-// remove takes w off the line and reports whether it was there.
-func (q *queue) remove(w *waiter) bool {
+// leave takes w off the line after its timeout (err nil) or its context's
+// end. If it was served in the meantime, a timed-out waiter keeps the
+// backend it got; a cancelled one gives it back.
+func (q *queue) leave(w *waiter, err error) (*Backend, error) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if i := slices.Index(q.line, w); i >= 0 {
 		q.line = slices.Delete(q.line, i, i+1)
-		return true
+		q.waiting.Store(int32(len(q.line)))
+		q.mu.Unlock()
+		if err == nil {
+			err = ErrNoCapacity
+		}
+		return nil, err
 	}
-	return false
-}
-
-// leave takes w off the line for good; a turn it was handed but cannot use
-// passes to the next waiter.
-func (q *queue) leave(p *Pool, w *waiter) {
-	if q.remove(w) {
-		return
+	q.mu.Unlock()
+	g := <-w.grant // sent before w left the line
+	if err == nil {
+		return g.b, g.err
 	}
-	select {
-	case <-w.ready:
-		p.wake()
-	default:
+	if g.b != nil {
+		g.b.Release()
 	}
+	return nil, err
 }

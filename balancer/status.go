@@ -69,8 +69,7 @@ func (p *Pool) Status() Status {
 	st.Panic = o.PanicBelow > 0 && float64(st.Healthy) < o.PanicBelow*float64(st.Total)
 	if i, ok := idx[o.LocalZone]; ok && o.LocalZone != "" && !st.Panic {
 		lz := st.Zones[i]
-		scan := zoneScan{total: lz.Total, healthy: lz.Healthy}
-		st.SpillRatio = 1 - localShare(&scan, o.SpillBelow)
+		st.SpillRatio = 1 - localShare(int64(lz.Healthy), lz.Total, o.SpillBelow)
 		if lz.Healthy == 0 {
 			st.SpillRatio = 1
 		}
