@@ -13,6 +13,11 @@ import (
 	"github.com/azimuthproxy/azimuth/balancer"
 )
 
+// setPollEvery is the longest the Checker's loop sleeps before it looks at
+// the pool's set again, so a backend that joins waits at most this long for
+// its first check (a Pending one takes no traffic until then).
+const setPollEvery = 200 * time.Millisecond
+
 // Checker runs a pool's active health checks. Each backend is checked every
 // Interval ±10%, at most MaxConcurrent checks at once however large the
 // pool, and at most one check per backend at a time. It follows the pool's
@@ -135,8 +140,8 @@ func (c *Checker) Run(ctx context.Context) {
 				}
 			}(s.recs[b])
 		}
-		if inFlight >= o.MaxConcurrent || next.IsZero() {
-			next = now.Add(o.Interval)
+		if poll := now.Add(setPollEvery); next.IsZero() || next.After(poll) {
+			next = poll
 		}
 		timer.Reset(next.Sub(now))
 		select {
