@@ -64,15 +64,29 @@ func Parse(name string, data []byte) (*Config, error) {
 	// everything at once, but drop what only echoes a value that failed
 	// to decode (a bad "request: -1s" would also read as "must be > 0").
 	probs = d.probs
-	for _, p := range validate(c, name) {
-		if !underAny(p.Path, d.probs) {
-			probs = append(probs, p)
+	if d.nodes <= maxNodes {
+		for _, p := range validate(c, name) {
+			if !underAny(p.Path, d.probs) {
+				probs = append(probs, p)
+			}
 		}
 	}
 	if len(probs) > 0 {
-		return nil, &Errors{Problems: sorted(probs)}
+		return nil, &Errors{Problems: capped(sorted(probs))}
 	}
 	return c, nil
+}
+
+// maxProblems bounds the problems reported for one file; past it the rest
+// are counted, since a file that wrong is better fixed from the top.
+const maxProblems = 100
+
+func capped(ps []Problem) []Problem {
+	if len(ps) <= maxProblems {
+		return ps
+	}
+	last := ps[maxProblems-1]
+	return append(ps[:maxProblems-1:maxProblems-1], Problem{File: last.File, Msg: fmt.Sprintf("and %d more problems", len(ps)-maxProblems+1)})
 }
 
 // underAny reports whether path is, or is inside, the path of one of probs.

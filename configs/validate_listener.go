@@ -93,8 +93,8 @@ func (v *validator) listenerTLS(p string, t *ListenerTLS) {
 	oneOf(v, p+".min_version", t.MinVersion, TLSVersion12, TLSVersion13)
 	oneOf(v, p+".client_auth", t.ClientAuth, ClientAuthNone, ClientAuthRequire, ClientAuthVerifyIfGiven)
 	switch {
-	case t.ClientAuth != ClientAuthNone && t.ClientCAFile == "":
-		v.add(p+".client_ca_file", "missing; client_auth %s needs the CA that signs client certificates", t.ClientAuth)
+	case (t.ClientAuth == ClientAuthRequire || t.ClientAuth == ClientAuthVerifyIfGiven) && t.ClientCAFile == "":
+		v.add(p+".client_auth", "%s needs client_ca_file, the CA that signs client certificates", t.ClientAuth)
 	case t.ClientAuth == ClientAuthNone && t.ClientCAFile != "":
 		v.add(p+".client_ca_file", "has no effect while client_auth is none")
 	}
