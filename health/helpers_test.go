@@ -23,10 +23,10 @@ type step struct {
 	hang   bool // hold the request until the client gives up
 }
 
-func ok() step          { return step{status: http.StatusOK} }
-func fail() step        { return step{status: http.StatusServiceUnavailable} }
-func hang() step        { return step{hang: true} }
-func code(c int) step   { return step{status: c} }
+func ok() step        { return step{status: http.StatusOK} }
+func fail() step      { return step{status: http.StatusServiceUnavailable} }
+func hang() step      { return step{hang: true} }
+func code(c int) step { return step{status: c} }
 func many(s step, n int) []step {
 	out := make([]step, n)
 	for i := range out {
