@@ -1,0 +1,176 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/loadtest"
+	"github.com/azimuthproxy/azimuth/loadtest/fleet"
+)
+
+// RunOptions are the runner's settings that do not belong in a scenario
+// file.
+type RunOptions struct {
+	// Binary overrides the scenario's azimuth binary.
+	Binary string
+	// WorkDir receives the azimuth config and logs; a temporary directory
+	// (removed afterwards) when empty.
+	WorkDir string
+	// Progress receives the load's running figures once a second.
+	Progress func(loadtest.Progress)
+	// Log receives one line per step (fleet up, azimuth ready, each fault).
+	Log io.Writer
+	// ReadyTimeout bounds the wait for azimuth's readiness; 20s by default.
+	ReadyTimeout time.Duration
+}
+
+// Applied is one fault as it was applied during the run.
+type Applied struct {
+	Event
+	// Offset is when it was applied, from the start of the load.
+	Offset time.Duration
+	Err    error
+}
+
+// Run plays the scenario: fleet, azimuth, load with faults, then SIGTERM.
+// A fault that fails to apply is reported, not fatal; a fleet or azimuth
+// that cannot start is an error.
+func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
+	binary := sc.Azimuth.Binary
+	if ro.Binary != "" {
+		binary = ro.Binary
+	}
+	if binary == "" {
+		return nil, errors.New("no azimuth binary: set azimuth.binary in the scenario or pass one")
+	}
+	if _, err := os.Stat(binary); err != nil {
+		return nil, fmt.Errorf("azimuth binary: %w", err)
+	}
+	if ro.Log == nil {
+		ro.Log = io.Discard
+	}
+	if ro.ReadyTimeout == 0 {
+		ro.ReadyTimeout = 20 * time.Second
+	}
+	dir := ro.WorkDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "azload-")
+		if err != nil {
+			return nil, fmt.Errorf("creating work dir: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+
+	fl, err := fleet.Start(fleet.Options{Zones: sc.Fleet.Zones, PerZone: sc.Fleet.PerZone, Latency: sc.Fleet.Latency, Seed: sc.Fleet.Seed})
+	if err != nil {
+		return nil, err
+	}
+	defer fl.Close()
+	fmt.Fprintf(ro.Log, "fleet: %d zones × %d backends on 127.0.1-%d.x\n", len(sc.Fleet.Zones), sc.Fleet.PerZone, len(sc.Fleet.Zones))
+
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(dir, "azimuth.yaml")
+	cfg := ConfigYAML(sc.Azimuth, listen, admin, filepath.Join(dir, "access.log"), Endpoints(fl))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, fmt.Errorf("writing azimuth config: %w", err)
+	}
+	proc, err := startAzimuth(binary, cfgPath, admin, filepath.Join(dir, "azimuth.log"))
+	if err != nil {
+		return nil, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = proc.stop(10 * time.Second)
+		}
+	}()
+	if err := proc.waitReady(ctx, ro.ReadyTimeout); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(ro.Log, "azimuth: ready, listening on %s, admin on %s, zone %s\n", listen, admin, sc.Azimuth.Zone)
+
+	l := sc.Load
+	opts := loadtest.Options{
+		URL: "http://" + listen + l.Path, Method: l.Method, Protocol: l.Protocol,
+		Rate: l.Rate, Concurrency: l.Concurrency, Duration: l.Duration, Requests: l.Requests,
+		Timeout: l.Timeout, Progress: ro.Progress,
+	}
+	if len(l.Headers) > 0 {
+		opts.Header = http.Header{}
+		for k, v := range l.Headers {
+			opts.Header.Set(k, v)
+		}
+	}
+	if l.Body != "" {
+		opts.Body = []byte(l.Body)
+	}
+
+	faultCtx, stopFaults := context.WithCancel(ctx)
+	var applied []Applied
+	var faults sync.WaitGroup
+	start := time.Now()
+	faults.Go(func() { applied = playFaults(faultCtx, fl, sc.Faults, start, ro.Log) })
+	res, runErr := loadtest.Run(ctx, opts)
+	stopFaults()
+	faults.Wait()
+
+	retries, retriesOK := scrapeRetries(admin)
+	stopped = true
+	stopErr := proc.stop(15 * time.Second)
+	if runErr != nil {
+		return nil, fmt.Errorf("driving load through azimuth: %w", runErr)
+	}
+	rep := newReport(sc, res, applied, retries, retriesOK)
+	rep.AzimuthStop = stopErr
+	return rep, nil
+}
+
+// playFaults applies each event at its offset from start, in time order,
+// until ctx ends.
+func playFaults(ctx context.Context, fl *fleet.Fleet, events []Event, start time.Time, log io.Writer) []Applied {
+	order := make([]Event, len(events))
+	copy(order, events)
+	sortEvents(order)
+	var out []Applied
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for _, e := range order {
+		if wait := time.Until(start.Add(e.At)); wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return out
+			case <-t.C:
+			}
+		}
+		var err error
+		if e.Backend != "" {
+			err = fl.ApplyBackend(e.Backend, e.Fault)
+		} else {
+			err = fl.ApplyZone(e.Zone, e.Fault)
+		}
+		a := Applied{Event: e, Offset: time.Since(start), Err: err}
+		fmt.Fprintf(log, "%6.2fs  %s: %s", a.Offset.Seconds(), e.Target(), e.Fault)
+		if err != nil {
+			fmt.Fprintf(log, " (failed: %v)", err)
+		}
+		fmt.Fprintln(log)
+		out = append(out, a)
+	}
+	return out
+}
