@@ -1,0 +1,127 @@
+package health
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/balancer"
+)
+
+// TestRunStopsEverything runs a checker and a detector against real
+// backends, one of them hanging, then cancels them: Run returns and every
+// goroutine they started ends.
+func TestRunStopsEverything(t *testing.T) {
+	good := newScripted(t, "127.0.1.1", ok())
+	hung := newScripted(t, "127.0.1.2", hang())
+	flaky := newScripted(t, "127.0.2.1", ok(), fail())
+	f := newFixture(t, balancer.Options{ActiveChecks: true}, []balancer.Spec{
+		{Address: good.Addr(), Zone: "a"}, {Address: hung.Addr(), Zone: "a"}, {Address: flaky.Addr(), Zone: "b"},
+	})
+	runtime.GC()
+	before := runtime.NumGoroutine()
+
+	o := activeOpts(1, 1)
+	o.Interval, o.Timeout = 20*time.Millisecond, 2*time.Second // the hung check is in flight at cancel
+	c, err := NewChecker(f.t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDetector(f.t, passive(1, time.Minute, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopC := runOwned(t, c.Run)
+	stopD := runOwned(t, d.Run)
+	d.Observe(f.backend(t, good.Addr()), true) // an ejection timer is pending
+	eventually(t, 5*time.Second, "checks of every backend", func() bool {
+		return good.Hits() >= 3 && flaky.Hits() >= 3 && hung.Hits() >= 1
+	})
+	start := time.Now()
+	stopC()
+	stopD()
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("stopping took %v; a hung check must be cancelled, not waited out", elapsed)
+	}
+	eventually(t, 5*time.Second, "goroutines to end", func() bool {
+		return runtime.NumGoroutine() <= before
+	})
+}
+
+// TestActivePathBound shows the active path's detection bound with a real
+// backend that starts hanging: it goes Down within fall×interval (+10%
+// jitter) + timeout, plus scheduling slack for a loaded CI machine.
+func TestActivePathBound(t *testing.T) {
+	srv := newScripted(t, "127.0.3.1", ok())
+	other := newScripted(t, "127.0.3.2", ok())
+	f := newFixture(t, balancer.Options{ActiveChecks: true}, specs("c", srv.Addr(), other.Addr()))
+	o := ActiveOptions{Path: "/healthz", Interval: 100 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 2, Fall: 2}
+	c, err := NewChecker(f.t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runOwned(t, c.Run)
+	eventually(t, 5*time.Second, "a first passing check", func() bool {
+		i, _ := f.t.Info(srv.Addr())
+		return i.CheckSuccesses >= 1
+	})
+	b := f.backend(t, srv.Addr())
+	srv.set(hang())
+	hungAt := time.Now()
+	eventually(t, 5*time.Second, "the hung backend to go down", func() bool { return b.State() == balancer.StateDown })
+	took := time.Since(hungAt)
+	bound := time.Duration(o.Fall)*o.Interval*11/10 + o.Timeout
+	const slack = 250 * time.Millisecond
+	t.Logf("hang to down: %v (bound %v + %v slack)", took, bound, slack)
+	if took > bound+slack {
+		t.Errorf("hang to down took %v, want at most %v", took, bound+slack)
+	}
+	if i, _ := f.t.Info(srv.Addr()); i.CheckFailures != o.Fall {
+		t.Errorf("down after %d failed checks, want fall %d", i.CheckFailures, o.Fall)
+	}
+
+	// Recovery: rise passes bring it back within rise×interval.
+	srv.set(ok())
+	okAt := time.Now()
+	eventually(t, 5*time.Second, "the backend to come back", func() bool { return b.State() == balancer.StateUp })
+	took = time.Since(okAt)
+	bound = time.Duration(o.Rise) * o.Interval * 11 / 10
+	t.Logf("recovery to up: %v (bound %v + %v slack)", took, bound, slack)
+	if took > bound+slack {
+		t.Errorf("recovery took %v, want at most %v", took, bound+slack)
+	}
+}
+
+// BenchmarkObserve measures the request path's cost of passive detection:
+// a success on a backend of a 64-backend pool, from parallel goroutines.
+func BenchmarkObserve(b *testing.B) {
+	pool := balancer.NewPool("web", balancer.Options{})
+	pool.Update(specs("a", addrs(1, 64)...))
+	d, err := NewDetector(NewTracker(pool, nil, nil), passive(5, time.Second, 50))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bs := pool.Backends()
+	b.Run("success", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				d.Observe(bs[i&63], false)
+				i++
+			}
+		})
+	})
+	b.Run("failure", func(b *testing.B) {
+		// A threshold never reached: the cost of counting, not of ejecting.
+		if err := d.Configure(passive(1<<40, time.Second, 50)); err != nil {
+			b.Fatal(err)
+		}
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				d.Observe(bs[i&63], true)
+				i++
+			}
+		})
+	})
+}
