@@ -306,13 +306,13 @@ func startServer(t testing.TB, addr string, src ConfigSource, h3 bool, h http.Ha
 // trusts ca and sends serverName.
 func clientFor(t testing.TB, proto string, tc *tls.Config) *http.Client {
 	t.Helper()
+	tc = tc.Clone() // transports write into their config
 	var rt http.RoundTripper
 	switch proto {
 	case "h1", "h2":
 		var p http.Protocols
 		if proto == "h1" {
 			p.SetHTTP1(true)
-			tc = tc.Clone()
 			tc.NextProtos = []string{"http/1.1"}
 		} else {
 			p.SetHTTP2(true)

@@ -89,9 +89,16 @@ func (o ServerOptions) withDefaults() ServerOptions {
 // same port, both fed by one ConfigSource and one Handler.
 type Server struct {
 	tcp *http.Server
-	h3  *http3.Server
 	ln  net.Listener
+
+	// The QUIC side, nil without HTTP/3. The server owns the UDP socket,
+	// the QUIC transport on it and the listener, so that Shutdown can stop
+	// accepting QUIC connections before anything else while the ones
+	// already open drain.
+	h3  *http3.Server
 	pc  net.PacketConn
+	qtr *quic.Transport
+	qln *quic.EarlyListener
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -128,19 +135,22 @@ func Listen(o ServerOptions) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 	}
 	if o.HTTP3 {
-		s.h3 = &http3.Server{
-			Handler:   o.Handler,
-			TLSConfig: o.TLS.QUICTLSConfig(),
-			QUICConfig: &quic.Config{
-				MaxIncomingStreams: o.H3MaxIncomingStreams,
-				MaxIdleTimeout:     o.IdleTimeout,
-				// 0-RTT stays off: early data can be replayed, and the
-				// proxy forwards non-idempotent requests.
-				Allow0RTT: false,
-			},
-			IdleTimeout: o.IdleTimeout,
-			Logger:      o.Logger,
+		s.qtr = &quic.Transport{Conn: pc}
+		qln, err := s.qtr.ListenEarly(http3.ConfigureTLSConfig(o.TLS.QUICTLSConfig()), &quic.Config{
+			MaxIncomingStreams: o.H3MaxIncomingStreams,
+			MaxIdleTimeout:     o.IdleTimeout,
+			// 0-RTT stays off: early data can be replayed, and the proxy
+			// forwards non-idempotent requests.
+			Allow0RTT: false,
+		})
+		if err != nil {
+			ln.Close()
+			s.qtr.Close()
+			pc.Close()
+			return nil, fmt.Errorf("listening for quic on %s: %w", pc.LocalAddr(), err)
 		}
+		s.qln = qln
+		s.h3 = &http3.Server{Handler: o.Handler, IdleTimeout: o.IdleTimeout, Logger: o.Logger}
 	}
 	return s, nil
 }
@@ -196,7 +206,7 @@ func (s *Server) Serve() error {
 	go func() { errc <- closedIsNil(s.tcp.ServeTLS(s.ln, "", "")) }()
 	if s.h3 != nil {
 		n++
-		go func() { errc <- closedIsNil(s.h3.Serve(s.pc)) }()
+		go func() { errc <- closedIsNil(s.h3.ServeListener(s.qln)) }()
 	}
 	var first error
 	for range n {
@@ -208,34 +218,50 @@ func (s *Server) Serve() error {
 	return first
 }
 
-// Shutdown stops accepting, closing the QUIC listener first (HTTP/3 clients
-// get GOAWAY and fall back to the still-open TCP side), then drains TCP.
-// Requests in flight finish until ctx is done; then connections are closed.
+// Shutdown stops accepting QUIC connections first, so new clients fall back
+// to TCP while it still answers, then drains both sides at once: HTTP/3
+// connections get GOAWAY, TCP stops accepting and waits for idle. Requests
+// in flight finish until ctx is done; then connections are closed. A slow
+// HTTP/3 client does not eat the TCP side's grace period.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		var errs []error
+		h3done := make(chan error, 1)
 		if s.h3 != nil {
-			if err := s.h3.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("shutting down http/3: %w", err))
+			if err := s.qln.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing quic listener: %w", err))
 			}
-			if err := s.pc.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-				errs = append(errs, fmt.Errorf("closing udp socket: %w", err))
-			}
+			go func() { h3done <- s.h3.Shutdown(ctx) }()
+		} else {
+			h3done <- nil
 		}
 		if err := s.tcp.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutting down http/1.1+h2: %w", err))
 			s.tcp.Close()
+		}
+		if err := <-h3done; err != nil {
+			errs = append(errs, fmt.Errorf("shutting down http/3: %w", err))
+		}
+		if s.h3 != nil {
+			s.closeQUIC()
 		}
 		s.shutdownErr = errors.Join(errs...)
 	})
 	return s.shutdownErr
 }
 
+// closeQUIC releases the QUIC transport and its UDP socket.
+func (s *Server) closeQUIC() {
+	s.qtr.Close()
+	s.pc.Close()
+}
+
 // closeNow closes both sides at once, after one of them failed.
 func (s *Server) closeNow() {
 	if s.h3 != nil {
 		s.h3.Close()
-		s.pc.Close()
+		s.qln.Close()
+		s.closeQUIC()
 	}
 	s.tcp.Close()
 }

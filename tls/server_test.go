@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go/http3"
 )
 
 func TestServerProtocols(t *testing.T) {
@@ -165,5 +167,84 @@ func TestListenErrors(t *testing.T) {
 				t.Errorf("error %v does not wrap the socket error", err)
 			}
 		})
+	}
+}
+
+func TestShutdownDrainsInFlight(t *testing.T) {
+	ca := newCA(t, "test CA")
+	cf := writePair(t, t.TempDir(), "site", ca.issue(t, leafSpec{dns: []string{"site.test"}}))
+	src := newSource(t, Options{Listener: "https", Certs: []CertFile{cf}}, Deps{})
+	entered := make(chan string, 2)
+	release := make(chan struct{})
+	blocking := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- r.Proto
+		<-release
+		io.WriteString(w, "done")
+	})
+	srv, err := Listen(ServerOptions{Addr: "127.0.0.1:0", Handler: blocking, TLS: src, HTTP3: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	url := "https://" + srv.Addr().String() + "/"
+	tc := &tls.Config{RootCAs: ca.pool, ServerName: "site.test"}
+
+	type result struct {
+		proto string
+		body  string
+		err   error
+	}
+	results := make(chan result, 2)
+	for _, proto := range []string{"h2", "h3"} {
+		c := clientFor(t, proto, tc)
+		go func() {
+			resp, err := c.Get(url)
+			if err != nil {
+				results <- result{proto: proto, err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			results <- result{proto: proto, body: string(b), err: err}
+		}()
+	}
+	<-entered
+	<-entered
+
+	shutdown := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shutdown <- srv.Shutdown(ctx)
+	}()
+	// New QUIC connections are refused while the old ones still run.
+	waitFor(t, "the QUIC listener to close", 10*time.Second, func() bool {
+		tr := &http3.Transport{TLSClientConfig: tc.Clone()}
+		defer tr.Close()
+		resp, err := (&http.Client{Transport: tr, Timeout: 300 * time.Millisecond}).Get(url)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-shutdown:
+		t.Fatalf("Shutdown returned %v with requests in flight", err)
+	default:
+	}
+
+	close(release)
+	for range 2 {
+		r := <-results
+		if r.err != nil || r.body != "done" {
+			t.Errorf("%s request in flight during shutdown: body %q, error %v", r.proto, r.body, r.err)
+		}
+	}
+	if err := <-shutdown; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }

@@ -167,6 +167,8 @@ func (s *Source) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
+	// Files replaced between New and the watch starting sent no event.
+	_ = s.Reload()
 
 	rot := s.clock.NewTicker(s.opts.TicketKeyRotation)
 	defer rot.Stop()
