@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -170,8 +171,8 @@ func testPool(f *fleet, mod func(*PoolConfig)) PoolConfig {
 	pc := PoolConfig{
 		Name:      "app",
 		Balancer:  bp,
-		Transport: NewTransport(TransportOptions{Connect: 200 * time.Millisecond}),
-		Timeouts:  Timeouts{Connect: 200 * time.Millisecond, PerTry: 300 * time.Millisecond, Request: 3 * time.Second},
+		Transport: NewTransport(TransportOptions{Connect: time.Second}),
+		Timeouts:  Timeouts{Connect: time.Second, PerTry: 300 * time.Millisecond, Request: 3 * time.Second},
 		Retry: RetryPolicy{
 			Attempts:          3,
 			On:                causes(CauseConnect, CauseTimeout, CauseReset, CauseStatus),
@@ -206,7 +207,12 @@ func startProxy(t *testing.T, pools ...PoolConfig) *testProxy {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := NewServer(ctx, Options{Logger: slog.New(slog.DiscardHandler), Metrics: NewMetrics(reg)})
+	o := Options{Logger: slog.New(slog.DiscardHandler), Metrics: NewMetrics(reg)}
+	if testing.Verbose() {
+		// go test -v shows every request's attempts.
+		o.AccessLog = NewAccessLog(slog.New(slog.NewTextHandler(os.Stderr, nil)), 1)
+	}
+	s := NewServer(ctx, o)
 	routes := []Route{{Pool: pools[0].Name}}
 	g, err := s.Build(Config{Listeners: []ListenerConfig{{Name: "http", Routes: routes}}, Pools: pools})
 	if err != nil {
@@ -254,3 +260,4 @@ func get(t *testing.T, c *http.Client, method, url string, body io.Reader, hdr h
 	}
 	return resp.StatusCode, resp.Header.Get("X-Backend-Zone"), strings.TrimSpace(string(b))
 }
+
