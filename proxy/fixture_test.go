@@ -260,4 +260,3 @@ func get(t *testing.T, c *http.Client, method, url string, body io.Reader, hdr h
 	}
 	return resp.StatusCode, resp.Header.Get("X-Backend-Zone"), strings.TrimSpace(string(b))
 }
-
