@@ -19,19 +19,27 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, closeRT, err := newTransport(o)
-	if err != nil {
-		return nil, err
+	g := &generator{opts: o}
+	if o.Protocol == H1 {
+		if g.h1, err = newH1Request(o); err != nil {
+			return nil, err
+		}
+	} else {
+		rt, closeRT, err := newTransport(o)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = closeRT() }()
+		g.rt = rt
 	}
-	defer func() { _ = closeRT() }()
-	g := &generator{opts: o, rt: rt}
 	return g.run(ctx)
 }
 
 // generator holds one run's shared, read-only state and its shards.
 type generator struct {
 	opts   Options
-	rt     roundTripper
+	rt     roundTripper // h2 and h3
+	h1     *h1Request   // h1: the generator's own client
 	start  time.Time
 	shards []*shard
 	done   atomic.Int64 // completed requests, for progress
@@ -77,6 +85,7 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 			w := g.newWorker(spawned, reqCtx)
 			spawned++
 			workers.Go(func() {
+				defer w.close()
 				for intended := range jobs {
 					w.do(intended)
 				}
@@ -89,6 +98,7 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 		for i := 0; i < o.Concurrency; i++ {
 			w := g.newWorker(i, reqCtx)
 			workers.Go(func() {
+				defer w.close()
 				for runCtx.Err() == nil {
 					if o.Requests > 0 && issued.Add(1) > o.Requests {
 						return
@@ -197,7 +207,13 @@ type worker struct {
 	ctx   context.Context
 	req   *http.Request
 	buf   []byte
-	body  *bytes.Reader
+	h1    *h1Conn
+}
+
+func (w *worker) close() {
+	if w.h1 != nil {
+		w.h1.close()
+	}
 }
 
 func (g *generator) newWorker(i int, ctx context.Context) *worker {
@@ -216,7 +232,12 @@ func (g *generator) newWorker(i int, ctx context.Context) *worker {
 			req.Header.Add(k, v)
 		}
 	}
-	w := &worker{g: g, shard: g.shards[i%len(g.shards)], ctx: ctx, req: req, buf: make([]byte, 32<<10)}
+	w := &worker{g: g, shard: g.shards[i%len(g.shards)], ctx: ctx}
+	if g.h1 != nil {
+		w.h1 = newH1Conn(g.h1, o.Timeout)
+		return w
+	}
+	w.req, w.buf = req, make([]byte, 32<<10)
 	if o.Body != nil {
 		req.ContentLength = int64(len(o.Body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(o.Body)), nil }
@@ -235,6 +256,13 @@ func (w *worker) do(intended time.Time) {
 		// Planned so long ago that its deadline passed in the queue: it
 		// counts as a timeout without being sent.
 		out.latency, out.class = wait, ClassTimeout
+		w.record(&out)
+		return
+	}
+	if w.h1 != nil {
+		err := w.h1.do(w.ctx, time.Now().Add(o.Timeout), &out)
+		out.latency = time.Since(intended)
+		out.class = Classify(err)
 		w.record(&out)
 		return
 	}
