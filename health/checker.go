@@ -77,8 +77,9 @@ func (c *Checker) Configure(o ActiveOptions) error {
 
 // slot is the loop's schedule for one backend.
 type slot struct {
-	due  time.Time
-	busy bool
+	due     time.Time
+	started time.Time // when the last check began
+	busy    bool
 }
 
 // Run checks the pool's backends until ctx ends, then waits for the checks
@@ -128,7 +129,8 @@ func (c *Checker) Run(ctx context.Context) {
 			}
 			sl := sched[b]
 			sl.busy = true
-			sl.due = now.Add(c.interval(o))
+			sl.started = now
+			sl.due = now.Add(c.interval(o.Interval))
 			inFlight++
 			wg.Add(1)
 			go func(r *record) {
@@ -151,7 +153,13 @@ func (c *Checker) Run(ctx context.Context) {
 		case <-c.wake:
 		case b := <-done:
 			inFlight--
-			sched[b].busy = false
+			sl := sched[b]
+			sl.busy = false
+			if r := s.recs[b]; r != nil && o.FastInterval < o.Interval && c.t.inDoubt(r) {
+				if fast := sl.started.Add(c.interval(o.FastInterval)); fast.Before(sl.due) {
+					sl.due = fast
+				}
+			}
 		}
 	}
 }
@@ -164,9 +172,9 @@ func (c *Checker) firstDue(r *record, o *ActiveOptions, now time.Time) time.Time
 	return now.Add(time.Duration(c.jitter() * float64(o.Interval) / 10))
 }
 
-// interval returns o.Interval with ±10% jitter.
-func (c *Checker) interval(o *ActiveOptions) time.Duration {
-	return time.Duration(float64(o.Interval) * (0.9 + 0.2*c.jitter()))
+// interval returns d with ±10% jitter.
+func (c *Checker) interval(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*c.jitter()))
 }
 
 // check probes r's backend once and applies the result.
@@ -215,6 +223,20 @@ func (c *Checker) apply(r *record, o *ActiveOptions, err error, now time.Time) {
 	case (st == balancer.StateUp || st == balancer.StateEjected) && r.failRun >= o.Fall:
 		t.setStateLocked(r, balancer.StateDown, fmt.Sprintf("%d checks failed in a row: %s", r.failRun, r.lastErr), now)
 	}
+}
+
+// inDoubt reports whether r's last checks point away from its state: a
+// failure while it still takes traffic, or a pass while it is Down.
+func (t *Tracker) inDoubt(r *record) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch r.b.State() {
+	case balancer.StateUp, balancer.StateEjected:
+		return r.failRun > 0
+	case balancer.StateDown:
+		return r.okRun > 0
+	}
+	return false
 }
 
 // checkNow probes b once and applies the result; tests drive rise and fall

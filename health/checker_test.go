@@ -332,6 +332,7 @@ func TestActiveOptionsValidate(t *testing.T) {
 		{"status out of range", func(o *ActiveOptions) { o.ExpectMin, o.ExpectMax = 200, 700 }, false},
 		{"unknown scheme", func(o *ActiveOptions) { o.Scheme = "ftp" }, false},
 		{"h2c", func(o *ActiveOptions) { o.Scheme = SchemeH2C }, true},
+		{"negative fast interval", func(o *ActiveOptions) { o.FastInterval = -time.Second }, false},
 		{"negative concurrency", func(o *ActiveOptions) { o.MaxConcurrent = -1 }, false},
 	}
 	f := newFixture(t, balancer.Options{}, nil)

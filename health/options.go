@@ -38,6 +38,12 @@ type ActiveOptions struct {
 	// Interval between two checks of one backend, jittered by ±10% so a
 	// pool's checks do not march in step.
 	Interval time.Duration
+	// FastInterval, when set, replaces Interval while a backend's state is
+	// in doubt: it failed a check but is not Down yet, or passed one but is
+	// not Up yet. It shortens detection to about Interval + (Fall-1) ×
+	// FastInterval + Timeout without probing healthy backends more often.
+	// 0 means Interval.
+	FastInterval time.Duration
 	// Timeout bounds one check: connect, TLS, request and response headers.
 	Timeout time.Duration
 	// Rise is how many passing checks in a row bring a Down backend Up.
@@ -63,6 +69,9 @@ func (o ActiveOptions) withDefaults() ActiveOptions {
 	if o.Scheme == "" {
 		o.Scheme = SchemeHTTP
 	}
+	if o.FastInterval == 0 {
+		o.FastInterval = o.Interval
+	}
 	if o.MaxConcurrent == 0 {
 		o.MaxConcurrent = DefaultMaxConcurrent
 	}
@@ -80,6 +89,9 @@ func (o ActiveOptions) validate() error {
 	}
 	if o.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("interval %v must be positive", o.Interval))
+	}
+	if o.FastInterval < 0 {
+		errs = append(errs, fmt.Errorf("fast interval %v must not be negative", o.FastInterval))
 	}
 	if o.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout %v must be positive", o.Timeout))

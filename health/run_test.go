@@ -49,46 +49,63 @@ func TestRunStopsEverything(t *testing.T) {
 }
 
 // TestActivePathBound shows the active path's detection bound with a real
-// backend that starts hanging: it goes Down within fall×interval (+10%
-// jitter) + timeout, plus scheduling slack for a loaded CI machine.
+// backend that starts hanging: it goes Down within its first check (at most
+// Interval+10% away) + (Fall-1) × FastInterval (+10%) + Timeout, plus
+// scheduling slack for a loaded CI machine; and comes back within Rise
+// intervals.
 func TestActivePathBound(t *testing.T) {
-	srv := newScripted(t, "127.0.3.1", ok())
-	other := newScripted(t, "127.0.3.2", ok())
-	f := newFixture(t, balancer.Options{ActiveChecks: true}, specs("c", srv.Addr(), other.Addr()))
-	o := ActiveOptions{Path: "/healthz", Interval: 100 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 2, Fall: 2}
-	c, err := NewChecker(f.t, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runOwned(t, c.Run)
-	eventually(t, 5*time.Second, "a first passing check", func() bool {
-		i, _ := f.t.Info(srv.Addr())
-		return i.CheckSuccesses >= 1
-	})
-	b := f.backend(t, srv.Addr())
-	srv.set(hang())
-	hungAt := time.Now()
-	eventually(t, 5*time.Second, "the hung backend to go down", func() bool { return b.State() == balancer.StateDown })
-	took := time.Since(hungAt)
-	bound := time.Duration(o.Fall)*o.Interval*11/10 + o.Timeout
 	const slack = 250 * time.Millisecond
-	t.Logf("hang to down: %v (bound %v + %v slack)", took, bound, slack)
-	if took > bound+slack {
-		t.Errorf("hang to down took %v, want at most %v", took, bound+slack)
+	cases := []struct {
+		name string
+		o    ActiveOptions
+	}{
+		{"every interval", ActiveOptions{Interval: 100 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 2, Fall: 2}},
+		{"fast interval while in doubt", ActiveOptions{Interval: 200 * time.Millisecond, FastInterval: 50 * time.Millisecond,
+			Timeout: 50 * time.Millisecond, Rise: 2, Fall: 3}},
 	}
-	if i, _ := f.t.Info(srv.Addr()); i.CheckFailures != o.Fall {
-		t.Errorf("down after %d failed checks, want fall %d", i.CheckFailures, o.Fall)
-	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newScripted(t, "127.0.3.1", ok())
+			other := newScripted(t, "127.0.3.2", ok())
+			f := newFixture(t, balancer.Options{ActiveChecks: true}, specs("c", srv.Addr(), other.Addr()))
+			o := tc.o
+			c, err := NewChecker(f.t, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fast := o.FastInterval
+			if fast == 0 {
+				fast = o.Interval
+			}
+			runOwned(t, c.Run)
+			eventually(t, 5*time.Second, "a first passing check", func() bool {
+				i, _ := f.t.Info(srv.Addr())
+				return i.CheckSuccesses >= 1
+			})
+			b := f.backend(t, srv.Addr())
+			srv.set(hang())
+			hungAt := time.Now()
+			eventually(t, 5*time.Second, "the hung backend to go down", func() bool { return b.State() == balancer.StateDown })
+			took := time.Since(hungAt)
+			bound := (o.Interval+time.Duration(o.Fall-1)*fast)*11/10 + o.Timeout
+			t.Logf("hang to down: %v (bound %v + %v slack)", took, bound, slack)
+			if took > bound+slack {
+				t.Errorf("hang to down took %v, want at most %v", took, bound+slack)
+			}
+			if i, _ := f.t.Info(srv.Addr()); i.CheckFailures != o.Fall {
+				t.Errorf("down after %d failed checks, want fall %d", i.CheckFailures, o.Fall)
+			}
 
-	// Recovery: rise passes bring it back within rise×interval.
-	srv.set(ok())
-	okAt := time.Now()
-	eventually(t, 5*time.Second, "the backend to come back", func() bool { return b.State() == balancer.StateUp })
-	took = time.Since(okAt)
-	bound = time.Duration(o.Rise) * o.Interval * 11 / 10
-	t.Logf("recovery to up: %v (bound %v + %v slack)", took, bound, slack)
-	if took > bound+slack {
-		t.Errorf("recovery took %v, want at most %v", took, bound+slack)
+			srv.set(ok())
+			okAt := time.Now()
+			eventually(t, 5*time.Second, "the backend to come back", func() bool { return b.State() == balancer.StateUp })
+			took = time.Since(okAt)
+			bound = (o.Interval + time.Duration(o.Rise-1)*fast) * 11 / 10
+			t.Logf("recovery to up: %v (bound %v + %v slack)", took, bound, slack)
+			if took > bound+slack {
+				t.Errorf("recovery took %v, want at most %v", took, bound+slack)
+			}
+		})
 	}
 }
 
