@@ -272,4 +272,10 @@ func TestRunStopsOnClose(t *testing.T) {
 	if n := clock.liveTickers(); n != 0 {
 		t.Errorf("%d tickers left running", n)
 	}
+	if err := src.Run(context.Background()); err != nil { // returns at once after Close
+		t.Errorf("Run after Close: %v", err)
+	}
+	if err := src.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 }

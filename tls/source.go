@@ -39,6 +39,7 @@ type Source struct {
 
 	runMu   sync.Mutex
 	running bool
+	closed  bool
 	stop    context.CancelFunc
 	done    chan struct{}
 }
@@ -151,6 +152,10 @@ func (s *Source) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 // ctx is done or Close is called. It returns nil on a clean stop.
 func (s *Source) Run(ctx context.Context) error {
 	s.runMu.Lock()
+	if s.closed {
+		s.runMu.Unlock()
+		return nil
+	}
 	if s.running {
 		s.runMu.Unlock()
 		return errors.New("tls source is already running")
@@ -195,10 +200,11 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 }
 
-// Close stops Run and waits for it to return. It is safe to call more than
-// once and without Run.
+// Close stops Run and waits for it to return; a Run started after Close
+// returns at once. It is safe to call more than once and without Run.
 func (s *Source) Close() error {
 	s.runMu.Lock()
+	s.closed = true
 	stop, done := s.stop, s.done
 	s.runMu.Unlock()
 	if stop == nil {

@@ -97,6 +97,8 @@ func (w *watcher) loop() {
 			case w.errs <- err:
 			default: // the owner is behind; the next error will do
 			}
+			// Events may have been lost (an overflowed queue): read anyway.
+			timer.Reset(w.debounce)
 		case <-timer.C:
 			w.addTargets()
 			select {
