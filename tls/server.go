@@ -110,6 +110,9 @@ func Listen(o ServerOptions) (*Server, error) {
 	if o.Handler == nil || o.TLS == nil {
 		return nil, errors.New("listening: handler and tls source are required")
 	}
+	if o.H2MaxConcurrentStreams < 0 || o.H3MaxIncomingStreams < 0 || o.ReadHeaderTimeout < 0 || o.IdleTimeout < 0 || o.AltSvcMaxAge < 0 {
+		return nil, fmt.Errorf("listening on %s: stream limits and timeouts must not be negative", o.Addr)
+	}
 	o = o.withDefaults()
 	ln, pc, err := bind(o.Addr, o.HTTP3)
 	if err != nil {

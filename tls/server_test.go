@@ -153,6 +153,7 @@ func TestListenErrors(t *testing.T) {
 		{name: "no handler", opts: ServerOptions{Addr: "127.0.0.1:0", TLS: src}},
 		{name: "no tls", opts: ServerOptions{Addr: "127.0.0.1:0", Handler: echoHandler}},
 		{name: "bad address", opts: ServerOptions{Addr: "127.0.0.1", Handler: echoHandler, TLS: src}},
+		{name: "negative stream limit", opts: ServerOptions{Addr: "127.0.0.1:0", Handler: echoHandler, TLS: src, H3MaxIncomingStreams: -1}},
 		{name: "port in use", opts: ServerOptions{Addr: busy.Addr().String(), Handler: echoHandler, TLS: src}},
 	}
 	for _, tt := range tests {
