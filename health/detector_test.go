@@ -276,3 +276,43 @@ func TestPassiveOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestDetectorEjectedBackendReturnsAfterLeaving(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, balancer.Options{}, specs("a", addrs(1, 2)...))
+		d, err := NewDetector(f.t, passive(1, time.Minute, 50))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go d.Run(ctx)
+		var b *balancer.Backend
+		for b == nil || b.Address() != addrs(1, 1)[0] { // hold a request on the first backend
+			if b != nil {
+				b.Release()
+			}
+			if b, err = f.pool.Pick(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Observe(b, true)
+		if b.State() != balancer.StateEjected {
+			t.Fatalf("state %v, want ejected", b.State())
+		}
+		f.pool.Update(specs("a", addrs(1, 2)[1:]...)) // it leaves while serving...
+		synctest.Wait()
+		time.Sleep(2 * time.Second) // ...the detector forgets it...
+		synctest.Wait()
+		f.pool.Update(specs("a", addrs(1, 2)...)) // ...and it comes back
+		b.Release()
+		if f.pool.Backend(b.Address()) != b {
+			t.Fatal("the balancer did not keep the retiring backend")
+		}
+		time.Sleep(time.Minute + 2*sweepEvery) // the detector sees it within a sweep
+		synctest.Wait()
+		if b.State() != balancer.StateUp {
+			t.Errorf("state %v a base ejection after it came back, want up", b.State())
+		}
+	})
+}

@@ -112,10 +112,17 @@ func (t *Tracker) sync() *snapshot {
 	}
 	next := &snapshot{recs: make(map[*balancer.Backend]*record, len(cur))}
 	addrs := make(map[string]bool, len(cur))
+	now := time.Now()
 	for _, b := range cur {
 		r := old.recs[b]
 		if r == nil {
 			r = &record{b: b}
+			if b.State() == balancer.StateEjected {
+				// A backend that left while ejected and came back before
+				// it retired: its ejection ends one base length from now.
+				r.ejectedUntil = now.Add(time.Duration(t.ejection.Load()))
+				r.recent, r.total = 1, 1
+			}
 		}
 		next.recs[b] = r
 		addrs[b.Address()] = true
