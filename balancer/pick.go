@@ -114,9 +114,10 @@ func localShare(healthy int64, total int, spillBelow float64) float64 {
 }
 
 // spread picks a zone not in exclude at random in proportion to its healthy
-// capacity (summed weights of its available backends) and returns that
-// zone's least-loaded candidate; a zone without one is left out and the
-// draw repeats over the others.
+// capacity (summed configured weights of its available backends, read from
+// the tally; slow-start ramps shape traffic inside a zone, not between
+// zones) and returns that zone's least-loaded candidate; a zone without one
+// is left out and the draw repeats over the others.
 func (c *pickCtx) spread(exclude uint64) *entry {
 	zs, t := c.s.zones, c.s.tally.zones
 	for {

@@ -48,7 +48,7 @@ func TestConcurrentPickReleaseUpdate(t *testing.T) {
 	for w := range 4 {
 		pickers.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 1))
-			for i := range 3000 {
+			for i := range 8000 {
 				var tried Tried
 				if i%3 == 0 {
 					for _, b := range p.Backends()[:r.IntN(3)] {

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -152,4 +153,24 @@ func TestRegistryKeepsPools(t *testing.T) {
 		t.Fatal("pool state lost")
 	}
 	web.Backends()[0].Release()
+}
+
+// TestManyZones: zones beyond maxZones share the last slot; picks, spill
+// and tallies keep working.
+func TestManyZones(t *testing.T) {
+	p := testPool(Options{LocalZone: "z000", SpillBelow: 0.7})
+	var specs []Spec
+	for z := range maxZones + 6 {
+		specs = append(specs, Spec{Address: fmt.Sprintf("127.0.%d.1:8080", z+1), Zone: fmt.Sprintf("z%03d", z)})
+	}
+	p.Update(specs)
+	if n := len(p.current.Load().zones); n != maxZones {
+		t.Fatalf("%d zone slots, want %d", n, maxZones)
+	}
+	p.Backend("127.0.1.1:8080").SetState(StateDown)
+	checkTally(t, p)
+	_, byZone := countPicks(t, p, 2000, nil)
+	if byZone["z000"] != 0 || len(byZone) < maxZones/2 {
+		t.Fatalf("picks by zone %v", byZone)
+	}
 }

@@ -1,0 +1,124 @@
+package balancer
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// benchPool is a pool of n weight-1 backends spread over three zones, with
+// the proxy in zone "a" and the config file's usual thresholds.
+func benchPool(n int) *Pool {
+	p := NewPool("web", Options{LocalZone: "a", SpillBelow: 0.7, PanicBelow: 0.5})
+	p.Update(spread(n, 3))
+	return p
+}
+
+var benchSizes = []int{6, 100, 1000}
+
+// BenchmarkPick measures one Pick plus its Release: serially, and from
+// every core at once (no global lock on the path, so throughput should
+// grow with -cpu).
+func BenchmarkPick(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			p := benchPool(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				x, err := p.Pick(b.Context(), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				x.Release()
+			}
+		})
+		b.Run(fmt.Sprintf("backends=%d/parallel", n), func(b *testing.B) {
+			p := benchPool(n)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					x, err := p.Pick(b.Context(), nil)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					x.Release()
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkPickExact is BenchmarkPick with the exact scan at every size:
+// the cost two random choices saves on large zones.
+func BenchmarkPickExact(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			p := benchPool(n)
+			p.p2cAbove = math.MaxInt
+			b.ReportAllocs()
+			for b.Loop() {
+				x, _ := p.Pick(b.Context(), nil)
+				x.Release()
+			}
+		})
+	}
+}
+
+// BenchmarkPickLoaded holds requests on the pool first, so the scan
+// compares real loads instead of breaking ties among idle backends.
+func BenchmarkPickLoaded(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			p := benchPool(n)
+			held := hold(b, p, 5*n)
+			defer releaseAll(held)
+			b.ReportAllocs()
+			for b.Loop() {
+				x, _ := p.Pick(b.Context(), nil)
+				x.Release()
+			}
+		})
+	}
+}
+
+// BenchmarkPickSpill: the local zone is below spill_below, so picks draw
+// and a share of them spreads over the other zones by capacity.
+func BenchmarkPickSpill(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			p := benchPool(n)
+			local := 0
+			for _, x := range p.Backends() {
+				if x.Zone() == "a" && local%2 == 0 {
+					x.SetState(StateDown)
+				}
+				if x.Zone() == "a" {
+					local++
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				x, _ := p.Pick(b.Context(), nil)
+				x.Release()
+			}
+		})
+	}
+}
+
+// BenchmarkPickRetry: a second attempt that excludes the first backend
+// and its zone.
+func BenchmarkPickRetry(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			p := benchPool(n)
+			var tried Tried
+			tried.Add(p.Backends()[0])
+			b.ReportAllocs()
+			for b.Loop() {
+				x, _ := p.Pick(b.Context(), &tried)
+				x.Release()
+			}
+		})
+	}
+}
