@@ -5,20 +5,23 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go/http3"
 )
 
 func TestTicketKeyRotationKeepsResumption(t *testing.T) {
 	for _, version := range []struct {
 		name string
 		v    uint16
-	}{{"TLS 1.3", tls.VersionTLS13}, {"TLS 1.2", tls.VersionTLS12}} {
+		h3   bool
+	}{{"TLS 1.3", tls.VersionTLS13, false}, {"TLS 1.2", tls.VersionTLS12, false}, {"HTTP/3", tls.VersionTLS13, true}} {
 		t.Run(version.name, func(t *testing.T) {
 			ca := newCA(t, "test CA")
 			cf := writePair(t, t.TempDir(), "site", ca.issue(t, leafSpec{dns: []string{"site.test"}}))
 			clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 			src := newSource(t, Options{Listener: "https", Certs: []CertFile{cf}, TicketKeyRotation: 12 * time.Hour, TicketKeysKept: 2},
 				Deps{Clock: clock})
-			srv := startServer(t, "127.0.0.1:0", src, false, echoHandler)
+			srv := startServer(t, "127.0.0.1:0", src, true, echoHandler)
 			url := "https://" + srv.Addr().String() + "/"
 			waitFor(t, "Run to start its tickers", 5*time.Second, func() bool { return clock.liveTickers() == 2 })
 
@@ -26,19 +29,27 @@ func TestTicketKeyRotationKeepsResumption(t *testing.T) {
 			// reports whether the handshake resumed.
 			get := func(cache tls.ClientSessionCache) bool {
 				t.Helper()
-				tr := &http.Transport{
-					TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: "site.test", ClientSessionCache: cache,
-						MaxVersion: version.v},
-					DisableKeepAlives: true,
+				cfg := &tls.Config{RootCAs: ca.pool, ServerName: "site.test", ClientSessionCache: cache, MaxVersion: version.v}
+				var rt http.RoundTripper
+				if version.h3 {
+					tr := &http3.Transport{TLSClientConfig: cfg}
+					defer tr.Close()
+					rt = tr
+				} else {
+					tr := &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}
+					defer tr.CloseIdleConnections()
+					rt = tr
 				}
-				defer tr.CloseIdleConnections()
-				resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
+				resp, err := (&http.Client{Transport: rt, Timeout: 5 * time.Second}).Get(url)
 				if err != nil {
 					t.Fatalf("GET: %v", err)
 				}
 				resp.Body.Close()
 				if resp.TLS.Version != version.v {
 					t.Fatalf("negotiated %x, want %x", resp.TLS.Version, version.v)
+				}
+				if got := resp.ProtoMajor == 3; got != version.h3 {
+					t.Fatalf("spoke %s", resp.Proto)
 				}
 				return resp.TLS.DidResume
 			}
