@@ -177,8 +177,14 @@ func (c *Checker) interval(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*c.jitter()))
 }
 
-// check probes r's backend once and applies the result.
+// check probes r's backend once and applies the result. A panic in it is
+// logged, so one bad check cannot take the proxy down.
 func (c *Checker) check(ctx context.Context, r *record) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.t.log.Error("health check panicked", "pool", c.t.pool.Name(), "backend", r.b.Address(), "panic", v)
+		}
+	}()
 	o := c.opts.Load()
 	err := probe(ctx, c.client.Load(), o, r.b.Address())
 	if ctx.Err() != nil {

@@ -186,3 +186,19 @@ func (r *record) decayLocked(now time.Time, base time.Duration) int {
 	}
 	return r.recent
 }
+
+// ClearActive brings every Down or Pending backend Up and forgets the check
+// counters. Call it after stopping a Checker because a reload turned active
+// checks off: nothing else would ever bring those backends back.
+func (t *Tracker) ClearActive() {
+	s := t.sync()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	for _, r := range s.recs {
+		r.okRun, r.failRun, r.lastErr = 0, 0, ""
+		if st := r.b.State(); st == balancer.StateDown || st == balancer.StatePending {
+			t.setStateLocked(r, balancer.StateUp, "active checks turned off", now)
+		}
+	}
+}

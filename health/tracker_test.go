@@ -76,3 +76,21 @@ func TestStateSurvivesReload(t *testing.T) {
 		t.Errorf("infos of %d backends, want 4", got)
 	}
 }
+
+func TestClearActive(t *testing.T) {
+	f := newFixture(t, balancer.Options{ActiveChecks: true}, specs("a", addrs(1, 4)...))
+	bs := f.pool.Backends()
+	bs[0].SetState(balancer.StateDown)
+	bs[1].SetState(balancer.StatePending)
+	bs[2].SetState(balancer.StateEjected)
+	f.t.ClearActive()
+	want := []balancer.State{balancer.StateUp, balancer.StateUp, balancer.StateEjected, balancer.StateUp}
+	for i, b := range bs {
+		if b.State() != want[i] {
+			t.Errorf("backend %d: state %v, want %v", i, b.State(), want[i])
+		}
+	}
+	if got := f.logs.count(`"reason":"active checks turned off"`); got != 2 {
+		t.Errorf("logged %d changes, want 2", got)
+	}
+}
