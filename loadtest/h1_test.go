@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -144,4 +145,59 @@ func BenchmarkH1Request(b *testing.B) {
 	if err != nil || res.Succeeded != int64(b.N) {
 		b.Fatalf("%v %+v", err, res.Errors)
 	}
+}
+
+// TestH1HotLoopAllocations holds the h1 hot path (send, parse, record) to
+// no allocation per request, against a canned-response server that itself
+// allocates nothing per request.
+func TestH1HotLoopAllocations(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	o, err := Options{URL: "http://" + ln.Addr().String() + "/"}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := newH1Request(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-Backend: b1\r\nX-Backend-Zone: z1\r\n\r\nhello world\n")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, len(req.wire))
+		for {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			if _, err := c.Write(resp); err != nil {
+				return
+			}
+		}
+	}()
+	conn := newH1Conn(req, time.Second)
+	sh := newShard()
+	ctx := t.Context()
+	once := func() {
+		out := outcome{}
+		if err := conn.do(ctx, time.Now().Add(time.Second), &out); err != nil || out.status != 200 || out.zone != "z1" {
+			t.Fatalf("request: %v %+v", err, out)
+		}
+		out.latency = time.Millisecond
+		sh.record(&out)
+	}
+	once() // dial, first histogram bucket, interned names
+	if allocs := testing.AllocsPerRun(200, once); allocs > 0 {
+		t.Errorf("%.1f allocations per request, want 0", allocs)
+	}
+	conn.close()
+	<-done
 }
