@@ -35,17 +35,28 @@ func (p *Pool) Pick(ctx context.Context, tried *Tried) (*Backend, error) {
 	return p.q.wait(ctx, p, tried, o)
 }
 
-// pick chooses and acquires a backend; a lost max_conns race chooses again,
-// a bounded number of times.
+// pick chooses and acquires a backend; a lost max_conns race, or a backend
+// removed by an Update between the choice and the acquisition, chooses
+// again, a bounded number of times.
 func (p *Pool) pick(tried *Tried, rng *prng) (*Backend, error) {
 	for range 4 {
 		e, err := p.choose(tried, rng)
 		if e == nil {
 			return nil, err
 		}
-		if e.b.tryAcquire(e.maxConns) {
-			return e.b, nil
+		if !e.b.tryAcquire(e.maxConns) {
+			continue
 		}
+		// Update sets flagRemoved before it reads the in-flight count, and
+		// the acquisition above came before this load: either Update saw
+		// the request and retires the backend after it, or this sees the
+		// flag and gives the slot back. No request starts on a backend
+		// that was already retired.
+		if e.b.word.Load()&flagRemoved != 0 {
+			e.b.Release()
+			continue
+		}
+		return e.b, nil
 	}
 	return nil, ErrNoCapacity
 }

@@ -66,6 +66,12 @@ func TestConcurrentPickReleaseUpdate(t *testing.T) {
 				if n := b.InFlight(); n > maxConns {
 					errs <- errors.New(b.Address() + " over max_conns")
 				}
+				p.mu.Lock()
+				lost := b.Removed() && p.retiring[b.addr] != b
+				p.mu.Unlock()
+				if lost {
+					errs <- errors.New(b.Address() + " picked after it was retired")
+				}
 				mu.Lock()
 				seen[b] = true
 				mu.Unlock()
