@@ -78,6 +78,39 @@ func (p *process) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// waitServing sends GETs to url until one is answered 200, so the load
+// starts once the proxy really reaches its backends (an azimuth without
+// /readyz is "ready" as soon as its admin answers).
+func (p *process) waitServing(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	last := "no answer yet"
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("answered %d", resp.StatusCode)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("azimuth exited before serving (%v); its log:\n%s", p.err, p.tail())
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for azimuth to serve %s: %s: %w; its log:\n%s", url, last, ctx.Err(), p.tail())
+		case <-tick.C:
+		}
+	}
+}
+
 // stop sends SIGTERM and waits for the drain, then kills after grace.
 func (p *process) stop(grace time.Duration) error {
 	defer p.log.Close()

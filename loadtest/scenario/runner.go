@@ -102,6 +102,9 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 	if err := proc.waitReady(ctx, ro.ReadyTimeout); err != nil {
 		return nil, err
 	}
+	if err := proc.waitServing(ctx, "http://"+listen+sc.Load.Path, ro.ReadyTimeout); err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(ro.Log, "azimuth: ready, listening on %s, admin on %s, zone %s\n", listen, admin, sc.Azimuth.Zone)
 
 	l := sc.Load
