@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -77,5 +78,50 @@ func TestStreamLimits(t *testing.T) {
 		if _, err := conn.OpenStream(); !errors.As(err, &limit) {
 			t.Fatalf("fourth stream: %v, want the stream limit", err)
 		}
+	})
+}
+
+func TestMaxConnections(t *testing.T) {
+	ca := newCA(t, "test CA")
+	cf := writePair(t, t.TempDir(), "site", ca.issue(t, leafSpec{dns: []string{"site.test"}}))
+	src := newSource(t, Options{Listener: "https", Certs: []CertFile{cf}}, Deps{})
+	srv, err := Listen(ServerOptions{Addr: "127.0.0.1:0", Handler: echoHandler, TLS: src, MaxConnections: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-served
+	})
+	cfg := &tls.Config{RootCAs: ca.pool, ServerName: "site.test"}
+
+	first, err := tls.Dial("tcp", srv.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second connection waits in the accept queue: no handshake.
+	second, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Close() })
+	tc := tls.Client(second, cfg)
+	second.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("second connection was served beyond MaxConnections 1")
+	}
+	second.Close() // else its half-done handshake holds the slot next
+	first.Close()
+	waitFor(t, "a connection after the first closed", 5*time.Second, func() bool {
+		c, err := tls.Dial("tcp", srv.Addr().String(), cfg)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
 	})
 }

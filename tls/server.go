@@ -14,6 +14,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"golang.org/x/net/netutil"
 )
 
 // Server defaults, applied by ServerOptions.withDefaults.
@@ -52,9 +53,21 @@ type ServerOptions struct {
 	// ReadHeaderTimeout bounds reading request headers on TCP.
 	// Zero means DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request on TCP; zero is none.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response on TCP; zero is none, so long
+	// streams are not cut.
+	WriteTimeout time.Duration
 	// IdleTimeout closes idle keep-alive connections (TCP and QUIC).
 	// Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's header block (TCP and QUIC); zero
+	// means net/http's default of 1 MiB.
+	MaxHeaderBytes int
+	// MaxConnections caps open TCP connections; further clients wait in
+	// the kernel's accept queue. Zero is unlimited. QUIC connections are
+	// capped per connection by H3MaxIncomingStreams only.
+	MaxConnections int
 	// AltSvcMaxAge is the ma= of the Alt-Svc header.
 	// Zero means DefaultAltSvcMaxAge.
 	AltSvcMaxAge time.Duration
@@ -110,7 +123,8 @@ func Listen(o ServerOptions) (*Server, error) {
 	if o.Handler == nil || o.TLS == nil {
 		return nil, errors.New("listening: handler and tls source are required")
 	}
-	if o.H2MaxConcurrentStreams < 0 || o.H3MaxIncomingStreams < 0 || o.ReadHeaderTimeout < 0 || o.IdleTimeout < 0 || o.AltSvcMaxAge < 0 {
+	if o.H2MaxConcurrentStreams < 0 || o.H3MaxIncomingStreams < 0 || o.MaxHeaderBytes < 0 || o.MaxConnections < 0 ||
+		o.ReadHeaderTimeout < 0 || o.ReadTimeout < 0 || o.WriteTimeout < 0 || o.IdleTimeout < 0 || o.AltSvcMaxAge < 0 {
 		return nil, fmt.Errorf("listening on %s: stream limits and timeouts must not be negative", o.Addr)
 	}
 	o = o.withDefaults()
@@ -119,6 +133,9 @@ func Listen(o ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
+	if o.MaxConnections > 0 {
+		ln = netutil.LimitListener(ln, o.MaxConnections)
+	}
 
 	handler := o.Handler
 	if o.HTTP3 {
@@ -134,7 +151,10 @@ func Listen(o ServerOptions) (*Server, error) {
 		Protocols:         &protos,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: o.H2MaxConcurrentStreams},
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		ReadTimeout:       o.ReadTimeout,
+		WriteTimeout:      o.WriteTimeout,
 		IdleTimeout:       o.IdleTimeout,
+		MaxHeaderBytes:    o.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 	}
 	if o.HTTP3 {
@@ -153,7 +173,7 @@ func Listen(o ServerOptions) (*Server, error) {
 			return nil, fmt.Errorf("listening for quic on %s: %w", pc.LocalAddr(), err)
 		}
 		s.qln = qln
-		s.h3 = &http3.Server{Handler: o.Handler, IdleTimeout: o.IdleTimeout, Logger: o.Logger}
+		s.h3 = &http3.Server{Handler: o.Handler, IdleTimeout: o.IdleTimeout, MaxHeaderBytes: o.MaxHeaderBytes, Logger: o.Logger}
 	}
 	return s, nil
 }
