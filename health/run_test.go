@@ -1,7 +1,12 @@
 package health
 
 import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,4 +146,62 @@ func BenchmarkObserve(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestCheckerBoundsConcurrency checks forty hanging backends with at most
+// four checks in flight: the checker's goroutines do not grow with the pool.
+func TestCheckerBoundsConcurrency(t *testing.T) {
+	const backends, limit = 40, 4
+	var mu sync.Mutex
+	cur, peak, total := 0, 0, 0
+	quit := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		cur++
+		total++
+		peak = max(peak, cur)
+		mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-quit:
+		}
+		mu.Lock()
+		cur--
+		mu.Unlock()
+	})
+	var sp []balancer.Spec
+	for i := range backends {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.4.%d:0", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewUnstartedServer(h)
+		srv.Listener.Close()
+		srv.Listener = ln
+		srv.Start()
+		t.Cleanup(srv.Close)
+		sp = append(sp, balancer.Spec{Address: ln.Addr().String(), Zone: "d"})
+	}
+	t.Cleanup(func() { close(quit) })
+	f := newFixture(t, balancer.Options{ActiveChecks: true}, sp)
+	// Checks hang until their timeout, far beyond the interval: every
+	// round wants all forty in flight, and the limit holds them to four.
+	o := ActiveOptions{Interval: 20 * time.Millisecond, Timeout: 5 * time.Second, Rise: 1, Fall: 1, MaxConcurrent: limit}
+	c, err := NewChecker(f.t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	runOwned(t, c.Run)
+	count := func() (int, int) { mu.Lock(); defer mu.Unlock(); return cur, total }
+	eventually(t, 5*time.Second, "the first checks", func() bool { _, n := count(); return n >= limit })
+	// Watch for 15 intervals: no fifth check may start.
+	for end := time.Now().Add(15 * o.Interval); time.Now().Before(end); time.Sleep(o.Interval / 4) {
+		if cur, n := count(); cur > limit || n > limit {
+			t.Fatalf("%d checks in flight, %d started; the limit is %d", cur, n, limit)
+		}
+	}
+	if g := runtime.NumGoroutine() - base; g > 4*limit+8 {
+		t.Errorf("%d more goroutines while checking %d backends, want a bound set by the limit %d", g, backends, limit)
+	}
 }
