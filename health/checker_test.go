@@ -225,13 +225,23 @@ func TestCheckerPendingBackends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := runOwned(t, c.Run)
 	f.pool.Update(specs("a", first.Addr(), good.Addr(), bad.Addr()))
 	for _, a := range []string{good.Addr(), bad.Addr()} {
 		if got := f.backend(t, a).State(); got != balancer.StatePending {
 			t.Fatalf("backend %s joined as %v, want pending", a, got)
 		}
 	}
+	for range 20 {
+		b, err := f.pool.Pick(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Address() != first.Addr() {
+			t.Fatalf("picked pending backend %s before its first check", b.Address())
+		}
+		b.Release()
+	}
+	stop := runOwned(t, c.Run)
 	eventually(t, 5*time.Second, "pending backends to get their first check", func() bool {
 		return f.backend(t, good.Addr()).State() == balancer.StateUp &&
 			f.backend(t, bad.Addr()).State() == balancer.StateDown

@@ -59,7 +59,7 @@ func TestRunStopsEverything(t *testing.T) {
 // scheduling slack for a loaded CI machine; and comes back within Rise
 // intervals.
 func TestActivePathBound(t *testing.T) {
-	const slack = 250 * time.Millisecond
+	const slack = 400 * time.Millisecond
 	cases := []struct {
 		name string
 		o    ActiveOptions
