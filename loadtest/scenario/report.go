@@ -126,9 +126,13 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("%-8s %4d-%-4d %10d %8.3f%% %9s %9s\n", ph.Name, ph.From, ph.To, ph.Requests, 100*ph.SuccessRate(), ms(ph.Latency.P50), ms(ph.Latency.P99))
 	}
 	zones := r.Scenario.Fleet.Zones
+	width := 6
+	for _, z := range zones {
+		width = max(width, len(z))
+	}
 	p("zone share per second (%% of responses):\n  sec ")
 	for _, z := range zones {
-		p(" %6s", z)
+		p(" %*s", width, z)
 	}
 	p("\n")
 	for _, s := range res.Timeline {
@@ -146,7 +150,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			if total > 0 {
 				share = 100 * float64(s.Zones[z]) / float64(total)
 			}
-			p(" %5.1f%%", share)
+			p(" %*.1f%%", width-1, share)
 		}
 		p("\n")
 	}
