@@ -44,9 +44,10 @@ func (c *clock) now() int64 {
 }
 
 // tieBuf is how many tied candidates a scan remembers by index; ties beyond
-// it are sampled as they come. Drawing once at the end instead of once per
+// it are sampled as they come; it matches p2cAbove, so an exact scan of a
+// zone never overflows it. Drawing once at the end instead of once per
 // tie keeps the common case, an idle pool where every backend ties, cheap.
-const tieBuf = 32
+const tieBuf = 64
 
 // leastConn returns the candidate of entries[lo:hi] with the fewest
 // in-flight requests per unit of effective weight, ties broken uniformly at

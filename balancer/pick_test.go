@@ -1,9 +1,11 @@
 package balancer
 
 import (
+	"context"
 	"errors"
 	"math"
 	"testing"
+	"time"
 )
 
 // TestPickChoosesByRules: one pick against a prepared pool, case by case.
@@ -342,5 +344,34 @@ func TestTriedZeroValue(t *testing.T) {
 	tr.Add(b)
 	if tr.Len() != 1 || !tr.Has(b) || !tr.HasZone(b.Zone()) || tr.Has(p.Backends()[1]) || tr.HasZone("zz") {
 		t.Fatal("Tried does not report what was added")
+	}
+}
+
+// TestPickDoesNotAllocate: the request path allocates nothing, for first
+// attempts and retries alike, at every pool size (a Tried stays on the
+// caller's stack).
+func TestPickDoesNotAllocate(t *testing.T) {
+	for _, n := range []int{6, 100, 1000} {
+		p := NewPool("web", Options{LocalZone: "a", SpillBelow: 0.7, PanicBelow: 0.5, SlowStart: time.Minute, QueueSize: 4, QueueTimeout: time.Second})
+		p.Update(spread(n, 3))
+		p.Update(append(spread(n, 3), spec(1, 250, 1))) // one ramping backend
+		ctx := context.Background()
+		allocs := testing.AllocsPerRun(1000, func() {
+			var tried Tried
+			b, err := p.Pick(ctx, &tried)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tried.Add(b)
+			b.Release()
+			b, err = p.Pick(ctx, &tried)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Release()
+		})
+		if allocs != 0 {
+			t.Errorf("%d backends: %.1f allocations per two picks, want 0", n, allocs)
+		}
 	}
 }
