@@ -12,7 +12,8 @@
 //
 // Typical wiring for one listener:
 //
-//	src, err := edgetls.New(edgetls.Options{Listener: "https", Certs: certs}, edgetls.Deps{Registerer: reg, Logger: log})
+//	metrics, err := edgetls.NewMetrics(reg)  // once per Registerer
+//	src, err := edgetls.New(edgetls.Options{Listener: "https", Certs: certs}, edgetls.Deps{Metrics: metrics, Logger: log})
 //	go src.Run(ctx)                      // watches the files, rotates ticket keys
 //	srv, err := edgetls.Listen(edgetls.ServerOptions{Addr: addr, Handler: h, TLS: src, HTTP3: true})
 //	go srv.Serve()

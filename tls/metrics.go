@@ -1,49 +1,96 @@
 package edgetls
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+	"sort"
+	"sync"
 
-// expiryCollector exports azimuth_tls_certificate_expiry_seconds for one
-// listener. It reads the current snapshot at scrape time, so the value is
-// always "seconds until NotAfter" now, and a replaced certificate's label
-// set disappears with the snapshot that held it: there is nothing to delete
-// by hand and nothing to go stale. The listener is a constant label so that
-// several listeners register on one Registerer.
-type expiryCollector struct {
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics exports azimuth_tls_certificate_expiry_seconds{listener,name} for
+// every Source attached to it. Make one per Registerer and share it among
+// listeners and config generations: a new generation's Source attaches
+// while the old one still serves, and the old one detaches on Close, so a
+// config reload never meets "already registered".
+//
+// The value is read from each Source's current snapshot at scrape time, so
+// it is always "seconds until NotAfter" now, and a replaced certificate's
+// label set disappears with the snapshot that held it: nothing to delete by
+// hand, nothing to go stale.
+type Metrics struct {
 	desc *prometheus.Desc
-	src  *Source
+
+	mu      sync.Mutex
+	sources map[*Source]struct{}
 }
 
-func newExpiryCollector(listener string, src *Source) *expiryCollector {
-	return &expiryCollector{
+// NewMetrics registers the TLS metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
 		desc: prometheus.NewDesc(
 			"azimuth_tls_certificate_expiry_seconds",
 			"Seconds until the served certificate's NotAfter; name is its first DNS SAN or CN.",
-			[]string{"name"}, prometheus.Labels{"listener": listener}),
-		src: src,
+			[]string{"listener", "name"}, nil),
+		sources: make(map[*Source]struct{}),
 	}
+	if err := reg.Register(m); err != nil {
+		return nil, fmt.Errorf("registering tls metrics: %w", err)
+	}
+	return m, nil
+}
+
+func (m *Metrics) attach(s *Source) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sources[s] = struct{}{}
+}
+
+func (m *Metrics) detach(s *Source) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.sources, s)
 }
 
 // Describe implements prometheus.Collector.
-func (c *expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.desc }
 
-// Collect implements prometheus.Collector. Two certificates with one name
-// (say an RSA and an ECDSA one) report the one that expires first.
-func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
-	now := c.src.clock.Now()
-	soonest := make(map[string]float64)
-	var order []string
-	for _, e := range c.src.certs.Load().entries {
-		left := e.leaf.NotAfter.Sub(now).Seconds()
-		if v, ok := soonest[e.name]; !ok || left < v {
-			if !ok {
-				order = append(order, e.name)
+// Collect implements prometheus.Collector. Where one listener and name
+// occur twice (an RSA and an ECDSA certificate, or two generations during
+// a reload), the certificate that expires first is reported.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	type key struct{ listener, name string }
+	m.mu.Lock()
+	sources := make([]*Source, 0, len(m.sources))
+	for s := range m.sources {
+		sources = append(sources, s)
+	}
+	m.mu.Unlock()
+
+	soonest := make(map[key]float64)
+	for _, s := range sources {
+		now := s.clock.Now()
+		for _, e := range s.certs.Load().entries {
+			k := key{s.opts.Listener, e.name}
+			left := e.leaf.NotAfter.Sub(now).Seconds()
+			if v, ok := soonest[k]; !ok || left < v {
+				soonest[k] = left
 			}
-			soonest[e.name] = left
 		}
 	}
-	for _, name := range order {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, soonest[name], name)
+	keys := make([]key, 0, len(soonest))
+	for k := range soonest {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].listener != keys[j].listener {
+			return keys[i].listener < keys[j].listener
+		}
+		return keys[i].name < keys[j].name
+	})
+	for _, k := range keys {
+		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.GaugeValue, soonest[k], k.listener, k.name)
 	}
 }
 
-var _ prometheus.Collector = (*expiryCollector)(nil)
+var _ prometheus.Collector = (*Metrics)(nil)

@@ -22,9 +22,13 @@ func TestExpiryGaugeAndWarnings(t *testing.T) {
 	cfLater := writePair(t, dir, "later", later)
 
 	reg := prometheus.NewPedanticRegistry()
+	metrics, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &logRecorder{}
 	src := newSource(t, Options{Listener: "https", Certs: []CertFile{cfSoon, cfLater}},
-		Deps{Registerer: reg, Logger: slog.New(logs), Clock: clock})
+		Deps{Metrics: metrics, Logger: slog.New(logs), Clock: clock})
 	waitFor(t, "Run to start its tickers", 5*time.Second, func() bool { return clock.liveTickers() == 2 })
 
 	expect := func(body string) {
@@ -60,11 +64,23 @@ azimuth_tls_certificate_expiry_seconds{listener="https",name="soon.test"} 777600
 azimuth_tls_certificate_expiry_seconds{listener="https",name="renewed.test"} 7.6896e+06
 `)
 
-	// A second listener registers beside the first on the same registry.
-	if _, err := New(Options{Listener: "other", Certs: []CertFile{cfLater}}, Deps{Registerer: reg, Logger: slog.New(logs), Clock: clock}); err != nil {
-		t.Fatalf("second listener on one registry: %v", err)
+	// Another listener, and a new generation of this one built while the
+	// old one still serves, share the Metrics.
+	newSource(t, Options{Listener: "other", Certs: []CertFile{cfLater}}, Deps{Metrics: metrics, Clock: clock})
+	newSource(t, Options{Listener: "https", Certs: []CertFile{cfSoon}}, Deps{Metrics: metrics, Clock: clock})
+	expect(`azimuth_tls_certificate_expiry_seconds{listener="https",name="later by cn"} 5.0976e+06
+azimuth_tls_certificate_expiry_seconds{listener="https",name="renewed.test"} 7.6896e+06
+azimuth_tls_certificate_expiry_seconds{listener="other",name="later by cn"} 5.0976e+06
+`)
+	// Retiring the old generation takes its certificates out.
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := New(Options{Listener: "other", Certs: []CertFile{cfLater}}, Deps{Registerer: reg, Logger: slog.New(logs), Clock: clock}); err == nil {
-		t.Fatal("a duplicate listener name registered twice")
+	expect(`azimuth_tls_certificate_expiry_seconds{listener="https",name="renewed.test"} 7.6896e+06
+azimuth_tls_certificate_expiry_seconds{listener="other",name="later by cn"} 5.0976e+06
+`)
+
+	if _, err := NewMetrics(reg); err == nil {
+		t.Fatal("a second Metrics registered on one registry")
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults applied by Options.withDefaults. They are exported so that the
@@ -60,8 +58,9 @@ type Options struct {
 
 // Deps are the run-time collaborators of a Source; all are optional.
 type Deps struct {
-	// Registerer receives the expiry gauge. Nil means no metrics.
-	Registerer prometheus.Registerer
+	// Metrics exports the Source's certificate expiry; shared by all
+	// listeners on one Registerer. Nil means no metrics.
+	Metrics *Metrics
 	// Logger receives reload and expiry messages. Nil means slog.Default().
 	Logger *slog.Logger
 	// Clock drives ticket rotation, expiry warnings and the expiry gauge.

@@ -32,7 +32,7 @@ type Source struct {
 	tickets *ticketKeys
 	tcp     *tls.Config
 	quic    *tls.Config
-	metrics *expiryCollector
+	metrics *Metrics // nil without metrics
 
 	// reloadMu serializes reloads (file events, daily checks, Reload calls).
 	reloadMu sync.Mutex
@@ -92,11 +92,9 @@ func New(opts Options, deps Deps) (*Source, error) {
 	s.quic.NextProtos = []string{ProtoH3}
 	s.quic.MinVersion = tls.VersionTLS13 // QUIC is TLS 1.3 only (RFC 9001)
 
-	if deps.Registerer != nil {
-		s.metrics = newExpiryCollector(opts.Listener, s)
-		if err := deps.Registerer.Register(s.metrics); err != nil {
-			return nil, fmt.Errorf("registering tls metrics of listener %q: %w", opts.Listener, err)
-		}
+	if deps.Metrics != nil {
+		s.metrics = deps.Metrics
+		s.metrics.attach(s)
 	}
 	return s, nil
 }
@@ -200,13 +198,18 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 }
 
-// Close stops Run and waits for it to return; a Run started after Close
-// returns at once. It is safe to call more than once and without Run.
+// Close stops Run and waits for it to return, and takes the Source's
+// certificates out of Metrics; a Run started after Close returns at once.
+// Configs already handed out keep working, so a retired generation can
+// drain. It is safe to call more than once and without Run.
 func (s *Source) Close() error {
 	s.runMu.Lock()
 	s.closed = true
 	stop, done := s.stop, s.done
 	s.runMu.Unlock()
+	if s.metrics != nil {
+		s.metrics.detach(s)
+	}
 	if stop == nil {
 		return nil
 	}
