@@ -20,6 +20,10 @@ import (
 // hand, nothing to go stale.
 type Metrics struct {
 	desc *prometheus.Desc
+	// reloads counts certificate pairs read again by result: "ok" when a
+	// changed pair went live, "refused" when one failed and the old pair
+	// kept serving. Alert on refused.
+	reloads *prometheus.CounterVec
 
 	mu      sync.Mutex
 	sources map[*Source]struct{}
@@ -32,6 +36,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			"azimuth_tls_certificate_expiry_seconds",
 			"Seconds until the served certificate's NotAfter; name is its first DNS SAN or CN.",
 			[]string{"listener", "name"}, nil),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "azimuth_tls_certificate_reloads_total",
+			Help: "Certificate pairs read again after a change, by result: ok (now serving) or refused (old pair kept).",
+		}, []string{"listener", "result"}),
 		sources: make(map[*Source]struct{}),
 	}
 	if err := reg.Register(m); err != nil {
@@ -52,13 +60,24 @@ func (m *Metrics) detach(s *Source) {
 	delete(m.sources, s)
 }
 
+// reloaded counts one pair's reload result.
+func (m *Metrics) reloaded(listener, result string) {
+	if m != nil {
+		m.reloads.WithLabelValues(listener, result).Inc()
+	}
+}
+
 // Describe implements prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.desc }
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.desc
+	m.reloads.Describe(ch)
+}
 
 // Collect implements prometheus.Collector. Where one listener and name
 // occur twice (an RSA and an ECDSA certificate, or two generations during
 // a reload), the certificate that expires first is reported.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.reloads.Collect(ch)
 	type key struct{ listener, name string }
 	m.mu.Lock()
 	sources := make([]*Source, 0, len(m.sources))

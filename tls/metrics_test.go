@@ -63,6 +63,17 @@ azimuth_tls_certificate_expiry_seconds{listener="https",name="soon.test"} 777600
 	expect(`azimuth_tls_certificate_expiry_seconds{listener="https",name="later by cn"} 5.0976e+06
 azimuth_tls_certificate_expiry_seconds{listener="https",name="renewed.test"} 7.6896e+06
 `)
+	if got := testutil.ToFloat64(metrics.reloads.WithLabelValues("https", "ok")); got != 1 {
+		t.Errorf("reloads ok = %v, want 1", got)
+	}
+	writeFile(t, cfLater.CertFile, []byte("garbage"))
+	if err := src.Reload(); err == nil {
+		t.Fatal("Reload of garbage returned no error")
+	}
+	if got := testutil.ToFloat64(metrics.reloads.WithLabelValues("https", "refused")); got < 1 {
+		t.Errorf("reloads refused = %v, want at least 1", got)
+	}
+	writeFile(t, cfLater.CertFile, later.certPEM)
 
 	// Another listener, and a new generation of this one built while the
 	// old one still serves, share the Metrics.

@@ -29,6 +29,7 @@ func (s *Source) Reload() error {
 				"cert_file", prev.files.CertFile, "key_file", prev.files.KeyFile,
 				"serving", prev.name, "error", err)
 			errs = append(errs, fmt.Errorf("certificates[%d]: %w", i, err))
+			s.metrics.reloaded(s.opts.Listener, "refused")
 			entries[i] = prev
 			continue
 		}
@@ -38,6 +39,7 @@ func (s *Source) Reload() error {
 		}
 		entries[i] = e
 		changed = append(changed, e)
+		s.metrics.reloaded(s.opts.Listener, "ok")
 		s.log.Info("certificate reloaded",
 			"cert_file", e.files.CertFile, "name", e.name, "previous", prev.name,
 			"serial", e.leaf.SerialNumber.String(), "not_after", e.leaf.NotAfter)
