@@ -183,19 +183,32 @@ func (s *Source) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-rot.C():
-			if err := s.tickets.rotate(); err != nil {
-				s.log.Error("rotating session ticket key", "error", err)
-				continue
-			}
-			s.log.Debug("rotated session ticket key", "generation", s.tickets.generation())
+			s.safely("rotating session ticket key", func() {
+				if err := s.tickets.rotate(); err != nil {
+					s.log.Error("rotating session ticket key", "error", err)
+					return
+				}
+				s.log.Debug("rotated session ticket key", "generation", s.tickets.generation())
+			})
 		case <-daily.C():
-			s.warnExpiring(s.certs.Load().entries)
+			s.safely("checking certificate expiry", func() { s.warnExpiring(s.certs.Load().entries) })
 		case <-w.reload:
-			_ = s.Reload()
+			s.safely("reloading certificates", func() { _ = s.Reload() })
 		case err := <-w.errs:
 			s.log.Error("watching certificate files", "error", err)
 		}
 	}
+}
+
+// safely runs one step of Run's loop, logging a panic instead of taking
+// the process down: the listener keeps serving its last good snapshot.
+func (s *Source) safely(what string, step func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic while "+what, "panic", r)
+		}
+	}()
+	step()
 }
 
 // Close stops Run and waits for it to return, and takes the Source's
