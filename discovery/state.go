@@ -15,7 +15,7 @@ type State struct {
 	LastError string `json:"last_error,omitempty"`
 	// LastErrorTime is when LastError happened.
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
-	// Backends is the size of the last set handed to the sink.
+	// Backends is the size of the last set Consul gave the sink.
 	Backends int `json:"backends"`
 	// Index is the Consul index the next blocking query waits on.
 	Index uint64 `json:"index"`

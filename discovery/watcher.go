@@ -165,6 +165,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 			continue
 		}
 		w.errorsInRow++
+		// Start over from index 0: the agent may have been restarted or
+		// replaced, and a new one's index can be behind ours, so waiting
+		// on our old index would hang until it caught up, missing every
+		// change until then. The first answer after an error is a full
+		// one, which is what a resync needs anyway.
+		w.index = 0
 		w.recordError(err)
 		delay := backoff(w.errorsInRow, w.timing.BackoffBase, w.timing.BackoffMax, w.rand())
 		w.log.Warn("querying consul failed; keeping the last backend set", "error", err, "errors_in_a_row", w.errorsInRow, "retry_in", delay)
@@ -201,27 +207,22 @@ func (w *Watcher) once(ctx context.Context) (err error) {
 		w.log.Info("consul index went backwards; starting over", "was", w.index, "got", meta.LastIndex)
 	}
 	w.index = next
+	if w.errorsInRow > 0 {
+		w.log.Info("consul answers again", "errors_in_a_row", w.errorsInRow)
+	}
 	w.errorsInRow = 0
 	w.apply(buildSnapshot(entries, w.opts))
 	return nil
 }
 
-// apply hands a new set to the sink when it differs from the last one (or
-// is the first), and records success.
+// apply records success, then hands the new set to the sink when it
+// differs from the last one (or is the first). State is stored first so
+// that whoever sees the pool change also sees the watcher synced.
 func (w *Watcher) apply(s snapshot) {
 	w.noteOnce(w.noZone, s.noZone, "consul instance has no zone; it joins zone \"\"",
 		"zone_meta", w.opts.ZoneMeta, "zone_tag_prefix", w.opts.ZoneTagPrefix)
 	w.noteOnce(w.badWeight, s.badWeight, "consul instance weight metadata is not a positive integer; using the service weights",
 		"weight_meta", w.opts.WeightMeta)
-	changed := !w.sent || !slices.Equal(w.last, s.specs)
-	if changed {
-		w.sink.Update(slices.Clone(s.specs))
-		w.last = s.specs
-		w.sent = true
-		w.metrics.updates.WithLabelValues(w.pool).Inc()
-		w.metrics.backends.WithLabelValues(w.pool).Set(float64(len(s.specs)))
-		w.log.Info("backend set from consul", "backends", len(s.specs), "skipped", s.skipped, "index", w.index)
-	}
 	now := w.now()
 	prev := w.state.Load()
 	w.state.Store(&State{
@@ -229,11 +230,20 @@ func (w *Watcher) apply(s snapshot) {
 		LastSuccess:   now,
 		LastError:     prev.LastError,
 		LastErrorTime: prev.LastErrorTime,
-		Backends:      len(w.last),
+		Backends:      len(s.specs),
 		Index:         w.index,
 	})
 	w.metrics.lastSuccess.WithLabelValues(w.pool).Set(float64(now.UnixNano()) / 1e9)
 	w.metrics.syncState.WithLabelValues(w.pool).Set(1)
+	if w.sent && slices.Equal(w.last, s.specs) {
+		return
+	}
+	w.sink.Update(slices.Clone(s.specs))
+	w.last = s.specs
+	w.sent = true
+	w.metrics.updates.WithLabelValues(w.pool).Inc()
+	w.metrics.backends.WithLabelValues(w.pool).Set(float64(len(s.specs)))
+	w.log.Info("backend set from consul", "backends", len(s.specs), "skipped", s.skipped, "index", w.index)
 }
 
 // recordError marks the watcher out of sync.
@@ -244,8 +254,8 @@ func (w *Watcher) recordError(err error) {
 		LastSuccess:   prev.LastSuccess,
 		LastError:     err.Error(),
 		LastErrorTime: w.now(),
-		Backends:      prev.Backends,
-		Index:         prev.Index,
+		Backends:      len(w.last),
+		Index:         w.index,
 	})
 	w.metrics.errors.WithLabelValues(w.pool).Inc()
 	w.metrics.syncState.WithLabelValues(w.pool).Set(0)
