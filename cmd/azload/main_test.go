@@ -68,7 +68,8 @@ func TestDemoShort(t *testing.T) {
 			Fault string `json:"fault"`
 			Error string `json:"error"`
 		} `json:"faults"`
-		RetriesOK bool `json:"retries_available"`
+		RetriesOK bool   `json:"retries_available"`
+		StopError string `json:"azimuth_stop_error"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("decoding the JSON report: %v\n%s", err, stdout.String())
@@ -106,6 +107,9 @@ func TestDemoShort(t *testing.T) {
 	}
 	if n := strings.Count(string(page), "<svg"); n != 3 {
 		t.Errorf("HTML report has %d charts, want 3", n)
+	}
+	if rep.StopError != "" {
+		t.Errorf("azimuth did not stop cleanly on SIGTERM: %s", rep.StopError)
 	}
 	if !rep.RetriesOK {
 		t.Log("azimuth_retries_total not exported by this azimuth build")

@@ -134,7 +134,7 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 
 	retries, retriesOK := scrapeRetries(admin)
 	stopped = true
-	stopErr := proc.stop(15 * time.Second)
+	stopErr := proc.stop(10 * time.Second) // the config sets a 100ms drain and 5s grace
 	if runErr != nil {
 		return nil, fmt.Errorf("driving load through azimuth: %w", runErr)
 	}
