@@ -48,6 +48,9 @@ func NewServer(ctx context.Context, o Options) *Server {
 		Rewrite:      func(pr *httputil.ProxyRequest) { exchangeOf(pr.In.Context()).rewrite(pr) },
 		Transport:    roundTripper{s},
 		ErrorHandler: s.answerError,
+		// A backend's Alt-Svc would advertise the backend's protocols as
+		// the proxy's; the listener sets its own.
+		ModifyResponse: func(r *http.Response) error { r.Header.Del("Alt-Svc"); return nil },
 		BufferPool:   copyBuffers{},
 		ErrorLog:     log.New(slogWriter{o.Logger}, "", 0),
 	}

@@ -73,6 +73,10 @@ type ServerOptions struct {
 	AltSvcMaxAge time.Duration
 	// Logger receives server errors. Nil means slog.Default().
 	Logger *slog.Logger
+	// ListenConfig binds the sockets; nil means net.ListenConfig{}. The
+	// proxy passes one that sets SO_REUSEPORT, so a new process or a
+	// reload can bind the same port while the old socket drains.
+	ListenConfig *net.ListenConfig
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -128,7 +132,11 @@ func Listen(o ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("listening on %s: stream limits and timeouts must not be negative", o.Addr)
 	}
 	o = o.withDefaults()
-	ln, pc, err := bind(o.Addr, o.HTTP3)
+	lc := o.ListenConfig
+	if lc == nil {
+		lc = &net.ListenConfig{}
+	}
+	ln, pc, err := bind(lc, o.Addr, o.HTTP3)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +188,7 @@ func Listen(o ServerOptions) (*Server, error) {
 
 // bind listens on TCP and, if udp, on UDP at the same port. With port 0 it
 // retries a few times when the kernel's TCP pick is taken on UDP.
-func bind(addr string, udp bool) (net.Listener, net.PacketConn, error) {
+func bind(lc *net.ListenConfig, addr string, udp bool) (net.Listener, net.PacketConn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listening on %q: %w", addr, err)
@@ -191,7 +199,7 @@ func bind(addr string, udp bool) (net.Listener, net.PacketConn, error) {
 	}
 	var lastErr error
 	for range attempts {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("listening on tcp %s: %w", addr, err)
 		}
@@ -199,7 +207,7 @@ func bind(addr string, udp bool) (net.Listener, net.PacketConn, error) {
 			return ln, nil, nil
 		}
 		p := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, p))
+		pc, err := lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(host, p))
 		if err == nil {
 			return ln, pc, nil
 		}

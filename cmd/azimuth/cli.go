@@ -47,7 +47,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "azimuth: unknown command %q; see azimuth -h\n", fs.Arg(0))
 		return exitUsage
 	}
-	if err := run(ctx, configPath, stderr); err != nil {
+	if err := run(ctx, configPath, stdout, stderr); err != nil {
 		printError(stderr, err)
 		return exitFail
 	}

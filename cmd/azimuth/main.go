@@ -6,13 +6,10 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := cli(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	// run handles SIGTERM, SIGINT, SIGHUP and SIGUSR1 itself: the first
+	// stop signal drains, a second one exits at once.
+	os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }

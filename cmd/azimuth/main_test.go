@@ -289,7 +289,8 @@ func writeRunConfig(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := "admin: { address: 127.0.0.1:0 }\nshutdown: { grace: 5s }\n" + string(data)
+	cfg := "admin: { address: 127.0.0.1:0 }\nshutdown: { grace: 5s, drain_delay: 100ms }\n" +
+		strings.ReplaceAll(string(data), "127.0.0.1:8080", "127.0.0.1:0")
 	path := filepath.Join(dir, "azimuth.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -354,7 +355,7 @@ func TestSIGHUPChecksConfigAndKeepsRunning(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog(t, "config reload checked", nil)
+	p.waitLog(t, "config reloaded", nil)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.exitCode(t); code != 0 {
 		t.Fatalf("exit %d", code)

@@ -6,84 +6,246 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/azimuthproxy/azimuth/configs"
 )
 
-// run loads the config at path and serves until ctx ends, then shuts down
-// within the config's grace period. For now it serves the admin listener's
-// /healthz only; the proxy's listeners are wired in here. SIGHUP re-reads
-// the file and logs whether it is valid (with every problem's file:line).
-func run(ctx context.Context, path string, stderr io.Writer) error {
+// errInterrupted is returned when a second stop signal cuts the drain short.
+var errInterrupted = errors.New("second stop signal: exiting without draining")
+
+// run loads the config at path and serves until SIGTERM or SIGINT, then
+// drains: /readyz fails at once, the listeners keep serving for
+// shutdown.drain_delay so health checks notice, then stop accepting and
+// finish requests in flight within shutdown.grace. A second stop signal
+// exits at once. SIGHUP and any change of the file reload it; SIGUSR1
+// reopens the access log file.
+func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
+	// Watch before the first load, so an edit in between is not missed.
+	watcher, werr := configs.NewWatcher(path, configs.DefaultDebounce)
 	cfg, err := configs.Load(path)
 	if err != nil {
+		if watcher != nil {
+			_ = watcher.Close()
+		}
 		return err
 	}
 	logger, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
-	logger.Info("config loaded", "source", cfg.Source, "hash", cfg.Hash)
-
-	ln, err := net.Listen("tcp", cfg.Admin.Address)
+	access, logFile, err := newAccessLog(cfg.Log, stdout, stderr)
 	if err != nil {
-		return fmt.Errorf("listening on admin address %s: %w", cfg.Admin.Address, err)
+		return err
 	}
-	admin := &http.Server{
-		Handler:           adminHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a, err := newApp(ctx, logger, access)
+	if err != nil {
+		return err
 	}
-	served := make(chan error, 1)
-	go func() { served <- admin.Serve(ln) }()
-	logger.Info("admin listening", "address", ln.Addr().String())
+	if err := a.apply(cfg); err != nil {
+		return err
+	}
+	a.reloads.record(true)
+	admin, err := a.startAdmin(cfg)
+	if err != nil {
+		a.stopAll(context.Background())
+		return err
+	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	changed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	if werr != nil {
+		logger.Warn("not watching the config file; reload with SIGHUP", "error", werr)
+	} else {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := watcher.Run(ctx, func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				logger.Error("config watcher stopped; reload with SIGHUP", "error", err)
+			}
+		}()
+	}
+	logger.Info("azimuth running", "config", cfg.Source, "zone", cfg.Zone, "admin", admin.addr)
 
 	for {
 		select {
 		case <-ctx.Done():
-			logger.Info("stopping", "grace", cfg.Shutdown.Grace)
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace)
-			defer cancel()
-			if err := admin.Shutdown(sctx); err != nil {
-				return fmt.Errorf("shutting down admin listener: %w", err)
+			return a.drain(admin, sigs)
+		case <-changed:
+			a.reload(path, admin)
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				a.reload(path, admin)
+			case syscall.SIGUSR1:
+				if logFile != nil {
+					if err := logFile.reopen(); err != nil {
+						logger.Error("reopening access log", "error", err)
+					} else {
+						logger.Info("access log reopened", "path", logFile.path)
+					}
+				}
+			default:
+				logger.Info("stop signal", "signal", sig.String())
+				return a.drain(admin, sigs)
 			}
-			<-served
-			logger.Info("stopped")
-			return nil
-		case err := <-served:
-			return fmt.Errorf("serving admin listener: %w", err)
-		case <-hup:
-			reloadCheck(logger, path)
 		}
 	}
 }
 
-// reloadCheck loads the file again and logs the outcome; the running
-// config is kept either way until the proxy is wired in to swap it.
-func reloadCheck(logger *slog.Logger, path string) {
-	next, err := configs.Load(path)
+// reload loads the file and applies it. A file that fails to load or apply
+// changes nothing: the running config keeps serving, every problem is
+// logged as FILE:LINE: key: problem, and the reload metrics say so until a
+// good file arrives.
+func (a *app) reload(path string, admin *adminServer) {
+	cfg, err := configs.Load(path)
+	if err == nil {
+		if cur := a.cfg(); cur != nil && cur.Hash == cfg.Hash && a.lastErr.Load() == nil {
+			a.logger.Debug("config unchanged", "source", cfg.Source)
+			return
+		}
+		err = a.apply(cfg)
+	}
 	if err != nil {
 		var errs *configs.Errors
 		if errors.As(err, &errs) {
 			for _, p := range errs.Problems {
-				logger.Error("config reload rejected", "file", p.File, "line", p.Line, "key", p.Path, "problem", p.Msg, "at", p.String())
+				a.logger.Error("config reload rejected", "file", p.File, "line", p.Line, "key", p.Path, "problem", p.Msg, "at", p.String())
 			}
-			return
+		} else {
+			a.logger.Error("config reload rejected", "error", err)
 		}
-		logger.Error("config reload rejected", "error", err)
+		msg := err.Error()
+		a.lastErr.Store(&msg)
+		a.reloads.record(false)
 		return
 	}
-	logger.Info("config reload checked", "source", next.Source, "hash", next.Hash)
+	a.lastErr.Store(nil)
+	a.reloads.record(true)
+	a.logger.Info("config reloaded", "source", cfg.Source, "hash", cfg.Hash)
+	if err := admin.update(a, cfg); err != nil {
+		a.logger.Error("admin settings not applied", "error", err)
+	}
+}
+
+// drain is the shutdown sequence for DNS-failover pairs.
+func (a *app) drain(admin *adminServer, sigs <-chan os.Signal) error {
+	cfg := a.cfg()
+	a.draining.Store(true)
+	a.logger.Info("draining: readiness fails now", "drain_delay", cfg.Shutdown.DrainDelay, "grace", cfg.Shutdown.Grace)
+	if interrupted(sigs, time.After(cfg.Shutdown.DrainDelay)) {
+		return errInterrupted
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		a.stopAll(ctx)
+		close(done)
+	}()
+	if interrupted(sigs, done) {
+		return errInterrupted
+	}
+	_ = admin.srv.Shutdown(ctx)
+	a.logger.Info("stopped")
+	return nil
+}
+
+// interrupted waits for done and reports whether a stop signal came first.
+func interrupted[T any](sigs <-chan os.Signal, done <-chan T) bool {
+	for {
+		select {
+		case <-done:
+			return false
+		case sig := <-sigs:
+			if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+				return true
+			}
+		}
+	}
+}
+
+// stopAll closes every listener gracefully within ctx and stops the pools.
+func (a *app) stopAll(ctx context.Context) {
+	a.mu.Lock()
+	slots, pools := a.slots, a.pools
+	a.slots, a.pools = nil, nil
+	a.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.shutdown(ctx); err != nil {
+				a.logger.Warn("listener closed before its requests finished", "listener", s.name, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+	a.bg.Wait()
+	for _, rt := range pools {
+		rt.stop()
+	}
+}
+
+// adminServer is the admin listener; its handler is rebuilt on reload so a
+// new token or pprof switch applies at once. A new address needs a restart.
+type adminServer struct {
+	addr    string
+	srv     *http.Server
+	handler swapHandler
+}
+
+func (a *app) startAdmin(cfg *configs.Config) (*adminServer, error) {
+	ln, err := listenTCP(cfg.Admin.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listening on admin address %s: %w", cfg.Admin.Address, err)
+	}
+	s := &adminServer{addr: ln.Addr().String()}
+	if err := s.update(a, cfg); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	s.srv = &http.Server{
+		Handler:           &s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = s.srv.Serve(ln) }()
+	a.logger.Info("admin listening", "address", s.addr)
+	return s, nil
+}
+
+func (s *adminServer) update(a *app, cfg *configs.Config) error {
+	token, err := readTokenFile(cfg.Admin.TokenFile)
+	if err != nil {
+		return fmt.Errorf("reading admin token: %w", err)
+	}
+	if s.srv != nil && cfg.Admin.Address != s.addr {
+		a.logger.Warn("admin.address changes on restart", "running", s.addr, "configured", cfg.Admin.Address)
+	}
+	s.handler.set(a.adminHandler(token, cfg.Admin.Pprof))
+	return nil
 }
 
 // newLogger builds the process logger from the config's log section.
@@ -97,15 +259,4 @@ func newLogger(c configs.Log, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
-}
-
-// adminHandler serves the admin API: /healthz answers 200 "ok" while the
-// process is alive.
-func adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
-	return mux
 }

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"strconv"
+
+	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/azimuthproxy/azimuth/configs"
+	"github.com/azimuthproxy/azimuth/discovery"
+	"github.com/azimuthproxy/azimuth/health"
+	"github.com/azimuthproxy/azimuth/proxy"
+	edgetls "github.com/azimuthproxy/azimuth/tls"
+)
+
+// This file turns the config file's types into each package's own options.
+// The packages never see configs types; a config key's meaning is decided
+// here and in configs' doc comments.
+
+func balancerOptions(zone string, p *configs.Pool) balancer.Options {
+	return balancer.Options{
+		LocalZone:    zone,
+		SpillBelow:   p.Zones.SpillBelow,
+		PanicBelow:   p.Zones.PanicBelow,
+		SlowStart:    p.SlowStart,
+		QueueSize:    p.Queue.Size,
+		QueueTimeout: p.Queue.Timeout,
+		ActiveChecks: p.Health.Active != nil,
+	}
+}
+
+func staticSpecs(p *configs.Pool) []balancer.Spec {
+	out := make([]balancer.Spec, 0, len(p.Backends))
+	for _, b := range p.Backends {
+		out = append(out, balancer.Spec{Address: b.Address, Zone: b.Zone, Weight: b.Weight, MaxConns: b.MaxConns})
+	}
+	return out
+}
+
+func retryPolicy(p *configs.Pool) proxy.RetryPolicy {
+	r := proxy.RetryPolicy{
+		Attempts:          p.Retry.Attempts,
+		IdempotencyHeader: p.Retry.IdempotencyHeader,
+		MaxBody:           p.Retry.MaxBody.Bytes(),
+		BudgetPercent:     float64(p.Retry.Budget.Percent),
+		BudgetMin:         p.Retry.Budget.MinConcurrency,
+	}
+	for _, on := range p.Retry.On {
+		switch on {
+		case configs.RetryOnConnectFailure:
+			r.On[proxy.CauseConnect] = true
+		case configs.RetryOnTimeout:
+			r.On[proxy.CauseTimeout] = true
+		case configs.RetryOnReset:
+			r.On[proxy.CauseReset] = true
+		default: // a status code; validation accepted only 4xx and 5xx
+			if code, err := strconv.Atoi(on); err == nil {
+				r.On[proxy.CauseStatus] = true
+				r.Statuses = append(r.Statuses, code)
+			}
+		}
+	}
+	return r
+}
+
+func timeouts(p *configs.Pool) proxy.Timeouts {
+	return proxy.Timeouts{Connect: p.Timeouts.Connect, PerTry: p.Timeouts.PerTry, Request: p.Timeouts.Request}
+}
+
+func backendTLS(p *configs.Pool) *edgetls.BackendOptions {
+	if p.TLS == nil {
+		return nil
+	}
+	return &edgetls.BackendOptions{CAFile: p.TLS.CAFile, ServerName: p.TLS.ServerName, CertFile: p.TLS.CertFile, KeyFile: p.TLS.KeyFile}
+}
+
+func scheme(p *configs.Pool) string {
+	if p.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+func activeOptions(p *configs.Pool) (health.ActiveOptions, bool) {
+	a := p.Health.Active
+	if a == nil {
+		return health.ActiveOptions{}, false
+	}
+	lo, hi, _ := a.StatusRange()
+	o := health.ActiveOptions{
+		Path: a.Path, Host: a.Host, ExpectMin: lo, ExpectMax: hi,
+		Interval: a.Interval, Timeout: a.Timeout, Rise: a.Rise, Fall: a.Fall,
+		// While a backend's last check disagrees with its state, check twice
+		// as often (HAProxy's fastinter), so a hung backend goes down within
+		// about interval + (fall-1)*interval/2 + timeout.
+		FastInterval: a.Interval / 2,
+	}
+	switch {
+	case p.Protocol == configs.ProtocolH2C:
+		o.Scheme = health.SchemeH2C
+	case p.TLS != nil:
+		o.Scheme = health.SchemeHTTPS
+	default:
+		o.Scheme = health.SchemeHTTP
+	}
+	return o, true
+}
+
+func passiveOptions(p *configs.Pool) health.PassiveOptions {
+	return health.PassiveOptions{
+		ConsecutiveFailures: p.Health.Passive.ConsecutiveFailures,
+		Ejection:            p.Health.Passive.Ejection,
+		MaxEjectedPercent:   p.Health.Passive.MaxEjectedPercent,
+	}
+}
+
+func consulPoolOptions(p *configs.Pool) discovery.PoolOptions {
+	c := p.Consul
+	return discovery.PoolOptions{
+		Service: c.Service, Tags: c.Tags, ZoneMeta: c.ZoneMeta, ZoneTagPrefix: c.ZoneTagPrefix,
+		WeightMeta: c.WeightMeta, IncludeWarning: c.IncludeWarning,
+	}
+}
+
+func tlsSourceOptions(l *configs.Listener) edgetls.Options {
+	t := l.TLS
+	o := edgetls.Options{Listener: l.Name, MinVersion: t.MinVersion, ClientCAFile: t.ClientCAFile, ClientAuth: t.ClientAuth}
+	for _, c := range t.Certificates {
+		o.Certs = append(o.Certs, edgetls.CertFile{CertFile: c.CertFile, KeyFile: c.KeyFile})
+	}
+	return o
+}

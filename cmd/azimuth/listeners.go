@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/configs"
+	edgetls "github.com/azimuthproxy/azimuth/tls"
+	"golang.org/x/net/netutil"
+)
+
+// swapHandler lets a listener's socket and server outlive reloads: each
+// generation installs its handler, and requests in flight finish on the one
+// they started with.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
+
+// slot is one bound listener. Its socket is kept across reloads while its
+// address and binding settings stay; routes, pools and redirects change
+// through its swapHandler.
+type slot struct {
+	name    string
+	addr    string
+	bound   net.Addr
+	binding string // settings that need a new socket when they change
+	handler swapHandler
+	source  *edgetls.Source // TLS listeners only
+	tlsSrv  *edgetls.Server
+	plain   *http.Server
+	cancel  context.CancelFunc // stops the TLS source's watcher
+	served  chan error
+}
+
+// bindingOf is what cannot change on a live socket: protocol, TLS files and
+// settings, and the server's limits.
+func bindingOf(l *configs.Listener) string {
+	return fmt.Sprintf("%+v|%+v", l.TLS, l.Limits)
+}
+
+// openSlot binds l's sockets. Nothing is served until serve.
+func (a *app) openSlot(l *configs.Listener) (*slot, error) {
+	s := &slot{name: l.Name, addr: l.Address, binding: bindingOf(l), served: make(chan error, 1)}
+	s.handler.set(http.NotFoundHandler())
+	lim := l.Limits
+	if l.TLS == nil {
+		ln, err := listenTCP(l.Address)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		s.bound = ln.Addr()
+		if lim.MaxConnections > 0 {
+			ln = netutil.LimitListener(ln, lim.MaxConnections)
+		}
+		var protos http.Protocols
+		protos.SetHTTP1(true)
+		protos.SetUnencryptedHTTP2(true) // h2c prior knowledge, for gRPC clients
+		s.plain = &http.Server{
+			Handler:           &s.handler,
+			ReadHeaderTimeout: lim.ReadHeaderTimeout,
+			ReadTimeout:       lim.ReadTimeout,
+			WriteTimeout:      lim.WriteTimeout,
+			IdleTimeout:       lim.IdleTimeout,
+			MaxHeaderBytes:    int(lim.MaxHeaderBytes.Bytes()),
+			Protocols:         &protos,
+			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: lim.H2MaxConcurrentStreams},
+			ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
+		}
+		go func() { s.served <- s.plain.Serve(ln) }()
+		return s, nil
+	}
+	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: a.tlsMetrics, Logger: a.logger.With("listener", l.Name)})
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	srv, err := edgetls.Listen(edgetls.ServerOptions{
+		Addr: l.Address, Handler: &s.handler, TLS: src, HTTP3: l.TLS.HTTP3,
+		H2MaxConcurrentStreams: lim.H2MaxConcurrentStreams, H3MaxIncomingStreams: int64(lim.H3MaxStreams),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout, WriteTimeout: lim.WriteTimeout,
+		IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: int(lim.MaxHeaderBytes.Bytes()), MaxConnections: lim.MaxConnections,
+		Logger: a.logger.With("listener", l.Name), ListenConfig: &listenConfig,
+	})
+	if err != nil {
+		_ = src.Close()
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	ctx, cancel := context.WithCancel(a.ctx)
+	s.source, s.tlsSrv, s.cancel, s.bound = src, srv, cancel, srv.Addr()
+	go func() { _ = src.Run(ctx) }()
+	go func() { s.served <- srv.Serve() }()
+	return s, nil
+}
+
+// port returns the bound port, for redirects and Alt-Svc.
+func (s *slot) port() int {
+	_, p, _ := net.SplitHostPort(s.bound.String())
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// shutdown stops accepting, lets requests in flight finish until ctx ends
+// (HTTP/2 and HTTP/3 clients get GOAWAY), then closes what is left.
+func (s *slot) shutdown(ctx context.Context) error {
+	var err error
+	if s.tlsSrv != nil {
+		err = s.tlsSrv.Shutdown(ctx)
+		s.cancel()
+		_ = s.source.Close()
+	} else {
+		err = s.plain.Shutdown(ctx)
+		if err != nil {
+			_ = s.plain.Close()
+		}
+	}
+	return err
+}
+
+// retireSlot shuts a replaced or removed listener down in the background,
+// within the drain grace.
+func (a *app) retireSlot(s *slot) {
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg().Shutdown.Grace)
+		defer cancel()
+		start := time.Now()
+		if err := s.shutdown(ctx); err != nil {
+			a.logger.Warn("listener closed before its requests finished", "listener", s.name, "address", s.addr, "error", err)
+			return
+		}
+		a.logger.Info("listener closed", "listener", s.name, "address", s.addr, "took", time.Since(start))
+	}()
+}
