@@ -51,8 +51,8 @@ func NewServer(ctx context.Context, o Options) *Server {
 		// A backend's Alt-Svc would advertise the backend's protocols as
 		// the proxy's; the listener sets its own.
 		ModifyResponse: func(r *http.Response) error { r.Header.Del("Alt-Svc"); return nil },
-		BufferPool:   copyBuffers{},
-		ErrorLog:     log.New(slogWriter{o.Logger}, "", 0),
+		BufferPool:     copyBuffers{},
+		ErrorLog:       log.New(slogWriter{o.Logger}, "", 0),
 	}
 	return s
 }
