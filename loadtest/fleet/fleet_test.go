@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -213,5 +214,44 @@ func TestParseFault(t *testing.T) {
 				t.Errorf("ParseFault(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCloseStopsEverything holds requests in every fault that blocks, then
+// closes the fleet: every goroutine it started must end.
+func TestCloseStopsEverything(t *testing.T) {
+	before := runtime.NumGoroutine()
+	f, err := fleet.Start(fleet.Options{Zones: []string{"a", "b"}, PerZone: 1, Latency: fleet.Latency{Fixed: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ApplyZone("a", fleet.Fault{Kind: fleet.Blackhole}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ApplyZone("b", fleet.Fault{Kind: fleet.Slow, Delay: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	c := &http.Client{Transport: tr, Timeout: 200 * time.Millisecond}
+	for _, b := range f.Backends() {
+		if _, err, _ := get(c, "http://"+b.Addr+"/"); err == nil {
+			t.Errorf("%s answered during its fault", b.Name)
+		}
+	}
+	tr.CloseIdleConnections()
+	if err := f.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := f.ApplyZone("a", fleet.Fault{Kind: fleet.Restore}); err == nil {
+		t.Error("applying a fault to a closed fleet must fail")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines left after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline above
 	}
 }

@@ -14,7 +14,8 @@ import (
 // Phase is a span of the timeline relative to the fault window.
 type Phase struct {
 	Name     string           `json:"name"`
-	From, To int              `json:"-"` // seconds, [From, To)
+	From     int              `json:"from_s"` // seconds, [From, To)
+	To       int              `json:"to_s"`
 	Requests int64            `json:"requests"`
 	Failed   int64            `json:"failed"`
 	Latency  loadtest.Latency `json:"latency"`
