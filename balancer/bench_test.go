@@ -3,6 +3,8 @@ package balancer
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync/atomic"
 	"testing"
 )
 
@@ -36,6 +38,34 @@ func BenchmarkPick(b *testing.B) {
 			p := benchPool(n)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					x, err := p.Pick(b.Context(), nil)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					x.Release()
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkPickUnshared is the parallel case with one pool per goroutine,
+// so nothing at all is shared: the baseline that BenchmarkPick/parallel on
+// one shared pool is measured against. Equal numbers mean the pool adds
+// no contention of its own beyond the backends' counters.
+func BenchmarkPickUnshared(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("backends=%d/parallel", n), func(b *testing.B) {
+			var next atomic.Int32
+			pools := make([]*Pool, runtime.GOMAXPROCS(0))
+			for i := range pools {
+				pools[i] = benchPool(n)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				p := pools[int(next.Add(1)-1)%len(pools)]
 				for pb.Next() {
 					x, err := p.Pick(b.Context(), nil)
 					if err != nil {
