@@ -1,0 +1,45 @@
+# The commands the README gives. Everything a target needs is installed or
+# built by the project's own files (tools/consul/build.sh for the Consul
+# agent the integration tests start).
+
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+BIN         := bin
+
+.PHONY: all build test lint consul demo image vulncheck clean
+
+all: build
+
+## build: static binaries of azimuth and azload in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=true -ldflags '$(LDFLAGS)' -o $(BIN)/azimuth ./cmd/azimuth
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=true -o $(BIN)/azload ./cmd/azload
+
+## lint: formatting, vet, staticcheck (pinned) and module verification
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) mod verify
+
+## consul: build the Consul agent the tests start (cached outside the repo)
+consul:
+	@tools/consul/build.sh >/dev/null
+
+## test: lint, then every test with the race detector
+test: lint consul
+	AZIMUTH_CONSUL_BIN=$$(tools/consul/build.sh) $(GO) test -race -timeout 20m ./...
+
+## demo: a zone outage played against a real azimuth on loopback
+demo: build
+	$(BIN)/azload demo -azimuth $(BIN)/azimuth
+
+## vulncheck: known vulnerabilities in dependencies (needs the Go vulnerability database)
+vulncheck:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@v1.1.4 ./...
+
+clean:
+	rm -rf $(BIN) azimuth-demo.html
