@@ -5,7 +5,8 @@
 # already exists and answers "consul version", nothing is built. The binary's
 # path is the only thing printed on stdout; progress goes to stderr.
 #
-#   AZIMUTH_CACHE   cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/azimuth)
+#   AZIMUTH_CACHE    cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/azimuth)
+#   AZIMUTH_GOPROXY  module proxy (default https://proxy.golang.org, no direct fallback)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
