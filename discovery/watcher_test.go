@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -338,4 +339,64 @@ func equalSpecs(a, b []balancer.Spec) bool {
 		}
 	}
 	return true
+}
+
+// countingHandler counts log records by message.
+type countingHandler struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "address" {
+			h.counts[r.Message+" "+a.Value.String()]++
+		}
+		return true
+	})
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func TestWatcherLogsMissingZoneOncePerAddress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &countingHandler{counts: map[string]int{}}
+		client, _ := api.NewClient(api.DefaultConfig())
+		w, err := NewWatcher(WatcherConfig{
+			Pool: "web", Client: client, Options: PoolOptions{Service: "web", ZoneMeta: "zone"},
+			Sink: newRecorder(), Logger: slog.New(h),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The scripted instances carry "az", not "zone": none has a zone.
+		spent := make(chan struct{})
+		w.health = &scripted{spent: spent, steps: []step{
+			{addrs: []string{"127.0.1.1", "127.0.2.1"}, index: 1},
+			{addrs: []string{"127.0.1.1", "127.0.2.1"}, index: 2},
+			{addrs: []string{"127.0.1.1"}, index: 3},
+			{addrs: []string{"127.0.1.1", "127.0.2.1"}, index: 4},
+		}}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		<-spent
+		synctest.Wait()
+		cancel()
+		<-done
+		const msg = `consul instance has no zone; it joins zone ""`
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if n := h.counts[msg+" 127.0.1.1:80"]; n != 1 {
+			t.Errorf("127.0.1.1:80 without a zone logged %d times over four answers, want 1", n)
+		}
+		// 127.0.2.1 left and came back: it is a new appearance.
+		if n := h.counts[msg+" 127.0.2.1:80"]; n != 2 {
+			t.Errorf("127.0.2.1:80 logged %d times, want 2 (once per appearance)", n)
+		}
+	})
 }
