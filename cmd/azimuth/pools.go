@@ -109,7 +109,7 @@ func (a *app) applyPool(plan *poolPlan) (*poolRuntime, error) {
 	rt := plan.rt
 	if rt == nil {
 		pool := a.registry.Pool(p.Name, balancerOptions(a.zone, p))
-		tracker := health.NewTracker(pool, a.logger.With("pool", p.Name), a.healthMetrics)
+		tracker := health.NewTracker(pool, a.logger, a.healthMetrics) // it labels its lines with the pool
 		det, err := health.NewDetector(tracker, passiveOptions(p))
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: passive health: %w", p.Name, err)

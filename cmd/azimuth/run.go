@@ -152,7 +152,7 @@ func (a *app) reload(path string, admin *adminServer) {
 func (a *app) drain(admin *adminServer, sigs <-chan os.Signal) error {
 	cfg := a.cfg()
 	a.draining.Store(true)
-	a.logger.Info("draining: readiness fails now", "drain_delay", cfg.Shutdown.DrainDelay, "grace", cfg.Shutdown.Grace)
+	a.logger.Info("draining: readiness fails now", "drain_delay", cfg.Shutdown.DrainDelay.String(), "grace", cfg.Shutdown.Grace.String())
 	if interrupted(sigs, time.After(cfg.Shutdown.DrainDelay)) {
 		return errInterrupted
 	}
