@@ -61,8 +61,8 @@ func (p *Pool) pick(tried *Tried, rng *prng) (*Backend, error) {
 	return nil, ErrNoCapacity
 }
 
-// choose applies the pool's rules in order: panic, retry, zone preference
-// with spill. Zone health comes from the set's tally, so only the entries of
+// choose applies the pool's rules in order: retry (zones not tried first),
+// panic, zone preference with spill. Zone health comes from the set's tally, so only the entries of
 // the zone chosen are read.
 func (p *Pool) choose(tried *Tried, rng *prng) (*entry, error) {
 	s := p.current.Load()
@@ -73,18 +73,19 @@ func (p *Pool) choose(tried *Tried, rng *prng) (*entry, error) {
 	o := p.opts()
 	c := pickCtx{s: s, slow: o.SlowStart, tried: tried, retry: tried.Len() > 0, rng: rng, clock: clock{p: p}, p2cAbove: p.p2cAbove}
 
-	if o.PanicBelow > 0 && float64(s.tally.healthy.Load()) < o.PanicBelow*float64(all) {
-		// Health checks may be lying: balance over every backend an
-		// operator has not drained, whatever its health.
-		return c.none(c.leastConn(0, all, true))
-	}
+	// Health checks may be lying: in panic, balance over every backend an
+	// operator has not drained, whatever its health.
+	panicking := o.PanicBelow > 0 && float64(s.tally.healthy.Load()) < o.PanicBelow*float64(all)
 	if c.retry {
-		// A zone not tried yet first, in proportion to healthy capacity;
-		// then the least-loaded untried backend anywhere.
-		if e := c.spread(c.triedZones()); e != nil {
+		// A zone not tried yet first, in proportion to its capacity; then
+		// the least-loaded untried backend anywhere.
+		if e := c.spread(c.triedZones(), panicking); e != nil {
 			return e, nil
 		}
-		return c.none(c.leastConn(0, all, false))
+		return c.none(c.leastConn(0, all, panicking))
+	}
+	if panicking {
+		return c.none(c.leastConn(0, all, true))
 	}
 	local := -1
 	if o.LocalZone != "" {
@@ -102,7 +103,7 @@ func (p *Pool) choose(tried *Tried, rng *prng) (*entry, error) {
 		// Every healthy local backend is at max_conns (or none is
 		// healthy): spill.
 	}
-	if e := c.spread(1 << local); e != nil {
+	if e := c.spread(1<<local, false); e != nil {
 		return e, nil
 	}
 	// The draw sent the request away but no other zone can take it.
@@ -128,14 +129,21 @@ func localShare(healthy int64, total int, spillBelow float64) float64 {
 // capacity (summed configured weights of its available backends, read from
 // the tally; slow-start ramps shape traffic inside a zone, not between
 // zones) and returns that zone's least-loaded candidate; a zone without one
-// is left out and the draw repeats over the others.
-func (c *pickCtx) spread(exclude uint64) *entry {
+// is left out and the draw repeats over the others. In panic (anyState),
+// health is not trusted and a zone's capacity is its number of backends.
+func (c *pickCtx) spread(exclude uint64, anyState bool) *entry {
 	zs, t := c.s.zones, c.s.tally.zones
+	capacity := func(i int) int64 {
+		if anyState {
+			return int64(zs[i].hi - zs[i].lo)
+		}
+		return t[i].weight.Load()
+	}
 	for {
 		var sum int64
 		for i := range zs {
 			if exclude&(1<<i) == 0 {
-				sum += t[i].weight.Load()
+				sum += capacity(i)
 			}
 		}
 		if sum <= 0 {
@@ -144,7 +152,7 @@ func (c *pickCtx) spread(exclude uint64) *entry {
 		r := c.rng.int64N(sum)
 		chosen := -1
 		for i := range zs {
-			w := t[i].weight.Load()
+			w := capacity(i)
 			if exclude&(1<<i) != 0 || w <= 0 {
 				continue
 			}
@@ -157,7 +165,7 @@ func (c *pickCtx) spread(exclude uint64) *entry {
 		if chosen < 0 {
 			return nil
 		}
-		if e := c.leastConn(zs[chosen].lo, zs[chosen].hi, false); e != nil {
+		if e := c.leastConn(zs[chosen].lo, zs[chosen].hi, anyState); e != nil {
 			return e
 		}
 		exclude |= 1 << chosen

@@ -234,6 +234,30 @@ func TestPickChoosesByRules(t *testing.T) {
 			want: []string{addr(1, 1), addr(2, 2)},
 		},
 		{
+			name:  "panic retry prefers an untried zone",
+			opts:  Options{LocalZone: "a", PanicBelow: 0.9},
+			specs: []Spec{spec(1, 1, 1), spec(1, 2, 1), spec(2, 1, 1)},
+			setup: func(t *testing.T, p *Pool, tried *Tried) {
+				for _, b := range p.Backends() {
+					b.SetState(StateDown)
+				}
+				tried.Add(p.Backend(addr(1, 1)))
+				holdOn(p.Backend(addr(2, 1)), 5) // busier, but a new zone
+			},
+			want: []string{addr(2, 1)},
+		},
+		{
+			name:  "panic retry with every zone tried",
+			opts:  Options{LocalZone: "a", PanicBelow: 0.9},
+			specs: []Spec{spec(1, 1, 1), spec(1, 2, 1), spec(2, 1, 1)},
+			setup: func(t *testing.T, p *Pool, tried *Tried) {
+				p.Backend(addr(1, 2)).SetState(StateDown)
+				tried.Add(p.Backend(addr(1, 1)))
+				tried.Add(p.Backend(addr(2, 1)))
+			},
+			want: []string{addr(1, 2)},
+		},
+		{
 			name:  "at the panic threshold health is trusted",
 			opts:  Options{LocalZone: "a", PanicBelow: 0.5},
 			specs: spread(4, 2),

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +35,9 @@ type Options struct {
 }
 
 // Rand is the randomness a pool draws on, injected so tests are exact.
-// It must be safe for concurrent use.
+// It must be safe for concurrent use. A pick that needs randomness calls
+// IntN once, to seed a stream of its own (see prng), so a locked test
+// source is not a bottleneck; the pool does not call Float64.
 type Rand interface {
 	IntN(n int) int
 	Float64() float64
@@ -172,7 +175,8 @@ func (p *Pool) Update(specs []Spec) {
 }
 
 // Retiring returns the backends removed from the set that still serve
-// requests, and forgets those that finished.
+// requests, sorted by address. Release retires each one as its last
+// request ends, so observers see them only while they drain.
 func (p *Pool) Retiring() []*Backend {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -180,6 +184,7 @@ func (p *Pool) Retiring() []*Backend {
 	for _, b := range p.retiring {
 		out = append(out, b)
 	}
+	slices.SortFunc(out, func(a, b *Backend) int { return compareStrings(a.addr, b.addr) })
 	return out
 }
 

@@ -168,18 +168,23 @@ func TestQueueLimits(t *testing.T) {
 	t.Run("full queue refuses at once", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			p, held := queuedPool(t, 2, time.Minute)
-			w1, w2 := pickAsync(t.Context(), p, nil), pickAsync(t.Context(), p, nil)
+			w1 := pickAsync(t.Context(), p, nil)
+			synctest.Wait()
+			w2 := pickAsync(t.Context(), p, nil)
 			synctest.Wait()
 			start := time.Now()
 			if _, err := p.Pick(t.Context(), nil); !errors.Is(err, ErrNoCapacity) || time.Since(start) != 0 {
 				t.Fatalf("third request: err %v after %v, want ErrNoCapacity at once", err, time.Since(start))
 			}
 			held.Release()
-			r1, _ := poll(t, w1)
+			r1, ok := poll(t, w1)
+			if !ok || r1.err != nil {
+				t.Fatalf("first queued request: done %v err %v", ok, r1.err)
+			}
 			r1.b.Release()
-			r2, _ := poll(t, w2)
-			if r1.err != nil || r2.err != nil {
-				t.Fatalf("queued requests: %v, %v", r1.err, r2.err)
+			r2, ok := poll(t, w2)
+			if !ok || r2.err != nil {
+				t.Fatalf("second queued request: done %v err %v", ok, r2.err)
 			}
 			r2.b.Release()
 		})
