@@ -42,8 +42,6 @@ type generator struct {
 	h1     *h1Request   // h1: the generator's own client
 	start  time.Time
 	shards []*shard
-	done   atomic.Int64 // completed requests, for progress
-	failed atomic.Int64
 }
 
 func (g *generator) run(ctx context.Context) (*Result, error) {
@@ -75,12 +73,13 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 
 	var workers sync.WaitGroup
 	var issued atomic.Int64
+	started := o.Concurrency
 	if o.openLoop() {
 		jobs := make(chan time.Time)
 		spawned := 0
-		spawn := func() bool {
+		spawn := func() {
 			if spawned >= o.Concurrency {
-				return false
+				return
 			}
 			w := g.newWorker(spawned, reqCtx)
 			spawned++
@@ -90,10 +89,10 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 					w.do(intended)
 				}
 			})
-			return true
 		}
 		g.dispatch(ctx, jobs, spawn)
 		close(jobs)
+		started = spawned
 	} else {
 		for i := 0; i < o.Concurrency; i++ {
 			w := g.newWorker(i, reqCtx)
@@ -115,7 +114,7 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 
 	res := &Result{
 		URL: o.URL, Method: o.Method, Protocol: o.Protocol, Mode: "closed",
-		Rate: o.Rate, Concurrency: o.Concurrency, Start: g.start, Elapsed: elapsed,
+		Rate: o.Rate, Concurrency: o.Concurrency, Workers: started, Start: g.start, Elapsed: elapsed,
 	}
 	if o.openLoop() {
 		res.Mode = "open"
@@ -135,7 +134,7 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 // Workers are started on demand, when no idle one takes a job at once, up
 // to Options.Concurrency; so a fast target needs few goroutines and
 // connections and a stalled one gets as many as the bound allows.
-func (g *generator) dispatch(ctx context.Context, jobs chan<- time.Time, spawn func() bool) {
+func (g *generator) dispatch(ctx context.Context, jobs chan<- time.Time, spawn func()) {
 	o := g.opts
 	interval := time.Duration(float64(time.Second) / o.Rate)
 	end := time.Time{}
@@ -147,6 +146,15 @@ func (g *generator) dispatch(ctx context.Context, jobs chan<- time.Time, spawn f
 	for i := int64(0); o.Requests == 0 || i < o.Requests; i++ {
 		intended := g.start.Add(time.Duration(i) * interval)
 		if !end.IsZero() && !intended.Before(end) {
+			// The schedule is spent; the run still lasts its duration, so
+			// throughput is counted over the time it was planned for.
+			if wait := time.Until(end); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+				case <-timer.C:
+				}
+			}
 			return
 		}
 		if wait := time.Until(intended); wait > 0 {
@@ -284,13 +292,7 @@ func (w *worker) do(intended time.Time) {
 	w.record(&out)
 }
 
-func (w *worker) record(out *outcome) {
-	w.shard.record(out)
-	w.g.done.Add(1)
-	if out.failed() {
-		w.g.failed.Add(1)
-	}
-}
+func (w *worker) record(out *outcome) { w.shard.record(out) }
 
 // drain reads the body to its end so the connection can be reused and a
 // reset mid-body is seen as one.

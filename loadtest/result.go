@@ -53,17 +53,20 @@ type Second struct {
 
 // Result is everything a run measured.
 type Result struct {
-	URL         string        `json:"url"`
-	Method      string        `json:"method"`
-	Protocol    Protocol      `json:"protocol"`
-	Mode        string        `json:"mode"`
-	Rate        float64       `json:"rate,omitempty"`
-	Concurrency int           `json:"concurrency"`
-	Start       time.Time     `json:"start"`
-	Elapsed     time.Duration `json:"elapsed_ns"`
-	Requests    int64         `json:"requests"`
-	Succeeded   int64         `json:"succeeded"`
-	Failed      int64         `json:"failed"`
+	URL         string   `json:"url"`
+	Method      string   `json:"method"`
+	Protocol    Protocol `json:"protocol"`
+	Mode        string   `json:"mode"`
+	Rate        float64  `json:"rate,omitempty"`
+	Concurrency int      `json:"concurrency"`
+	// Workers is how many workers ran: Concurrency in closed loop, as many
+	// as the schedule needed (at most Concurrency) in open loop.
+	Workers   int           `json:"workers"`
+	Start     time.Time     `json:"start"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	Requests  int64         `json:"requests"`
+	Succeeded int64         `json:"succeeded"`
+	Failed    int64         `json:"failed"`
 	// Throughput is completed requests per second of elapsed time.
 	Throughput float64 `json:"throughput_rps"`
 	Latency    Latency `json:"latency"`
@@ -177,7 +180,7 @@ func (r *Result) WriteText(w io.Writer) error {
 	if r.Rate > 0 {
 		ew.printf(" at %g req/s", r.Rate)
 	}
-	ew.printf(", %d workers)\n", r.Concurrency)
+	ew.printf(", %d of at most %d workers)\n", r.Workers, r.Concurrency)
 	ew.printf("  requests   %d in %s, %.1f req/s\n", r.Requests, r.Elapsed.Round(time.Millisecond), r.Throughput)
 	ew.printf("  succeeded  %d (%.3f%%)\n", r.Succeeded, 100*r.SuccessRate())
 	ew.printf("  latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
