@@ -16,10 +16,10 @@ import (
 	"github.com/azimuthproxy/azimuth/balancer"
 )
 
-// Sink receives a pool's whole backend set each time it changes. The
-// balancer's pool satisfies it; Update must not keep the slice's backing
-// array beyond its own copy semantics (the watcher never touches a slice
-// after handing it over).
+// Sink receives a pool's whole backend set, sorted by address, each time it
+// changes. The balancer's pool satisfies it. The slice is the sink's to
+// keep: the watcher never touches it after handing it over. Update is
+// called from the watcher's Run goroutine only.
 type Sink interface {
 	Update(specs []balancer.Spec)
 }
