@@ -55,7 +55,7 @@ func TestDetectorBackoff(t *testing.T) {
 			}
 			info, _ := f.t.Info(b.Address())
 			length := time.Duration(k) * ejection
-			if got := info.EjectedUntil.Sub(time.Now()); got != length {
+			if got := time.Until(info.EjectedUntil); got != length {
 				t.Fatalf("round %d: ejected for %v, want %v (%d×)", i+1, got, length, k)
 			}
 			time.Sleep(length - time.Nanosecond)
@@ -114,7 +114,7 @@ func TestDetectorBackoffDecays(t *testing.T) {
 		}
 		d.Observe(b, true)
 		info, _ = f.t.Info(b.Address())
-		if got := info.EjectedUntil.Sub(time.Now()); got != 2*ejection {
+		if got := time.Until(info.EjectedUntil); got != 2*ejection {
 			t.Errorf("ejected for %v after decay, want %v", got, 2*ejection)
 		}
 	})

@@ -27,13 +27,6 @@ func ok() step        { return step{status: http.StatusOK} }
 func fail() step      { return step{status: http.StatusServiceUnavailable} }
 func hang() step      { return step{hang: true} }
 func code(c int) step { return step{status: c} }
-func many(s step, n int) []step {
-	out := make([]step, n)
-	for i := range out {
-		out[i] = s
-	}
-	return out
-}
 
 // scripted is a real HTTP server on a loopback address that answers each
 // request with the next step of its script, repeating the last one.

@@ -19,7 +19,6 @@ func TestMetricsSharedByPools(t *testing.T) {
 		t.Error("a second registration on the same registry succeeded")
 	}
 	f := &fixture{reg: reg, m: m}
-	var dets []*Detector
 	var trackers []*Tracker
 	for _, name := range []string{"web", "api"} {
 		p := balancer.NewPool(name, balancer.Options{})
@@ -30,7 +29,7 @@ func TestMetricsSharedByPools(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.Observe(p.Backends()[0], true)
-		dets, trackers = append(dets, d), append(trackers, tr)
+		trackers = append(trackers, tr)
 	}
 	for _, pool := range []string{"web", "api"} {
 		l := map[string]string{"pool": pool, "backend": addrs(1, 1)[0]}
