@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,23 @@ type generator struct {
 	h1     *h1Request   // h1: the generator's own client
 	start  time.Time
 	shards []*shard
+	ids    atomic.Int64 // request sequence, for Options.IDHeader
+	token  string       // the run's ID prefix
 }
+
+// requestID is one request's unique ID: the run's token and a sequence.
+type requestID struct {
+	token string
+	n     int64
+}
+
+func (id requestID) append(b []byte) []byte {
+	b = append(b, id.token...)
+	b = append(b, '-')
+	return strconv.AppendInt(b, id.n, 10)
+}
+
+func (id requestID) String() string { return string(id.append(nil)) }
 
 func (g *generator) run(ctx context.Context) (*Result, error) {
 	o := g.opts
@@ -65,6 +82,7 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 	reqCtx := ctx
 
 	g.start = time.Now()
+	g.token = strconv.FormatInt(g.start.UnixNano(), 36)
 	var reporter sync.WaitGroup
 	repCtx, stopReporter := context.WithCancel(ctx)
 	if o.Progress != nil {
@@ -267,8 +285,12 @@ func (w *worker) do(intended time.Time) {
 		w.record(&out)
 		return
 	}
+	var id requestID
+	if o.IDHeader != "" {
+		id = requestID{token: w.g.token, n: w.g.ids.Add(1)}
+	}
 	if w.h1 != nil {
-		err := w.h1.do(w.ctx, time.Now().Add(o.Timeout), &out)
+		err := w.h1.do(w.ctx, time.Now().Add(o.Timeout), id, &out)
 		out.latency = time.Since(intended)
 		out.class = Classify(err)
 		w.record(&out)
@@ -276,6 +298,10 @@ func (w *worker) do(intended time.Time) {
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, o.Timeout)
 	req := w.req.WithContext(ctx)
+	if o.IDHeader != "" {
+		req.Header = req.Header.Clone()
+		req.Header.Set(o.IDHeader, id.String())
+	}
 	if o.Body != nil {
 		req.Body = io.NopCloser(bytes.NewReader(o.Body))
 	}

@@ -21,11 +21,15 @@ import (
 // several times more CPU per request, which would make the load tester the
 // bottleneck of a fast target.
 type h1Request struct {
-	addr   string      // host:port to dial
-	tls    *tls.Config // nil for plain http
-	head   bool        // HEAD responses have no body
-	wire   []byte      // request line, headers, body
-	expect bool        // the request asked for 100-continue
+	addr string      // host:port to dial
+	tls  *tls.Config // nil for plain http
+	head bool        // HEAD responses have no body
+	wire []byte      // request line, headers, body
+	// split is where a per-request ID header goes in wire (before the
+	// blank line ending the headers); idHeader is its name, empty for none.
+	split    int
+	idHeader string
+	expect   bool // the request asked for 100-continue
 }
 
 func newH1Request(o Options) (*h1Request, error) {
@@ -69,6 +73,7 @@ func newH1Request(o Options) (*h1Request, error) {
 	if len(o.Body) > 0 || o.Method == http.MethodPost || o.Method == http.MethodPut || o.Method == http.MethodPatch {
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(o.Body))
 	}
+	r.split, r.idHeader = b.Len(), http.CanonicalHeaderKey(o.IDHeader)
 	b.WriteString("\r\n")
 	b.Write(o.Body)
 	r.wire = b.Bytes()
@@ -82,6 +87,7 @@ type h1Conn struct {
 	c      net.Conn
 	br     *bufio.Reader
 	used   bool              // a response was read on c already
+	wbuf   []byte            // the request with its ID, reused
 	intern map[string]string // header values seen, so tallies need no allocation
 }
 
@@ -122,7 +128,17 @@ func (h *h1Conn) dial(ctx context.Context, deadline time.Time) error {
 // do sends the request and reads the whole response by deadline. A
 // connection the server closed while idle is redialed once, as browsers
 // and net/http do, when nothing of the response was read.
-func (h *h1Conn) do(ctx context.Context, deadline time.Time, out *outcome) error {
+func (h *h1Conn) do(ctx context.Context, deadline time.Time, id requestID, out *outcome) error {
+	wire := h.req.wire
+	if h.req.idHeader != "" {
+		b := append(h.wbuf[:0], wire[:h.req.split]...)
+		b = append(b, h.req.idHeader...)
+		b = append(b, ": "...)
+		b = id.append(b)
+		b = append(b, "\r\n"...)
+		b = append(b, wire[h.req.split:]...)
+		h.wbuf, wire = b, b
+	}
 	for attempt := 0; ; attempt++ {
 		if h.c == nil {
 			if err := h.dial(ctx, deadline); err != nil {
@@ -130,7 +146,7 @@ func (h *h1Conn) do(ctx context.Context, deadline time.Time, out *outcome) error
 			}
 		}
 		reused := h.used
-		err, started := h.exchange(deadline, out)
+		err, started := h.exchange(deadline, wire, out)
 		if err == nil {
 			return nil
 		}
@@ -148,11 +164,11 @@ func idleClosed(err error) bool {
 
 // exchange writes the request and parses the response; started reports
 // whether any response byte arrived.
-func (h *h1Conn) exchange(deadline time.Time, out *outcome) (err error, started bool) {
+func (h *h1Conn) exchange(deadline time.Time, wire []byte, out *outcome) (err error, started bool) {
 	if err := h.c.SetDeadline(deadline); err != nil {
 		return err, false
 	}
-	if _, err := h.c.Write(h.req.wire); err != nil {
+	if _, err := h.c.Write(wire); err != nil {
 		return err, false
 	}
 	for {

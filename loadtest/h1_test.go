@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,7 +189,7 @@ func TestH1HotLoopAllocations(t *testing.T) {
 	ctx := t.Context()
 	once := func() {
 		out := outcome{}
-		if err := conn.do(ctx, time.Now().Add(time.Second), &out); err != nil || out.status != 200 || out.zone != "z1" {
+		if err := conn.do(ctx, time.Now().Add(time.Second), requestID{}, &out); err != nil || out.status != 200 || out.zone != "z1" {
 			t.Fatalf("request: %v %+v", err, out)
 		}
 		out.latency = time.Millisecond
@@ -200,4 +201,56 @@ func TestH1HotLoopAllocations(t *testing.T) {
 	}
 	conn.close()
 	<-done
+}
+
+// keyCounter counts requests per Idempotency-Key.
+type keyCounter struct {
+	mu   sync.Mutex
+	keys map[string]int
+}
+
+func (k *keyCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys[r.Header.Get("Idempotency-Key")]++
+}
+
+// TestIDHeader sends a unique Idempotency-Key on every POST and checks,
+// on the server's side, that each arrived exactly once: through the
+// generator's own h1 client to a fleet backend, and through net/http's h2c.
+func TestIDHeader(t *testing.T) {
+	t.Run("h1 to a fleet backend", func(t *testing.T) {
+		fl, err := fleet.Start(fleet.Options{Zones: []string{"a"}, PerZone: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fl.Close()
+		res := mustRun(t, Options{URL: "http://" + fl.Zone("a")[0].Addr + "/", Method: "POST", Body: []byte("{}"), IDHeader: "Idempotency-Key", Concurrency: 4, Requests: 200})
+		keys := fl.Keys()
+		if res.Succeeded != 200 || len(keys) != 200 {
+			t.Fatalf("succeeded %d, %d distinct keys; want 200 each", res.Succeeded, len(keys))
+		}
+		for k, n := range keys {
+			if n != 1 {
+				t.Errorf("key %s delivered %d times", k, n)
+			}
+		}
+		if got := fl.Zone("a")[0].Methods()["POST"]; got != 200 {
+			t.Errorf("%d POSTs received, want 200", got)
+		}
+	})
+	t.Run("h2c", func(t *testing.T) {
+		kc := &keyCounter{keys: map[string]int{}}
+		srv := httptest.NewUnstartedServer(kc)
+		srv.Config.Protocols = new(http.Protocols)
+		srv.Config.Protocols.SetUnencryptedHTTP2(true)
+		srv.Start()
+		defer srv.Close()
+		res := mustRun(t, Options{URL: srv.URL, Protocol: H2, Method: "POST", Body: []byte("{}"), IDHeader: "Idempotency-Key", Concurrency: 4, Requests: 200})
+		kc.mu.Lock()
+		defer kc.mu.Unlock()
+		if res.Succeeded != 200 || len(kc.keys) != 200 || kc.keys[""] != 0 {
+			t.Errorf("succeeded %d, %d distinct keys; want 200 each", res.Succeeded, len(kc.keys))
+		}
+	})
 }

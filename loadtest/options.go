@@ -36,6 +36,11 @@ type Options struct {
 	Body []byte
 	// Protocol selects h1, h2 or h3; h1 by default.
 	Protocol Protocol
+	// IDHeader, when set, names a header that carries a unique value on
+	// every request (the run's token and a sequence number), so a backend
+	// that counts them can prove each request was delivered once; e.g.
+	// X-Request-Id or Idempotency-Key.
+	IDHeader string
 	// Insecure skips TLS certificate verification, for self-signed targets.
 	Insecure bool
 	// Rate, when positive, runs open loop at this many requests per second.

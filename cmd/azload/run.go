@@ -52,6 +52,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "per-request timeout")
 	fs.StringVar(&o.Method, "m", "GET", "HTTP method")
 	fs.BoolVar(&o.Insecure, "insecure", false, "skip TLS certificate verification")
+	fs.StringVar(&o.IDHeader, "id-header", "", "send a unique value in this header on every request (e.g. X-Request-Id, Idempotency-Key)")
 	fs.Var(&headers, "H", "request header \"Name: value\" (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: azload [run] [flags] URL")

@@ -260,6 +260,18 @@ func (b *Backend) KeyCount(key string) int64 {
 	return b.keys[key]
 }
 
+// Keys returns how many requests carried each X-Request-Id or
+// Idempotency-Key value.
+func (b *Backend) Keys() map[string]int64 {
+	b.countsMu.Lock()
+	defer b.countsMu.Unlock()
+	out := make(map[string]int64, len(b.keys))
+	for k, v := range b.keys {
+		out[k] = v
+	}
+	return out
+}
+
 // Close stops the backend: its listener, its connections, and every
 // request held by a fault.
 func (b *Backend) Close() error {

@@ -121,6 +121,19 @@ func (f *Fleet) KeyCount(key string) int64 {
 	return n
 }
 
+// Keys sums, over the fleet, how many requests carried each X-Request-Id
+// or Idempotency-Key value: a value counted twice was delivered twice,
+// perhaps to two backends.
+func (f *Fleet) Keys() map[string]int64 {
+	out := map[string]int64{}
+	for _, b := range f.backends {
+		for k, n := range b.Keys() {
+			out[k] += n
+		}
+	}
+	return out
+}
+
 // Close stops every backend and waits for their goroutines.
 func (f *Fleet) Close() error {
 	var errs []error

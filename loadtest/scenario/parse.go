@@ -194,10 +194,11 @@ func (d *decoder) load(n *yaml.Node, path string, l *Load) {
 			d.integer(v, k, &r)
 			l.Requests = int64(r)
 		},
-		"method":  func(k string, v *yaml.Node) { d.str(v, k, &l.Method) },
-		"path":    func(k string, v *yaml.Node) { d.str(v, k, &l.Path) },
-		"timeout": func(k string, v *yaml.Node) { d.dur(v, k, &l.Timeout) },
-		"body":    func(k string, v *yaml.Node) { d.str(v, k, &l.Body) },
+		"method":    func(k string, v *yaml.Node) { d.str(v, k, &l.Method) },
+		"path":      func(k string, v *yaml.Node) { d.str(v, k, &l.Path) },
+		"timeout":   func(k string, v *yaml.Node) { d.dur(v, k, &l.Timeout) },
+		"body":      func(k string, v *yaml.Node) { d.str(v, k, &l.Body) },
+		"id_header": func(k string, v *yaml.Node) { d.str(v, k, &l.IDHeader) },
 		"protocol": func(k string, v *yaml.Node) {
 			var p string
 			d.str(v, k, &p)

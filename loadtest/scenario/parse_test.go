@@ -19,7 +19,8 @@ load:
   duration: 10s
   method: POST
   path: /orders
-  headers: { Idempotency-Key: k }
+  headers: { X-Tenant: k }
+  id_header: Idempotency-Key
 azimuth:
   binary: /usr/local/bin/azimuth
   zone: west
@@ -38,16 +39,16 @@ func TestParseGood(t *testing.T) {
 	if sc.Name != "outage" || sc.Fleet.PerZone != 3 || sc.Fleet.Latency.Jitter != 500*time.Microsecond {
 		t.Errorf("fleet %+v name %q", sc.Fleet, sc.Name)
 	}
-	if sc.Load.Rate != 300 || sc.Load.Method != "POST" || sc.Load.Headers["Idempotency-Key"] != "k" || sc.Load.Timeout != 2*time.Second {
+	if sc.Load.Rate != 300 || sc.Load.Method != "POST" || sc.Load.Headers["X-Tenant"] != "k" || sc.Load.IDHeader != "Idempotency-Key" || sc.Load.Timeout != 2*time.Second {
 		t.Errorf("load %+v", sc.Load)
 	}
 	if sc.Azimuth.Zone != "west" || sc.Azimuth.PerTryTimeout != 150*time.Millisecond || sc.Azimuth.Attempts != 3 {
 		t.Errorf("azimuth %+v", sc.Azimuth)
 	}
 	want := []Event{
-		{At: 2 * time.Second, Zone: "west", Fault: fleet.Fault{Kind: fleet.Blackhole}, Line: 17},
-		{At: 3 * time.Second, Backend: "east-2", Fault: fleet.Fault{Kind: fleet.Slow, Delay: 300 * time.Millisecond}, Line: 18},
-		{At: 6 * time.Second, Zone: "west", Fault: fleet.Fault{Kind: fleet.Restore}, Line: 19},
+		{At: 2 * time.Second, Zone: "west", Fault: fleet.Fault{Kind: fleet.Blackhole}, Line: 18},
+		{At: 3 * time.Second, Backend: "east-2", Fault: fleet.Fault{Kind: fleet.Slow, Delay: 300 * time.Millisecond}, Line: 19},
+		{At: 6 * time.Second, Zone: "west", Fault: fleet.Fault{Kind: fleet.Restore}, Line: 20},
 	}
 	if len(sc.Faults) != len(want) {
 		t.Fatalf("faults %+v", sc.Faults)

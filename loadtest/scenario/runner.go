@@ -111,7 +111,7 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 	opts := loadtest.Options{
 		URL: "http://" + listen + l.Path, Method: l.Method, Protocol: l.Protocol,
 		Rate: l.Rate, Concurrency: l.Concurrency, Duration: l.Duration, Requests: l.Requests,
-		Timeout: l.Timeout, Progress: ro.Progress,
+		Timeout: l.Timeout, IDHeader: l.IDHeader, Progress: ro.Progress,
 	}
 	if len(l.Headers) > 0 {
 		opts.Header = http.Header{}

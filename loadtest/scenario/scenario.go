@@ -41,6 +41,8 @@ type Load struct {
 	Timeout     time.Duration
 	Headers     map[string]string
 	Body        string
+	// IDHeader names a header given a unique value per request.
+	IDHeader string
 }
 
 // Azimuth is the proxy under test and the settings of the config the
