@@ -108,16 +108,16 @@ func (rt roundTripper) try(x *exchange, out *http.Request, b *balancer.Backend, 
 	}
 	ctx, cancel := context.WithCancelCause(clientCtx)
 	timer := time.AfterFunc(limit, func() { cancel(errPerTryTimeout) })
-	req := out
+	var req *http.Request
 	if x.tries > 0 {
+		// A retry: a fresh request with its own URL and body reader, since
+		// the failed attempt's transport may still hold the old ones.
 		req = out.Clone(ctx)
 		req.Body = x.body.reader()
 	} else {
-		req = out.WithContext(ctx)
+		req = out.WithContext(ctx) // shares out.URL, a copy ReverseProxy made
 	}
-	u := *out.URL
-	u.Host = b.Address()
-	req.URL = &u
+	req.URL.Host = b.Address()
 
 	start := time.Now()
 	resp, err := p.Transport.RoundTrip(req)
@@ -147,7 +147,7 @@ func (rt roundTripper) try(x *exchange, out *http.Request, b *balancer.Backend, 
 		b.Release()
 		return nil, cause, err
 	}
-	resp.Body = releaseOnClose(resp.Body, b, cancel)
+	resp.Body = x.releaseOnClose(resp.Body, b, cancel)
 	if cause == CauseStatus {
 		return resp, cause, errors.New("status " + resp.Status)
 	}
@@ -162,14 +162,15 @@ func drain(rc io.ReadCloser) {
 }
 
 // releaseOnClose returns a body that ends the attempt when closed: the
-// backend's in-flight count drops and the attempt's context ends. An
-// upgraded connection's body (101) stays writable.
-func releaseOnClose(rc io.ReadCloser, b *balancer.Backend, cancel context.CancelCauseFunc) io.ReadCloser {
-	rb := releasingBody{ReadCloser: rc, b: b, cancel: cancel}
+// backend's in-flight count drops and the attempt's context ends. Only the
+// attempt whose response goes to the client gets one, so it lives in the
+// pooled exchange. An upgraded connection's body (101) stays writable.
+func (x *exchange) releaseOnClose(rc io.ReadCloser, b *balancer.Backend, cancel context.CancelCauseFunc) io.ReadCloser {
+	x.respBody = releasingBody{ReadCloser: rc, b: b, cancel: cancel}
 	if rw, ok := rc.(io.ReadWriteCloser); ok {
-		return &releasingRWBody{releasingBody: rb, w: rw}
+		return &releasingRWBody{releasingBody: x.respBody, w: rw}
 	}
-	return &rb
+	return &x.respBody
 }
 
 type releasingBody struct {

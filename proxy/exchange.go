@@ -25,6 +25,7 @@ type exchange struct {
 	attempts [maxLoggedAttempts]attemptRecord
 	tries    int
 	final    Cause // cause of the last failed attempt, if the request failed
+	respBody releasingBody
 }
 
 // attemptRecord is what the access log says of one attempt.
