@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/configs"
+	"github.com/azimuthproxy/azimuth/internal/sdnotify"
 )
 
 // errInterrupted is returned when a second stop signal cuts the drain short.
@@ -86,6 +87,7 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 		}()
 	}
 	logger.Info("azimuth running", "config", cfg.Source, "zone", cfg.Zone, "admin", admin.addr)
+	a.notify(sdnotify.Ready) // every listener and the admin are bound by now
 
 	for {
 		select {
@@ -118,6 +120,8 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 // logged as FILE:LINE: key: problem, and the reload metrics say so until a
 // good file arrives.
 func (a *app) reload(path string, admin *adminServer) {
+	a.notify(sdnotify.Reloading)
+	defer a.notify(sdnotify.Ready)
 	cfg, err := configs.Load(path)
 	if err == nil {
 		if cur := a.cfg(); cur != nil && cur.Hash == cfg.Hash && a.lastErr.Load() == nil {
@@ -152,6 +156,7 @@ func (a *app) reload(path string, admin *adminServer) {
 func (a *app) drain(admin *adminServer, sigs <-chan os.Signal) error {
 	cfg := a.cfg()
 	a.draining.Store(true)
+	a.notify(sdnotify.Stopping)
 	a.logger.Info("draining: readiness fails now", "drain_delay", cfg.Shutdown.DrainDelay.String(), "grace", cfg.Shutdown.Grace.String())
 	if interrupted(sigs, time.After(cfg.Shutdown.DrainDelay)) {
 		return errInterrupted
@@ -169,6 +174,15 @@ func (a *app) drain(admin *adminServer, sigs <-chan os.Signal) error {
 	_ = admin.srv.Shutdown(ctx)
 	a.logger.Info("stopped")
 	return nil
+}
+
+// notify tells the service manager (systemd Type=notify) about a state
+// change; without $NOTIFY_SOCKET it does nothing. A failure is logged and
+// never stops the proxy.
+func (a *app) notify(send func() error) {
+	if err := send(); err != nil {
+		a.logger.Warn("notifying the service manager", "error", err)
+	}
 }
 
 // interrupted waits for done and reports whether a stop signal came first.
