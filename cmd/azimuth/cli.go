@@ -30,6 +30,8 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return validateCmd(args[1:], stdout, stderr)
 		case "version":
 			return versionCmd(args[1:], stdout, stderr)
+		case "healthcheck":
+			return healthcheckCmd(ctx, args[1:], stdout, stderr)
 		case "help":
 			usage(stdout, newRunFlags(stdout, new(string)))
 			return exitOK
@@ -69,6 +71,10 @@ func usage(w io.Writer, fs *flag.FlagSet) {
                               problem as FILE:LINE: key.path: message, and
                               exits 1 if any file has a problem
   azimuth version             print the version and build
+  azimuth healthcheck [-admin ADDR] [-config FILE] [-ready] [-timeout 2s]
+                              ask a running azimuth's /healthz (or /readyz);
+                              exits 0 on 200, 1 otherwise (for container
+                              HEALTHCHECK and probes without curl)
 
 Signals: SIGHUP re-reads the config file and logs any problem with it;
 SIGTERM and SIGINT stop.
