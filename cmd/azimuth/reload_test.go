@@ -1,0 +1,276 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// reloadSets are two backend sets in three zones; all stay up, so any
+// failed request during a switch is the reload's fault.
+func reloadSets(t *testing.T) (a, b []*reloadBackend) {
+	a = []*reloadBackend{reloadStartBackend(t, "127.0.1.1", 0), reloadStartBackend(t, "127.0.2.1", 0)}
+	b = []*reloadBackend{reloadStartBackend(t, "127.0.2.2", 0), reloadStartBackend(t, "127.0.3.1", 0)}
+	return a, b
+}
+
+// reloadWaitBackends polls /status until the pool holds exactly want.
+func reloadWaitBackends(t *testing.T, admin string, want []*reloadBackend) {
+	t.Helper()
+	w := reloadAddrs(want...)
+	var got []string
+	reloadEventually(t, fmt.Sprintf("pool web = %v (have %v)", w, got), 10*time.Second, func() bool {
+		got = reloadPoolBackends(reloadGetStatus(t, admin), "web")
+		return slices.Equal(got, w)
+	})
+}
+
+func TestReloadFiftyEditsUnderTraffic(t *testing.T) {
+	setA, setB := reloadSets(t)
+	_, path := reloadDir(t)
+	cfg := reloadConfig{listen: "127.0.0.1:0", backends: setA}
+	reloadWrite(t, path, cfg.yaml())
+	_, admin := reloadStart(t, path)
+	url := "http://" + reloadListenerAddr(t, admin, "web") + "/"
+	const workers = 4
+	tr := reloadStartTraffic(t, reloadClient(t, workers), url, workers)
+
+	const edits = 50
+	for i := 1; i <= edits; i++ {
+		set := setA
+		if i%2 == 1 {
+			set = setB
+		}
+		cfg.backends = set
+		reloadWrite(t, path, cfg.yaml())
+		reloadEventually(t, fmt.Sprintf("edit %d counted as a successful reload", i), 10*time.Second, func() bool {
+			return reloadMetric(t, admin, reloadOK) == float64(i+1)
+		})
+		if got, want := reloadPoolBackends(reloadGetStatus(t, admin), "web"), reloadAddrs(set...); !slices.Equal(got, want) {
+			t.Fatalf("edit %d: pool backends %v, want %v", i, got, want)
+		}
+	}
+	tr.check(t, edits)
+	if got := reloadMetric(t, admin, reloadOK); got != edits+1 {
+		t.Errorf("%s = %v, want %d (startup and every edit)", reloadOK, got, edits+1)
+	}
+	if got := reloadMetric(t, admin, reloadFailed); got != 0 {
+		t.Errorf("%s = %v, want 0", reloadFailed, got)
+	}
+	// Zone preference: set A serves from zone-a only; set B has no local
+	// backend and spreads over zone-b and zone-c.
+	for _, b := range []*reloadBackend{setA[0], setB[0], setB[1]} {
+		if tr.servedBy(b.addr) == 0 {
+			t.Errorf("backend %s served nothing", b.addr)
+		}
+	}
+}
+
+func TestReloadBadFileKeepsServing(t *testing.T) {
+	setA, setB := reloadSets(t)
+	_, path := reloadDir(t)
+	cfg := reloadConfig{listen: "127.0.0.1:0", backends: setA}
+	reloadWrite(t, path, cfg.yaml())
+	p, admin := reloadStart(t, path)
+	url := "http://" + reloadListenerAddr(t, admin, "web") + "/"
+	tr := reloadStartTraffic(t, reloadClient(t, 3), url, 3)
+
+	good := reloadConfig{listen: "127.0.0.1:0", backends: setB}.yaml()
+	// Cut inside the last backend's flow mapping: a YAML syntax error.
+	half := good[:strings.LastIndex(good, "{ address:")+14]
+	unknown := strings.Replace(good, "      - { address:", "      - { adress:", 1)
+	tests := []struct {
+		name, content string
+		inError       string // in /status's last_reload_error
+		logKey        string // the key of the "config reload rejected" line; "" for a syntax error
+		logLine       int
+	}{
+		{"half-written", half, path + ":", "", 0},
+		{"unknown key", unknown, "unknown key", "pools[0].backends[0].adress", strings.Count(unknown[:strings.Index(unknown, "adress")], "\n") + 1},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reloadWrite(t, path, tt.content)
+			reloadEventually(t, "reload counted as failed", 10*time.Second, func() bool {
+				return reloadMetric(t, admin, reloadFailed) == float64(i+1)
+			})
+			if v := reloadMetric(t, admin, reloadLastOK); v != 0 {
+				t.Errorf("%s = %v after a bad file, want 0", reloadLastOK, v)
+			}
+			st := reloadGetStatus(t, admin)
+			if st.Config.LastReloadOK || !strings.Contains(st.Config.LastReloadErr, tt.inError) {
+				t.Errorf("/status config = %+v; want last_reload_ok false and an error containing %q", st.Config, tt.inError)
+			}
+			if got, want := reloadPoolBackends(st, "web"), reloadAddrs(setA...); !slices.Equal(got, want) {
+				t.Errorf("pool backends %v after a bad file, want the running %v", got, want)
+			}
+			if tt.logKey != "" {
+				l := p.waitLog(t, "config reload rejected", func(l map[string]any) bool { return l["key"] == tt.logKey })
+				want := fmt.Sprintf("%s:%d: %s: ", path, tt.logLine, tt.logKey)
+				if at, _ := l["at"].(string); !strings.HasPrefix(at, want) {
+					t.Errorf("rejected reload logged at %q, want prefix %q", at, want)
+				}
+			}
+		})
+	}
+	before := tr.servedBy(setA[0].addr)
+	reloadEventually(t, "the running pool keeps serving after bad files", 5*time.Second, func() bool {
+		return tr.servedBy(setA[0].addr) > before
+	})
+
+	reloadWrite(t, path, good)
+	reloadEventually(t, "the fixed file is applied", 10*time.Second, func() bool {
+		return reloadMetric(t, admin, reloadOK) == 2
+	})
+	if v := reloadMetric(t, admin, reloadLastOK); v != 1 {
+		t.Errorf("%s = %v after the fix, want 1", reloadLastOK, v)
+	}
+	if st := reloadGetStatus(t, admin); !st.Config.LastReloadOK || st.Config.LastReloadErr != "" {
+		t.Errorf("/status config after the fix = %+v", st.Config)
+	}
+	reloadEventually(t, "the new backends serve", 5*time.Second, func() bool {
+		return tr.servedBy(setB[0].addr) > 0 || tr.servedBy(setB[1].addr) > 0
+	})
+	tr.check(t, 10)
+}
+
+// reloadLayout places a config file and replaces it in one style.
+type reloadLayout struct {
+	name    string
+	setup   func(t *testing.T, dir, content string) string // returns the path azimuth reads
+	replace func(t *testing.T, p *process, admin, dir, path, content string)
+}
+
+func reloadLayouts() []reloadLayout {
+	plain := func(t *testing.T, dir, content string) string {
+		path := filepath.Join(dir, "azimuth.yaml")
+		reloadWrite(t, path, content)
+		return path
+	}
+	return []reloadLayout{
+		{"in-place write", plain, func(t *testing.T, _ *process, _, _, path, content string) {
+			reloadWrite(t, path, content)
+		}},
+		{"write then rename", plain, func(t *testing.T, _ *process, _, dir, path, content string) {
+			tmp := filepath.Join(dir, ".azimuth.yaml.swp")
+			reloadWrite(t, tmp, content)
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"delete then create", plain, func(t *testing.T, _ *process, _, _, path, content string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			reloadWrite(t, path, content)
+		}},
+		{"missing for a while then appears", plain, func(t *testing.T, p *process, admin, _, path, content string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			// A SIGHUP while it is missing proves the process saw it gone:
+			// the reload fails and the running config stays.
+			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			reloadEventually(t, "reload of a missing file fails", 10*time.Second, func() bool {
+				return reloadMetric(t, admin, reloadFailed) == 1
+			})
+			reloadWrite(t, path, content)
+		}},
+		{"..data symlink swap", func(t *testing.T, dir, content string) string {
+			reloadConfigMapVersion(t, dir, "..2026_01", content)
+			if err := os.Symlink("..2026_01", filepath.Join(dir, "..data")); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "azimuth.yaml")
+			if err := os.Symlink(filepath.Join("..data", "azimuth.yaml"), path); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}, func(t *testing.T, _ *process, _, dir, _, content string) {
+			reloadConfigMapVersion(t, dir, "..2026_02", content)
+			tmp := filepath.Join(dir, "..data_tmp")
+			if err := os.Symlink("..2026_02", tmp); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(filepath.Join(dir, "..2026_01")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+}
+
+// reloadConfigMapVersion writes one timestamped directory of a ConfigMap
+// volume.
+func reloadConfigMapVersion(t *testing.T, dir, version, content string) {
+	t.Helper()
+	if err := os.Mkdir(filepath.Join(dir, version), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reloadWrite(t, filepath.Join(dir, version, "azimuth.yaml"), content)
+}
+
+func TestReloadOnEveryReplacementStyle(t *testing.T) {
+	setA, setB := reloadSets(t)
+	for _, tt := range reloadLayouts() {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := tt.setup(t, dir, reloadConfig{listen: "127.0.0.1:0", backends: setA}.yaml())
+			p, admin := reloadStart(t, path)
+			reloadWaitBackends(t, admin, setA)
+			tt.replace(t, p, admin, dir, path, reloadConfig{listen: "127.0.0.1:0", backends: setB}.yaml())
+			reloadWaitBackends(t, admin, setB)
+			if v := reloadMetric(t, admin, reloadOK); v != 2 {
+				t.Errorf("%s = %v, want 2 (startup and the change)", reloadOK, v)
+			}
+			if v := reloadMetric(t, admin, reloadLastOK); v != 1 {
+				t.Errorf("%s = %v, want 1", reloadLastOK, v)
+			}
+			p.waitLog(t, "config reloaded", nil)
+		})
+	}
+}
+
+// A listener whose limits change on the same address gets a new socket,
+// bound with SO_REUSEPORT before the old one closes; clients keep going.
+func TestReloadListenerBindingChangeKeepsServing(t *testing.T) {
+	setA, _ := reloadSets(t)
+	_, path := reloadDir(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", reloadFreePort(t))
+	limits := func(i int) string {
+		return fmt.Sprintf("    limits: { idle_timeout: %ds }\n", 30+i)
+	}
+	cfg := reloadConfig{listen: listen, backends: setA, listenerExtra: limits(0)}
+	reloadWrite(t, path, cfg.yaml())
+	p, admin := reloadStart(t, path)
+	if got := reloadListenerAddr(t, admin, "web"); got != listen {
+		t.Fatalf("listener bound %s, want %s", got, listen)
+	}
+	const workers = 4
+	tr := reloadStartTraffic(t, reloadClient(t, workers), "http://"+listen+"/", workers)
+	const edits = 5
+	for i := 1; i <= edits; i++ {
+		cfg.listenerExtra = limits(i)
+		reloadWrite(t, path, cfg.yaml())
+		reloadEventually(t, fmt.Sprintf("edit %d applied", i), 10*time.Second, func() bool {
+			return reloadMetric(t, admin, reloadOK) == float64(i+1)
+		})
+		before := tr.ok.Load()
+		reloadEventually(t, "traffic after the edit", 5*time.Second, func() bool { return tr.ok.Load() > before+workers })
+	}
+	tr.check(t, edits)
+	p.waitLog(t, "config applied", func(l map[string]any) bool {
+		opened, _ := l["listeners_opened"].([]any)
+		return len(opened) == 1 && opened[0] == "web@"+listen
+	})
+	p.waitLog(t, "listener closed", func(l map[string]any) bool { return l["address"] == listen })
+}
