@@ -83,6 +83,9 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 
 	g.start = time.Now()
 	g.token = strconv.FormatInt(g.start.UnixNano(), 36)
+	if o.Started != nil {
+		o.Started(g.start)
+	}
 	var reporter sync.WaitGroup
 	repCtx, stopReporter := context.WithCancel(ctx)
 	if o.Progress != nil {

@@ -57,6 +57,11 @@ type Options struct {
 	// Timeout bounds each request, from its actual send until the last body
 	// byte; 5s by default.
 	Timeout time.Duration
+	// Started, when set, is called once with the run's start time, the
+	// zero of the schedule and the timeline, before the first request; a
+	// caller that times events against the timeline (faults) starts its
+	// clock here. It must not block.
+	Started func(start time.Time)
 	// Progress, when set, is called about once a second from the run's
 	// reporting goroutine with the figures so far.
 	Progress func(Progress)

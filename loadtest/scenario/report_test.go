@@ -79,12 +79,15 @@ func TestReportFromRealLoad(t *testing.T) {
 		{At: 1050 * time.Millisecond, Zone: "a", Fault: fleet.Fault{Kind: fleet.Status, Status: 503}},
 		{At: 1900 * time.Millisecond, Zone: "a", Fault: fleet.Fault{Kind: fleet.Restore}},
 	}
-	start := time.Now()
-	done := make(chan []Applied)
+	done := make(chan []Applied, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { done <- playFaults(ctx, fl, sc.Faults, start, &bytes.Buffer{}) }()
-	res, err := loadtest.Run(ctx, loadtest.Options{URL: "http://" + fl.Zone("a")[0].Addr + "/", Rate: 100, Duration: 3 * time.Second, Timeout: time.Second})
+	res, err := loadtest.Run(ctx, loadtest.Options{
+		URL: "http://" + fl.Zone("a")[0].Addr + "/", Rate: 100, Duration: 3 * time.Second, Timeout: time.Second,
+		Started: func(start time.Time) {
+			go func() { done <- playFaults(ctx, fl, sc.Faults, start, &bytes.Buffer{}) }()
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

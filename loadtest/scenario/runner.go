@@ -126,8 +126,11 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 	faultCtx, stopFaults := context.WithCancel(ctx)
 	var applied []Applied
 	var faults sync.WaitGroup
-	start := time.Now()
-	faults.Go(func() { applied = playFaults(faultCtx, fl, sc.Faults, start, ro.Log) })
+	// The fault clock starts with the load's own, so "at: 5s" is second 5
+	// of the timeline whatever the load's setup took.
+	opts.Started = func(start time.Time) {
+		faults.Go(func() { applied = playFaults(faultCtx, fl, sc.Faults, start, ro.Log) })
+	}
 	res, runErr := loadtest.Run(ctx, opts)
 	stopFaults()
 	faults.Wait()
