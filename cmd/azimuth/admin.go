@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
@@ -81,9 +82,12 @@ type readiness struct {
 
 // ready decides readiness, the signal a DNS-failover health check polls:
 // ready when a config is running, the process is not draining, and every
-// pool has a backend that can take a request now (or is in panic mode with
-// backends to panic over). A pool fed by Consul that has not synced yet
-// counts as not ready, with that reason.
+// pool has a backend that can take a request now: up (or pending its first
+// checks) and not drained. Panic mode does not count: it spreads load over
+// a partly failed pool, but a pool with no healthy backend at all has
+// nothing to serve with, and the other region of the pair should take the
+// traffic. A pool fed by Consul that has not synced yet counts as not
+// ready, with that reason.
 func (a *app) ready() readiness {
 	var r readiness
 	if a.draining.Load() {
@@ -98,8 +102,8 @@ func (a *app) ready() readiness {
 			r.Reasons = append(r.Reasons, "pool "+rt.name+": waiting for consul ("+rt.watcher.State().LastError+")")
 			continue
 		}
-		if !rt.pool.Status().Available() {
-			r.Reasons = append(r.Reasons, "pool "+rt.name+": no available backend")
+		if st := rt.pool.Status(); st.Healthy == 0 {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("pool %s: no available backend (0 of %d)", rt.name, st.Total))
 		}
 	}
 	a.mu.Unlock()
