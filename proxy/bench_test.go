@@ -3,9 +3,9 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"net"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
