@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,4 +94,54 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// poolCounts are a pool's request counters since the process started, for
+// /status; the status page turns them into rates between refreshes.
+type poolCounts struct {
+	Requests float64 `json:"requests_total"`
+	Errors   float64 `json:"errors_total"` // answered with a 5xx status
+	Retries  float64 `json:"retries_total"`
+}
+
+// countsByPool sums azimuth_requests_total and azimuth_retries_total per
+// pool from a scrape of g. It reads the same series /metrics exposes, so
+// the request path keeps no second set of counters; the scrape costs about
+// as much as one /metrics request, which suits a page polled every few
+// seconds.
+func countsByPool(g prometheus.Gatherer) (map[string]poolCounts, error) {
+	families, err := g.Gather()
+	if err != nil {
+		return nil, fmt.Errorf("gathering request counters: %w", err)
+	}
+	out := map[string]poolCounts{}
+	for _, f := range families {
+		name := f.GetName()
+		if name != "azimuth_requests_total" && name != "azimuth_retries_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var pool, code string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "pool":
+					pool = l.GetValue()
+				case "code":
+					code = l.GetValue()
+				}
+			}
+			c := out[pool]
+			v := m.GetCounter().GetValue()
+			if name == "azimuth_retries_total" {
+				c.Retries += v
+			} else {
+				c.Requests += v
+				if strings.HasPrefix(code, "5") {
+					c.Errors += v
+				}
+			}
+			out[pool] = c
+		}
+	}
+	return out, nil
 }

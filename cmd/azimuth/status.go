@@ -33,6 +33,7 @@ type configStatus struct {
 
 type poolStatus struct {
 	Name       string           `json:"name"`
+	Counts     poolCounts       `json:"counts"`
 	Panic      bool             `json:"panic"`
 	SpillRatio float64          `json:"spill_ratio"`
 	Zones      []zoneStatus     `json:"zones"`
@@ -73,6 +74,10 @@ func (a *app) status() status {
 			st.Config.LastReloadOK, st.Config.LastReloadErr = false, *e
 		}
 	}
+	counts, err := countsByPool(a.reg)
+	if err != nil {
+		a.logger.Warn("status without request counters", "error", err)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, s := range a.slots {
@@ -81,7 +86,7 @@ func (a *app) status() status {
 	slices.SortFunc(st.Listen, func(x, y listenStatus) int { return strings.Compare(x.Name, y.Name) })
 	for _, p := range a.registry.Pools() {
 		rt := a.pools[p.Name()]
-		ps := poolStatus{Name: p.Name()}
+		ps := poolStatus{Name: p.Name(), Counts: counts[p.Name()]}
 		bs := p.Status()
 		ps.Panic, ps.SpillRatio = bs.Panic, bs.SpillRatio
 		for _, z := range bs.Zones {
