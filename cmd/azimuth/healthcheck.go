@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -161,6 +162,13 @@ func probeAdmin(ctx context.Context, addr, path string) (string, bool) {
 	started := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Sprintf("GET %s: no answer within the timeout (%s)", url, time.Since(started).Round(time.Millisecond)), false
+		}
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // it repeats the method and URL
+		}
 		return fmt.Sprintf("GET %s: %v", url, err), false
 	}
 	defer resp.Body.Close()
