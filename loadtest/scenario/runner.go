@@ -60,7 +60,11 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 		ro.ReadyTimeout = 20 * time.Second
 	}
 	dir := ro.WorkDir
-	if dir == "" {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating work dir: %w", err)
+		}
+	} else {
 		tmp, err := os.MkdirTemp("", "azload-")
 		if err != nil {
 			return nil, fmt.Errorf("creating work dir: %w", err)
