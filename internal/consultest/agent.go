@@ -47,16 +47,31 @@ type Agent struct {
 	done chan struct{} // closed when cmd has exited
 	out  *lockedBuffer
 	runs int
+
+	tls *TLSFiles // nil unless started with TLS
+}
+
+// Options choose how Start runs the agent.
+type Options struct {
+	// TLS also serves the HTTP API over HTTPS (HTTPSAddr) with generated
+	// certificates, requiring a client certificate signed by the same CA.
+	TLS bool
 }
 
 // ports are the agent's listening ports, kept across Restart.
 type ports struct {
-	http, server, serfLAN, serfWAN int
+	http, server, serfLAN, serfWAN, https int
 }
 
 // Start starts an agent and waits until it has a leader and its node is in
 // the catalog. The agent stops when the test ends.
 func Start(t testing.TB) *Agent {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Agent {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -67,6 +82,13 @@ func Start(t testing.TB) *Agent {
 		bin:  bin,
 		node: fmt.Sprintf("azimuth-test-%d-%d", os.Getpid(), agents.Add(1)),
 		dir:  t.TempDir(),
+	}
+	if o.TLS {
+		files, err := generateTLS(a.dir)
+		if err != nil {
+			t.Fatalf("starting consul agent: %v", err)
+		}
+		a.tls = &files
 	}
 	t.Cleanup(func() {
 		a.Stop()
@@ -102,7 +124,17 @@ func (a *Agent) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.ports.http))
 }
 
-// Client is an API client for the agent.
+// HTTPSAddr is the agent's HTTPS API address, 127.0.0.1:port; only
+// served when started with Options.TLS.
+func (a *Agent) HTTPSAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.ports.https))
+}
+
+// TLS returns the certificate files of an agent started with Options.TLS,
+// or nil.
+func (a *Agent) TLS() *TLSFiles { return a.tls }
+
+// Client is an API client for the agent (plain HTTP).
 func (a *Agent) Client() *api.Client { return a.client }
 
 // Node is the agent's node name, for catalog registrations on it.
@@ -166,6 +198,13 @@ func (a *Agent) start() error {
 		"-grpc-tls-port", "-1",
 		"-data-dir", filepath.Join(a.dir, fmt.Sprintf("data-%d", a.runs)),
 		"-log-level", "warn",
+	}
+	if a.tls != nil {
+		args = append(args,
+			"-hcl", fmt.Sprintf("ports { https = %d }", a.ports.https),
+			"-hcl", fmt.Sprintf(`tls { https { ca_file = %q cert_file = %q key_file = %q verify_incoming = true } }`,
+				a.tls.CAFile, a.tls.ServerCertFile, a.tls.ServerKeyFile),
+		)
 	}
 	out := &lockedBuffer{}
 	cmd := exec.Command(a.bin, args...)

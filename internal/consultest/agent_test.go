@@ -119,3 +119,28 @@ func TestAgentLifeCycle(t *testing.T) {
 	}
 	t.Logf("index before restart %d, after %d", before, meta.LastIndex)
 }
+
+func TestAgentTLS(t *testing.T) {
+	a := StartWith(t, Options{TLS: true})
+	files := a.TLS()
+	if files == nil {
+		t.Fatal("TLS() = nil for an agent started with TLS")
+	}
+	newClient := func(cert, key string) *api.Client {
+		cfg := api.DefaultNonPooledConfig()
+		cfg.Address = "https://" + a.HTTPSAddr()
+		cfg.TLSConfig = api.TLSConfig{CAFile: files.CAFile, CertFile: cert, KeyFile: key}
+		c, err := api.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	leader, err := newClient(files.ClientCertFile, files.ClientKeyFile).Status().Leader()
+	if err != nil || leader == "" {
+		t.Fatalf("leader over https with a client certificate = %q, %v", leader, err)
+	}
+	if _, err := newClient("", "").Status().Leader(); err == nil {
+		t.Error("the agent answered over https without a client certificate")
+	}
+}

@@ -5,12 +5,12 @@ import (
 	"net"
 )
 
-// freePorts picks four distinct loopback ports. Serf listens on TCP and UDP
+// freePorts picks five distinct loopback ports. Serf listens on TCP and UDP
 // on the same number, so every port is checked free on both.
 func freePorts() (ports, error) {
 	var got []int
 	seen := map[int]bool{}
-	for len(got) < 4 {
+	for len(got) < 5 {
 		p, err := freePort()
 		if err != nil {
 			return ports{}, fmt.Errorf("picking free ports: %w", err)
@@ -20,7 +20,7 @@ func freePorts() (ports, error) {
 			got = append(got, p)
 		}
 	}
-	return ports{http: got[0], server: got[1], serfLAN: got[2], serfWAN: got[3]}, nil
+	return ports{http: got[0], server: got[1], serfLAN: got[2], serfWAN: got[3], https: got[4]}, nil
 }
 
 // freePort returns a port that is free on 127.0.0.1 for TCP and UDP.
