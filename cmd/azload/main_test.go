@@ -170,3 +170,44 @@ func TestRunCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestScenarioH3 runs a scenario file over HTTP/3 through the real azimuth
+// (a TLS listener with QUIC, certificate made by the runner) while zone a
+// refuses connections for a second.
+func TestScenarioH3(t *testing.T) {
+	if buildErr != nil {
+		t.Fatalf("the scenario needs the azimuth binary: %v", buildErr)
+	}
+	file := filepath.Join(t.TempDir(), "h3.yaml")
+	spec := `name: h3-refuse
+fleet: { zones: [a, b], backends_per_zone: 2 }
+load: { rate: 100, duration: 3s, protocol: h3 }
+azimuth: { zone: a }
+faults:
+  - { at: 1s, zone: a, fault: refuse }
+  - { at: 2s, zone: a, fault: restore }
+`
+	if err := os.WriteFile(file, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"scenario", "-azimuth", azimuthBin, "-report", "", "-o", "json", "-min-success", "99.9", file}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("azload scenario: %v\n%s", err, stdout.String())
+	}
+	var rep struct {
+		Result *loadtest.Result `json:"result"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("decoding the JSON report: %v", err)
+	}
+	if rep.Result.Protocol != loadtest.H3 || rep.Result.Requests != 300 || rep.Result.Succeeded != 300 {
+		t.Errorf("protocol %s: %d of %d succeeded, errors %v; want 300 of 300 over h3",
+			rep.Result.Protocol, rep.Result.Succeeded, rep.Result.Requests, rep.Result.Errors)
+	}
+	if rep.Result.Zones["a"] == 0 || rep.Result.Zones["b"] == 0 {
+		t.Errorf("zones %v: want answers from both", rep.Result.Zones)
+	}
+}

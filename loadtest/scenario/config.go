@@ -25,11 +25,19 @@ func Endpoints(f *fleet.Fleet) []Endpoint {
 }
 
 // ConfigYAML writes the azimuth config for a scenario, following the config
-// contract: one plain listener on listen, admin on admin, one pool "app"
+// contract: one listener (plain, or TLS with optional HTTP/3), admin on admin, one pool "app"
 // with the given backends and the scenario's retry and health settings.
 // It is written by hand, not through the proxy's config types, because the
 // load tester must not import the proxy.
-func ConfigYAML(a Azimuth, listen, admin, accessLog string, backends []Endpoint) string {
+// Listener is the proxy listener the load goes through; with CertFile set
+// it terminates TLS, and HTTP3 adds QUIC on the same port.
+type Listener struct {
+	Address           string
+	CertFile, KeyFile string
+	HTTP3             bool
+}
+
+func ConfigYAML(a Azimuth, l Listener, admin, accessLog string, backends []Endpoint) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Written by azload for one scenario run.\n")
@@ -37,7 +45,11 @@ func ConfigYAML(a Azimuth, listen, admin, accessLog string, backends []Endpoint)
 	p("admin:\n  address: %s\n", listen2(admin))
 	p("log:\n  level: warn\n  access_log:\n    output: %s\n", quote(accessLog))
 	p("shutdown:\n  drain_delay: 100ms\n  grace: 5s\n")
-	p("listeners:\n  - name: http\n    address: %s\n    routes:\n      - pool: app\n", listen2(listen))
+	p("listeners:\n  - name: load\n    address: %s\n", listen2(l.Address))
+	if l.CertFile != "" {
+		p("    tls:\n      certificates:\n        - cert_file: %s\n          key_file: %s\n      http3: %t\n", quote(l.CertFile), quote(l.KeyFile), l.HTTP3)
+	}
+	p("    routes:\n      - pool: app\n")
 	p("pools:\n  - name: app\n    balance: least_conn\n")
 	p("    timeouts: { connect: %s, per_try: %s, request: %s }\n", d(a.ConnectTimeout), d(a.PerTryTimeout), d(a.RequestTimeout))
 	p("    retry:\n      attempts: %d\n      on: [", a.Attempts)

@@ -152,6 +152,21 @@ func (d *decoder) float(v *yaml.Node, key string, into *float64) {
 	*into = f
 }
 
+func (d *decoder) boolean(v *yaml.Node, key string, into *bool) {
+	s, ok := d.scalar(v, key)
+	if !ok {
+		return
+	}
+	switch s {
+	case "true":
+		*into = true
+	case "false":
+		*into = false
+	default:
+		d.errf(v, key, "%q: want true or false", s)
+	}
+}
+
 func (d *decoder) strList(v *yaml.Node, key string, into *[]string) {
 	if v.Kind != yaml.SequenceNode {
 		d.errf(v, key, "want a list")
@@ -199,16 +214,15 @@ func (d *decoder) load(n *yaml.Node, path string, l *Load) {
 		"timeout":   func(k string, v *yaml.Node) { d.dur(v, k, &l.Timeout) },
 		"body":      func(k string, v *yaml.Node) { d.str(v, k, &l.Body) },
 		"id_header": func(k string, v *yaml.Node) { d.str(v, k, &l.IDHeader) },
+		"tls":       func(k string, v *yaml.Node) { d.boolean(v, k, &l.TLS) },
 		"protocol": func(k string, v *yaml.Node) {
 			var p string
 			d.str(v, k, &p)
 			switch loadtest.Protocol(p) {
-			case loadtest.H1, loadtest.H2:
+			case loadtest.H1, loadtest.H2, loadtest.H3:
 				l.Protocol = loadtest.Protocol(p)
-			case loadtest.H3:
-				d.errf(v, k, "h3 needs TLS, which scenario listeners do not set up; want h1 or h2")
 			default:
-				d.errf(v, k, "%q: want h1 or h2", p)
+				d.errf(v, k, "%q: want h1, h2 or h3", p)
 			}
 		},
 		"headers": func(k string, v *yaml.Node) {

@@ -48,7 +48,7 @@ azimuth_requests_total{code="200"} 100
 func TestConfigYAML(t *testing.T) {
 	a := Default().Azimuth
 	a.Zone = "a"
-	cfg := ConfigYAML(a, "127.0.0.1:8080", "127.0.0.1:9901", "/tmp/x/access.log",
+	cfg := ConfigYAML(a, Listener{Address: "127.0.0.1:8080"}, "127.0.0.1:9901", "/tmp/x/access.log",
 		[]Endpoint{{"127.0.1.1:4000", "a"}, {"127.0.2.1:4001", "b"}})
 	for _, want := range []string{
 		"zone: \"a\"\n", "admin:\n  address: \"127.0.0.1:9901\"",
@@ -60,6 +60,15 @@ func TestConfigYAML(t *testing.T) {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
 		}
+	}
+}
+
+func TestConfigYAMLTLS(t *testing.T) {
+	cfg := ConfigYAML(Default().Azimuth, Listener{Address: "127.0.0.1:8443", CertFile: "/w/cert.pem", KeyFile: "/w/key.pem", HTTP3: true},
+		"127.0.0.1:9901", "off", []Endpoint{{"127.0.1.1:4000", "a"}})
+	want := "    address: \"127.0.0.1:8443\"\n    tls:\n      certificates:\n        - cert_file: \"/w/cert.pem\"\n          key_file: \"/w/key.pem\"\n      http3: true\n    routes:\n"
+	if !strings.Contains(cfg, want) {
+		t.Errorf("config lacks the TLS listener:\n%s", cfg)
 	}
 }
 

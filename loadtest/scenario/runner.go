@@ -89,7 +89,16 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "azimuth.yaml")
-	cfg := ConfigYAML(sc.Azimuth, listen, admin, filepath.Join(dir, "access.log"), Endpoints(fl))
+	lis := Listener{Address: listen}
+	scheme := "http"
+	if sc.Load.TLS || sc.Load.Protocol == loadtest.H3 {
+		if lis.CertFile, lis.KeyFile, err = writeSelfSigned(dir); err != nil {
+			return nil, err
+		}
+		lis.HTTP3 = sc.Load.Protocol == loadtest.H3
+		scheme = "https"
+	}
+	cfg := ConfigYAML(sc.Azimuth, lis, admin, filepath.Join(dir, "access.log"), Endpoints(fl))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, fmt.Errorf("writing azimuth config: %w", err)
 	}
@@ -106,14 +115,14 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 	if err := proc.waitReady(ctx, ro.ReadyTimeout); err != nil {
 		return nil, err
 	}
-	if err := proc.waitServing(ctx, "http://"+listen+sc.Load.Path, ro.ReadyTimeout); err != nil {
+	if err := proc.waitServing(ctx, scheme+"://"+listen+sc.Load.Path, ro.ReadyTimeout); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(ro.Log, "azimuth: ready, listening on %s, admin on %s, zone %s\n", listen, admin, sc.Azimuth.Zone)
 
 	l := sc.Load
 	opts := loadtest.Options{
-		URL: "http://" + listen + l.Path, Method: l.Method, Protocol: l.Protocol,
+		URL: scheme + "://" + listen + l.Path, Method: l.Method, Protocol: l.Protocol, Insecure: true,
 		Rate: l.Rate, Concurrency: l.Concurrency, Duration: l.Duration, Requests: l.Requests,
 		Timeout: l.Timeout, IDHeader: l.IDHeader, Progress: ro.Progress,
 	}

@@ -43,6 +43,9 @@ type Load struct {
 	Body        string
 	// IDHeader names a header given a unique value per request.
 	IDHeader string
+	// TLS puts the proxy's listener behind TLS (a self-signed certificate
+	// made for the run); h3 implies it.
+	TLS bool
 }
 
 // Azimuth is the proxy under test and the settings of the config the
