@@ -19,4 +19,8 @@ type State struct {
 	Backends int `json:"backends"`
 	// Index is the Consul index the next blocking query waits on.
 	Index uint64 `json:"index"`
+	// FilteredByACLs is true when Consul left instances out of the last
+	// answer because the token may not read them: an empty or short set
+	// then says more about the token than about the service.
+	FilteredByACLs bool `json:"filtered_by_acls,omitempty"`
 }

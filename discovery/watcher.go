@@ -77,6 +77,7 @@ type Watcher struct {
 	last        []balancer.Spec
 	sent        bool
 	errorsInRow int
+	filtered    bool
 	noZone      map[string]struct{}
 	badWeight   map[string]struct{}
 }
@@ -207,6 +208,16 @@ func (w *Watcher) once(ctx context.Context) (err error) {
 		w.log.Info("consul index went backwards; starting over", "was", w.index, "got", meta.LastIndex)
 	}
 	w.index = next
+	if meta.ResultsFilteredByACLs != w.filtered {
+		w.filtered = meta.ResultsFilteredByACLs
+		if w.filtered {
+			// With default-deny ACLs, a token without service:read and
+			// node:read gets an empty or partial answer, not an error.
+			w.log.Warn("consul hid instances from this token; check its service:read and node:read rights")
+		} else {
+			w.log.Info("consul no longer hides instances from this token")
+		}
+	}
 	if w.errorsInRow > 0 {
 		w.log.Info("consul answers again", "errors_in_a_row", w.errorsInRow)
 	}
@@ -226,12 +237,13 @@ func (w *Watcher) apply(s snapshot) {
 	now := w.now()
 	prev := w.state.Load()
 	w.state.Store(&State{
-		Synced:        true,
-		LastSuccess:   now,
-		LastError:     prev.LastError,
-		LastErrorTime: prev.LastErrorTime,
-		Backends:      len(s.specs),
-		Index:         w.index,
+		Synced:         true,
+		LastSuccess:    now,
+		LastError:      prev.LastError,
+		LastErrorTime:  prev.LastErrorTime,
+		Backends:       len(s.specs),
+		Index:          w.index,
+		FilteredByACLs: w.filtered,
 	})
 	w.metrics.lastSuccess.WithLabelValues(w.pool).Set(float64(now.UnixNano()) / 1e9)
 	w.metrics.syncState.WithLabelValues(w.pool).Set(1)
@@ -250,12 +262,13 @@ func (w *Watcher) apply(s snapshot) {
 func (w *Watcher) recordError(err error) {
 	prev := w.state.Load()
 	w.state.Store(&State{
-		Synced:        false,
-		LastSuccess:   prev.LastSuccess,
-		LastError:     err.Error(),
-		LastErrorTime: w.now(),
-		Backends:      len(w.last),
-		Index:         w.index,
+		Synced:         false,
+		LastSuccess:    prev.LastSuccess,
+		LastError:      err.Error(),
+		LastErrorTime:  w.now(),
+		Backends:       len(w.last),
+		Index:          w.index,
+		FilteredByACLs: prev.FilteredByACLs,
 	})
 	w.metrics.errors.WithLabelValues(w.pool).Inc()
 	w.metrics.syncState.WithLabelValues(w.pool).Set(0)

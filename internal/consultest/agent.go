@@ -48,7 +48,8 @@ type Agent struct {
 	out  *lockedBuffer
 	runs int
 
-	tls *TLSFiles // nil unless started with TLS
+	tls   *TLSFiles // nil unless started with TLS
+	token string    // management token when ACLs are on
 }
 
 // Options choose how Start runs the agent.
@@ -56,6 +57,9 @@ type Options struct {
 	// TLS also serves the HTTP API over HTTPS (HTTPSAddr) with generated
 	// certificates, requiring a client certificate signed by the same CA.
 	TLS bool
+	// ACLToken enables ACLs with default policy deny and this token as the
+	// initial management token; Client uses it.
+	ACLToken string
 }
 
 // ports are the agent's listening ports, kept across Restart.
@@ -78,10 +82,11 @@ func StartWith(t testing.TB, o Options) *Agent {
 		t.Fatalf("starting consul agent: %v", err)
 	}
 	a := &Agent{
-		t:    t,
-		bin:  bin,
-		node: fmt.Sprintf("azimuth-test-%d-%d", os.Getpid(), agents.Add(1)),
-		dir:  t.TempDir(),
+		t:     t,
+		bin:   bin,
+		node:  fmt.Sprintf("azimuth-test-%d-%d", os.Getpid(), agents.Add(1)),
+		dir:   t.TempDir(),
+		token: o.ACLToken,
 	}
 	if o.TLS {
 		files, err := generateTLS(a.dir)
@@ -106,7 +111,7 @@ func StartWith(t testing.TB, o Options) *Agent {
 		}
 		cfg := api.DefaultNonPooledConfig()
 		cfg.Address = a.Addr()
-		cfg.Token = ""
+		cfg.Token = a.token
 		if a.client, err = api.NewClient(cfg); err != nil {
 			t.Fatalf("starting consul agent: creating client: %v", err)
 		}
@@ -199,6 +204,11 @@ func (a *Agent) start() error {
 		"-data-dir", filepath.Join(a.dir, fmt.Sprintf("data-%d", a.runs)),
 		"-log-level", "warn",
 	}
+	if a.token != "" {
+		args = append(args, "-hcl", fmt.Sprintf(
+			`acl { enabled = true default_policy = "deny" enable_token_persistence = false tokens { initial_management = %q agent = %q } }`,
+			a.token, a.token))
+	}
 	if a.tls != nil {
 		args = append(args,
 			"-hcl", fmt.Sprintf("ports { https = %d }", a.ports.https),
@@ -239,7 +249,7 @@ func (a *Agent) waitReady(done <-chan struct{}) error {
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if leaderAndNode(ctx, hc, a.Addr(), a.node) {
+		if leaderAndNode(ctx, hc, a.Addr(), a.node, a.token) {
 			return nil
 		}
 		select {
@@ -254,20 +264,24 @@ func (a *Agent) waitReady(done <-chan struct{}) error {
 
 // leaderAndNode reports whether /v1/status/leader names a leader and
 // /v1/catalog/node/<node> knows the node.
-func leaderAndNode(ctx context.Context, hc *http.Client, addr, node string) bool {
-	body, ok := get(ctx, hc, "http://"+addr+"/v1/status/leader")
+func leaderAndNode(ctx context.Context, hc *http.Client, addr, node, token string) bool {
+	body, ok := get(ctx, hc, "http://"+addr+"/v1/status/leader", token)
 	if !ok || len(bytes.Trim(bytes.TrimSpace(body), `"`)) == 0 {
 		return false
 	}
-	body, ok = get(ctx, hc, "http://"+addr+"/v1/catalog/node/"+node)
+	body, ok = get(ctx, hc, "http://"+addr+"/v1/catalog/node/"+node, token)
 	return ok && !bytes.Equal(bytes.TrimSpace(body), []byte("null"))
 }
 
-// get fetches url and returns the body of a 200 answer.
-func get(ctx context.Context, hc *http.Client, url string) ([]byte, bool) {
+// get fetches url with the ACL token, if any, and returns the body of a
+// 200 answer.
+func get(ctx context.Context, hc *http.Client, url, token string) ([]byte, bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, false
+	}
+	if token != "" {
+		req.Header.Set("X-Consul-Token", token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -144,3 +144,20 @@ func TestAgentTLS(t *testing.T) {
 		t.Error("the agent answered over https without a client certificate")
 	}
 }
+
+func TestAgentACL(t *testing.T) {
+	a := StartWith(t, Options{ACLToken: "azimuth-root"})
+	if err := a.Client().Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web", Port: 80}); err != nil {
+		t.Fatalf("registering with the management token: %v", err)
+	}
+	cfg := api.DefaultNonPooledConfig()
+	cfg.Address = a.Addr()
+	cfg.Token = "not-a-token"
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Health().Service("web", "", true, nil); err == nil || !strings.Contains(err.Error(), "ACL not found") {
+		t.Errorf("query with an unknown token = %v, want ACL not found", err)
+	}
+}
