@@ -24,11 +24,6 @@ func Endpoints(f *fleet.Fleet) []Endpoint {
 	return out
 }
 
-// ConfigYAML writes the azimuth config for a scenario, following the config
-// contract: one listener (plain, or TLS with optional HTTP/3), admin on admin, one pool "app"
-// with the given backends and the scenario's retry and health settings.
-// It is written by hand, not through the proxy's config types, because the
-// load tester must not import the proxy.
 // Listener is the proxy listener the load goes through; with CertFile set
 // it terminates TLS, and HTTP3 adds QUIC on the same port.
 type Listener struct {
@@ -37,6 +32,11 @@ type Listener struct {
 	HTTP3             bool
 }
 
+// ConfigYAML writes the azimuth config for a scenario, following the config
+// contract: one listener (plain, or TLS with optional HTTP/3), admin on admin, one pool "app"
+// with the given backends and the scenario's retry and health settings.
+// It is written by hand, not through the proxy's config types, because the
+// load tester must not import the proxy.
 func ConfigYAML(a Azimuth, l Listener, admin, accessLog string, backends []Endpoint) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
