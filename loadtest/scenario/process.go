@@ -154,7 +154,7 @@ func (p *process) tail() string {
 	return string(data)
 }
 
-// Retries reads azimuth_retries_total from the admin /metrics and sums it
+// scrapeRetries reads azimuth_retries_total from the admin /metrics and sums it
 // by cause. ok is false when the metrics cannot be read or azimuth does
 // not export the series.
 func scrapeRetries(admin string) (byCause map[string]float64, ok bool) {
