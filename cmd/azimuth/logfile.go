@@ -64,9 +64,8 @@ func newAccessLog(c configs.Log, stdout, stderr io.Writer) (*proxy.AccessLog, *r
 		}
 		w, file = f, f
 	}
-	var h slog.Handler = slog.NewJSONHandler(w, nil)
 	if c.Format == "text" {
-		h = slog.NewTextHandler(w, nil)
+		return proxy.NewAccessLog(slog.New(slog.NewTextHandler(w, nil)), c.AccessLog.SampleSuccess), file, nil
 	}
-	return proxy.NewAccessLog(slog.New(h), c.AccessLog.SampleSuccess), file, nil
+	return proxy.NewJSONAccessLog(w, c.AccessLog.SampleSuccess), file, nil
 }
