@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -34,7 +33,7 @@ func BenchmarkProxyGET(b *testing.B) {
 			o := Options{}
 			if withMetrics {
 				o.Metrics = NewMetrics(prometheus.NewRegistry())
-				o.AccessLog = NewAccessLog(slog.New(slog.NewJSONHandler(io.Discard, nil)), 1)
+				o.AccessLog = NewJSONAccessLog(io.Discard, 1)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
