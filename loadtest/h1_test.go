@@ -44,7 +44,7 @@ func TestH1Framing(t *testing.T) {
 				w.WriteHeader(400)
 			}
 		}, "200"},
-		{"error status", "GET", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 503) }, "503"},
+		{"error status", "GET", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusServiceUnavailable) }, "503"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,16 +29,16 @@ func startFleet(t *testing.T) *fleet.Fleet {
 }
 
 // get sends one request and reads the whole body, returning the status,
-// the error, and how long it took.
-func get(c *http.Client, url string) (int, error, time.Duration) {
+// how long it took, and the error.
+func get(c *http.Client, url string) (int, time.Duration, error) {
 	start := time.Now()
 	resp, err := c.Get(url)
 	if err != nil {
-		return 0, err, time.Since(start)
+		return 0, time.Since(start), err
 	}
 	defer resp.Body.Close()
 	_, err = io.ReadAll(resp.Body)
-	return resp.StatusCode, err, time.Since(start)
+	return resp.StatusCode, time.Since(start), err
 }
 
 func TestLayoutAndHeaders(t *testing.T) {
@@ -138,24 +138,24 @@ func TestFaults(t *testing.T) {
 			c := &http.Client{Transport: tr, Timeout: clientTimeout}
 			url := "http://" + f.Zone("a")[0].Addr + "/"
 			if tc.warm {
-				if st, err, _ := get(c, url); err != nil || st != 200 {
+				if st, _, err := get(c, url); err != nil || st != 200 {
 					t.Fatalf("warm-up: %d %v", st, err)
 				}
 			}
 			if err := f.ApplyZone("a", fault); err != nil {
 				t.Fatalf("applying %s: %v", tc.fault, err)
 			}
-			st, err, took := get(c, url)
+			st, took, err := get(c, url)
 			tc.check(t, st, err, took)
 
 			// The other zone is untouched, and restore heals this one.
-			if st, err, _ := get(c, "http://"+f.Zone("b")[0].Addr+"/"); err != nil || st != 200 {
+			if st, _, err := get(c, "http://"+f.Zone("b")[0].Addr+"/"); err != nil || st != 200 {
 				t.Errorf("zone b during %s: %d %v", tc.fault, st, err)
 			}
 			if err := f.ApplyZone("a", fleet.Fault{Kind: fleet.Restore}); err != nil {
 				t.Fatalf("restore: %v", err)
 			}
-			if st, err, _ := get(c, url); err != nil || st != 200 {
+			if st, _, err := get(c, url); err != nil || st != 200 {
 				t.Errorf("after restore: %d %v, want 200", st, err)
 			}
 		})
@@ -234,7 +234,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	tr := &http.Transport{}
 	c := &http.Client{Transport: tr, Timeout: 200 * time.Millisecond}
 	for _, b := range f.Backends() {
-		if _, err, _ := get(c, "http://"+b.Addr+"/"); err == nil {
+		if _, _, err := get(c, "http://"+b.Addr+"/"); err == nil {
 			t.Errorf("%s answered during its fault", b.Name)
 		}
 	}
