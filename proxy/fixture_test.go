@@ -205,6 +205,12 @@ type testProxy struct {
 
 func startProxy(t *testing.T, pools ...PoolConfig) *testProxy {
 	t.Helper()
+	return startProxyListener(t, ListenerConfig{Name: "http", Routes: []Route{{Pool: pools[0].Name}}}, pools...)
+}
+
+// startProxyListener is startProxy with the listener's settings given.
+func startProxyListener(t *testing.T, lc ListenerConfig, pools ...PoolConfig) *testProxy {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	o := Options{Logger: slog.New(slog.DiscardHandler), Metrics: NewMetrics(reg)}
@@ -213,8 +219,7 @@ func startProxy(t *testing.T, pools ...PoolConfig) *testProxy {
 		o.AccessLog = NewAccessLog(slog.New(slog.NewTextHandler(os.Stderr, nil)), 1)
 	}
 	s := NewServer(ctx, o)
-	routes := []Route{{Pool: pools[0].Name}}
-	g, err := s.Build(Config{Listeners: []ListenerConfig{{Name: "http", Routes: routes}}, Pools: pools})
+	g, err := s.Build(Config{Listeners: []ListenerConfig{lc}, Pools: pools})
 	if err != nil {
 		t.Fatal(err)
 	}
