@@ -43,6 +43,12 @@ func TestObsReadyzFollowsBackends(t *testing.T) {
 	_, admin := obsStart(t, obsConfig(t, t.TempDir(), obsTwoZones(a.addr, b.addr, "")))
 	obsWait(t, "/readyz 200", func() bool { code, _ := obsReady(t, admin); return code == http.StatusOK })
 
+	if code, _ := obsDo(t, "GET", "http://"+admin+"/debug/pprof/", ""); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ with admin.pprof off = %d, want 404", code)
+	}
+	if code, body := obsDo(t, "POST", "http://"+admin+"/status", ""); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /status = %d %s, want 405", code, body)
+	}
 	st := obsGetStatus(t, admin, "")
 	if st.Zone != "a" || st.Draining || !st.Readiness.Ready || len(st.Config.Hash) < 16 || st.Config.LoadedAt.IsZero() || !st.Config.LastReloadOK {
 		t.Errorf("/status header = zone %q draining %v ready %v config %+v", st.Zone, st.Draining, st.Readiness.Ready, st.Config)
