@@ -37,6 +37,11 @@ test: lint consul
 demo: build
 	$(BIN)/azload demo -azimuth $(BIN)/azimuth
 
+## image: the container image azimuth:$(VERSION) from the Dockerfile (needs a
+## Docker engine; packaging/ tests the Dockerfile without one)
+image:
+	docker build --build-arg VERSION=$(VERSION) -t azimuth:$(VERSION) .
+
 ## vulncheck: known vulnerabilities in dependencies (needs the Go vulnerability database)
 vulncheck:
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@v1.1.4 ./...
