@@ -113,7 +113,12 @@ func TestObsAccessLogProtocols(t *testing.T) {
 			t.Errorf("line %d: proto %v tls %v listener %v path %v; want %s over TLS 1.3", i, l["proto"], l["tls"], l["listener"], l["path"], c.proto)
 		}
 	}
-	if got := obsValue(t, obsScrape(t, admin, ""), "azimuth_requests_total", map[string]string{"listener": "https", "pool": "web", "code": "200"}); got != 3 {
+	fams := obsScrape(t, admin, "")
+	if got := obsValue(t, fams, "azimuth_requests_total", map[string]string{"listener": "https", "pool": "web", "code": "200"}); got != 3 {
 		t.Errorf("requests_total{listener=https} = %v, want 3", got)
+	}
+	// The certificate ends an hour from its making.
+	if got := obsValue(t, fams, "azimuth_tls_certificate_expiry_seconds", map[string]string{"listener": "https"}); got <= 3000 || got > 3600 {
+		t.Errorf("tls_certificate_expiry_seconds = %v, want just under 3600", got)
 	}
 }
