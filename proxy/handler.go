@@ -22,6 +22,16 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.inflight.Add(1)
 	defer g.inflight.Add(-1)
+	if r.ProtoMajor == 1 && r.TransferEncoding != nil {
+		// A chunked HTTP/1.1 request may also have carried a Content-Length,
+		// which net/http drops before the handler can see it (RFC 9112
+		// section 6.3 lets it win over Content-Length). Such a request is a
+		// classic smuggling probe: whatever a front proxy made of the
+		// framing, closing the connection after the answer means no byte
+		// after this body is ever read as another request. The backend gets
+		// the body re-framed by the transport, never with both fields.
+		w.Header().Set("Connection", "close")
+	}
 	l := g.listeners[h.name]
 	if l == nil {
 		plain(w, http.StatusServiceUnavailable, "listener closing\n", true)
