@@ -83,14 +83,21 @@ func (a *app) openSlot(l *configs.Listener) (*slot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
+	var socks reuseSockets
 	srv, err := edgetls.Listen(edgetls.ServerOptions{
 		Addr: l.Address, Handler: &s.handler, TLS: src, HTTP3: l.TLS.HTTP3,
 		H2MaxConcurrentStreams: lim.H2MaxConcurrentStreams, H3MaxIncomingStreams: int64(lim.H3MaxStreams),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout, WriteTimeout: lim.WriteTimeout,
 		IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: int(lim.MaxHeaderBytes.Bytes()), MaxConnections: lim.MaxConnections,
-		Logger: a.logger.With("listener", l.Name), ListenConfig: &listenConfig,
+		Logger: a.logger.With("listener", l.Name), ListenConfig: socks.config(),
 	})
 	if err != nil {
+		socks.release()
+		_ = src.Close()
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	if err := socks.steer(); err != nil {
+		_ = srv.Shutdown(context.Background())
 		_ = src.Close()
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}

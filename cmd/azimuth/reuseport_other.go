@@ -1,0 +1,7 @@
+//go:build !linux
+
+package main
+
+// steerToOldest is Linux only; elsewhere the kernel's own reuseport
+// distribution applies.
+func steerToOldest(int) error { return nil }
