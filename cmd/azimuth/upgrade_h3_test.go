@@ -1,0 +1,69 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509/pkix"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go/http3"
+)
+
+// A binary upgrade on a TLS listener with HTTP/3: clients over HTTP/1.1,
+// HTTP/2 and HTTP/3 see no failure while the second process takes over.
+func TestUpgradeTLSListenerEveryProtocol(t *testing.T) {
+	be := reloadStartBackend(t, "127.0.1.1", 0)
+	dir := t.TempDir()
+	ca := tlsproxyNewCA(t, "edge CA")
+	leaf := ca.issue(t, pkix.Name{CommonName: "a.test"}, false, "a.test")
+	tlsproxyWriteFile(t, dir, "a.pem", leaf.certPEM)
+	tlsproxyWriteFile(t, dir, "a-key.pem", leaf.keyPEM)
+	listen := fmt.Sprintf("127.0.0.2:%d", reloadFreePort(t))
+	cfg := reloadTLSConfig(listen, be, 30)
+	path1, path2 := filepath.Join(dir, "old.yaml"), filepath.Join(dir, "new.yaml")
+	reloadWrite(t, path1, cfg)
+	reloadWrite(t, path2, cfg)
+	old, _ := reloadStart(t, path1)
+
+	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: "a.test"}}
+	t.Cleanup(func() { h3.Close() })
+	clients := []struct {
+		name   string
+		client *http.Client
+	}{
+		{"HTTP/1.1", tlsproxyClient(t, ca, "a.test", false, true)},
+		{"HTTP/2", tlsproxyClient(t, ca, "a.test", true, true)},
+		{"HTTP/3", &http.Client{Transport: h3, Timeout: 5 * time.Second}},
+	}
+	var loops []*reloadTraffic
+	for _, c := range clients {
+		tr := reloadStartTraffic(t, c.client, "https://"+listen+"/", 2)
+		reloadEventually(t, c.name+" traffic to the old process", 5*time.Second, func() bool { return tr.ok.Load() > 10 })
+		loops = append(loops, tr)
+	}
+	next, nextAdmin := reloadStart(t, path2)
+	reloadEventually(t, "the new process is ready", 5*time.Second, func() bool {
+		return drainReadyz(nextAdmin) == http.StatusOK
+	})
+	if err := old.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := old.exitCode(t); code != 0 {
+		t.Fatalf("old process exit %d", code)
+	}
+	for _, tr := range loops {
+		before := tr.ok.Load()
+		reloadEventually(t, "traffic after the old process exits", 10*time.Second, func() bool { return tr.ok.Load() > before+10 })
+	}
+	for i, tr := range loops {
+		t.Run(clients[i].name, func(t *testing.T) { tr.check(t, 20) })
+	}
+	next.cmd.Process.Signal(syscall.SIGTERM)
+	if code := next.exitCode(t); code != 0 {
+		t.Fatalf("new process exit %d", code)
+	}
+}
