@@ -118,6 +118,7 @@ func (rt roundTripper) try(x *exchange, out *http.Request, b *balancer.Backend, 
 		req = out.WithContext(ctx) // shares out.URL, a copy ReverseProxy made
 	}
 	req.URL.Host = b.Address()
+	x.rec.info.attempt(cancel)
 
 	start := time.Now()
 	resp, err := p.Transport.RoundTrip(req)

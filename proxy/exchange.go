@@ -60,22 +60,35 @@ func (x *exchange) reset() {
 // recorder wraps the client's ResponseWriter to learn the status and size
 // of the response. Unwrap lets http.ResponseController reach flushing and
 // hijacking of the connection beneath.
+//
+// It also bounds the 1xx responses a backend can push through
+// (informational), and keeps Connection: close on the final answer when
+// the handler asked for it: ReverseProxy clears the header map after each
+// 1xx it forwards.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status    int
+	bytes     int64
+	closeConn bool
+	info      informational
 }
 
 func (r *recorder) WriteHeader(code int) {
+	if forwardInformational(code) && !r.info.allow() {
+		return
+	}
 	if r.status == 0 || r.status < 200 {
 		r.status = code
+	}
+	if r.closeConn && code >= 200 {
+		r.ResponseWriter.Header().Set("Connection", "close")
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
 	}
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)

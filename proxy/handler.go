@@ -22,7 +22,8 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.inflight.Add(1)
 	defer g.inflight.Add(-1)
-	if r.ProtoMajor == 1 && r.TransferEncoding != nil {
+	closeConn := r.ProtoMajor == 1 && r.TransferEncoding != nil
+	if closeConn {
 		// A chunked HTTP/1.1 request may also have carried a Content-Length,
 		// which net/http drops before the handler can see it (RFC 9112
 		// section 6.3 lets it win over Content-Length). Such a request is a
@@ -45,6 +46,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := exchanges.Get().(*exchange)
 	*x = exchange{listener: l, pool: p, start: time.Now()}
 	x.rec.ResponseWriter = w
+	x.rec.closeConn = closeConn
 	defer func() {
 		if v := recover(); v != nil {
 			// The response broke after it began (a backend reset mid-body):

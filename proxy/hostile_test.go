@@ -184,6 +184,8 @@ type rawResult struct {
 	resp   *http.Response // nil if no response could be read
 	body   string
 	closed bool // the proxy closed the connection after the response
+	// informational counts the 1xx responses before the final one.
+	informational int
 }
 
 // sendRaw writes req to addr as it is, reads one response and reports
@@ -205,10 +207,17 @@ func sendRaw(t *testing.T, addr, req string, closeWrite bool) rawResult {
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(c)
 	var res rawResult
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		res.closed = true // nothing readable: the connection ended
-		return res
+	var resp *http.Response
+	for {
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			res.closed = true // nothing readable: the connection ended
+			return res
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		res.informational++
 	}
 	b, _ := io.ReadAll(resp.Body)
 	res.resp, res.body = resp, string(b)
