@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -142,5 +144,174 @@ func TestInformationalKeepsConnectionClose(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 1 || got[0] != "/a" {
 		t.Errorf("backend got %q, want only /a", got)
+	}
+}
+
+// h1 and h2c clients of the edge listener, without keep-alive so no
+// connection outlives a case.
+func edgeClients() map[string]*http.Client {
+	var h1, h2 http.Protocols
+	h1.SetHTTP1(true)
+	h2.SetUnencryptedHTTP2(true)
+	return map[string]*http.Client{
+		"h1":  {Transport: &http.Transport{Protocols: &h1, DisableKeepAlives: true}},
+		"h2c": {Transport: &http.Transport{Protocols: &h2, DisableKeepAlives: true}},
+	}
+}
+
+// A backend that sends its body a piece at a time: the client gets each
+// piece before the backend sends the next (lockstep, no timing), with and
+// without a Content-Length.
+func TestSlowDripBodyStreams(t *testing.T) {
+	for _, framing := range []string{"content-length", "chunked"} {
+		for proto, c := range edgeClients() {
+			t.Run(framing+"/"+proto, func(t *testing.T) {
+				next := make(chan struct{})
+				const pieces = 5
+				addr := rawBackendFunc(t, func(c net.Conn) {
+					head := "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+					if framing == "chunked" {
+						head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+					}
+					if _, err := io.WriteString(c, head); err != nil {
+						return
+					}
+					for i := range pieces {
+						piece := string(rune('a' + i))
+						if framing == "chunked" {
+							piece = "1\r\n" + piece + "\r\n"
+						}
+						if _, err := io.WriteString(c, piece); err != nil {
+							return
+						}
+						select {
+						case <-next:
+						case <-time.After(5 * time.Second):
+							return
+						}
+					}
+					if framing == "chunked" {
+						_, _ = io.WriteString(c, "0\r\n\r\n")
+					}
+				})
+				edge := startEdge(t, defaultEdgeLimits, ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}}, singleBackendPool(addr, "http1"))
+				resp, err := c.Get("http://" + edge + "/drip")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				got := make([]byte, 0, pieces)
+				for i := range pieces {
+					var b [1]byte
+					if _, err := io.ReadFull(resp.Body, b[:]); err != nil {
+						t.Fatalf("piece %d: %v (a piece held back until the next one?)", i, err)
+					}
+					got = append(got, b[0])
+					next <- struct{}{}
+				}
+				if string(got) != "abcde" {
+					t.Errorf("got %q", got)
+				}
+			})
+		}
+	}
+}
+
+// A backend whose connection breaks in the middle of the body: the
+// client's response fails, never ends as if complete; a client that
+// leaves in the middle of an endless body ends everything it started.
+func TestBrokenBodyAbortsClient(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script func(net.Conn)
+	}{
+		{"reset after part of a content-length body", resetAfter("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")},
+		{"close after part of a content-length body", writes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")},
+		{"reset between chunks", resetAfter("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")},
+		{"close between chunks", writes("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")},
+		{"reset inside a chunk", resetAfter("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nhello")},
+	} {
+		for proto, c := range edgeClients() {
+			baseline := runtime.NumGoroutine()
+			t.Run(tc.name+"/"+proto, func(t *testing.T) {
+				edge := startEdge(t, defaultEdgeLimits, ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}}, singleBackendPool(rawBackendFunc(t, tc.script), "http1"))
+				resp, err := c.Get("http://" + edge + "/a")
+				if err != nil {
+					t.Logf("client aborted before the body: %v", err)
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err == nil {
+					t.Fatalf("status %d, body %q read as complete", resp.StatusCode, body)
+				}
+				t.Logf("client saw %d bytes then %v", len(body), err)
+			})
+			checkNoLeak(t, baseline)
+		}
+		t.Run(tc.name+"/raw h1 never sees the last chunk", func(t *testing.T) {
+			edge := startEdge(t, defaultEdgeLimits, ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}}, singleBackendPool(rawBackendFunc(t, tc.script), "http1"))
+			conn, err := net.Dial("tcp", edge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(conn, "GET /a HTTP/1.1\r\nHost: app.example\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			all, err := io.ReadAll(conn)
+			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("reading until the proxy closes: %v", err)
+			}
+			s := string(all)
+			if strings.Contains(s, "\r\n0\r\n\r\n") {
+				t.Errorf("client got a final chunk:\n%q", s)
+			}
+			if i := strings.Index(s, "\r\n\r\n"); i >= 0 && strings.Contains(s[:i], "Content-Length: 100") && len(s)-i-4 >= 100 {
+				t.Errorf("client got a whole response:\n%q", s)
+			}
+		})
+	}
+}
+
+// A client that leaves in the middle of an endless slow body: the proxy
+// stops copying, closes the backend connection and every goroutine of the
+// request ends.
+func TestClientLeavesSlowBody(t *testing.T) {
+	for proto, c := range edgeClients() {
+		baseline := runtime.NumGoroutine()
+		t.Run(proto, func(t *testing.T) {
+			backendDone := make(chan struct{})
+			addr := rawBackendFunc(t, func(c net.Conn) {
+				defer close(backendDone)
+				if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"); err != nil {
+					return
+				}
+				for range 1000 {
+					if _, err := io.WriteString(c, "1\r\nx\r\n"); err != nil {
+						return // the proxy hung up: good
+					}
+					time.Sleep(10 * time.Millisecond) // the drip's pace
+				}
+				t.Errorf("the proxy kept reading for 10s after its client left")
+			})
+			edge := startEdge(t, defaultEdgeLimits, ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}}, singleBackendPool(addr, "http1"))
+			resp, err := c.Get("http://" + edge + "/endless")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b [1]byte
+			if _, err := io.ReadFull(resp.Body, b[:]); err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			select {
+			case <-backendDone:
+			case <-time.After(10 * time.Second):
+				t.Fatal("backend connection still open 10s after the client left")
+			}
+		})
+		checkNoLeak(t, baseline)
 	}
 }
