@@ -255,14 +255,14 @@ func (tr *reloadTraffic) once(client *http.Client, url string) {
 		tr.fail(err.Error())
 		return
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	be := resp.Header.Get("X-Backend")
 	switch {
 	case err != nil:
 		tr.fail("reading body: " + err.Error())
 	case resp.StatusCode != http.StatusOK || be == "":
-		tr.fail(fmt.Sprintf("status %d from %q", resp.StatusCode, be))
+		tr.fail(fmt.Sprintf("status %d from %q: %q", resp.StatusCode, be, body))
 	default:
 		tr.ok.Add(1)
 		tr.mu.Lock()
