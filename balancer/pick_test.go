@@ -312,10 +312,10 @@ func TestPickTiesAreFair(t *testing.T) {
 		p2c    bool
 		rounds int
 	}{
-		{name: "all idle", n: 6, rounds: 30000},
-		{name: "partial tie", n: 10, busy: 7, rounds: 30000},
-		{name: "ties beyond the buffer", n: tieBuf*2 + 6, rounds: 70000},
-		{name: "two choices", n: 200, p2c: true, rounds: 100000},
+		{name: "all idle", n: 6, rounds: 15000},
+		{name: "partial tie", n: 10, busy: 7, rounds: 15000},
+		{name: "ties beyond the buffer", n: tieBuf*2 + 6, rounds: 50000},
+		{name: "two choices", n: 200, p2c: true, rounds: 50000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

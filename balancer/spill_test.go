@@ -25,9 +25,9 @@ func setDown(p *Pool, z, n int) {
 // TestSpillProportions: the local zone keeps h/spill_below of new requests
 // once its healthy share h falls below spill_below; the rest spreads over
 // the other zones in proportion to their healthy capacity (summed weights).
-// Shares must match the rule within 2 percentage points over 50,000 picks.
+// Shares must match the rule within 2 percentage points over 30,000 picks.
 func TestSpillProportions(t *testing.T) {
-	const picks = 50000
+	const picks = 30000
 	tests := []struct {
 		name  string
 		spill float64
