@@ -24,8 +24,9 @@ RUN go mod download && go mod verify
 COPY . .
 # VERSION is stamped into the binary (azimuth version). BUILDVCS=true adds
 # the VCS revision, time and dirty flag from .git, which .dockerignore
-# keeps in the context for that; build with --build-arg BUILDVCS=false
-# from a context without .git.
+# keeps in the context for that, and fails the build if .git is there but
+# unreadable rather than ship a binary without them. A context without
+# .git builds without them; BUILDVCS=false leaves them out in any case.
 ARG VERSION=dev
 ARG BUILDVCS=true
 # A static binary: no cgo, so the empty base below needs no libc.
