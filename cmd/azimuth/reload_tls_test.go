@@ -3,9 +3,11 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,15 +49,14 @@ func TestReloadTLSListenerBindingChange(t *testing.T) {
 	reloadWrite(t, path, reloadTLSConfig(listen, be, 30))
 	_, admin := reloadStart(t, path)
 
-	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: "a.test"}}
-	t.Cleanup(func() { h3.Close() })
+	h3, rejected := reloadH3Client(t, ca, "a.test")
 	clients := []struct {
 		name   string
 		client *http.Client
 	}{
 		{"HTTP/1.1", tlsproxyClient(t, ca, "a.test", false, true)},
 		{"HTTP/2", tlsproxyClient(t, ca, "a.test", true, true)},
-		{"HTTP/3", &http.Client{Transport: h3, Timeout: 10 * time.Second}},
+		{"HTTP/3", h3},
 	}
 	var loops []*reloadTraffic
 	for _, c := range clients {
@@ -75,4 +76,34 @@ func TestReloadTLSListenerBindingChange(t *testing.T) {
 	for i, tr := range loops {
 		t.Run(clients[i].name, func(t *testing.T) { tr.check(t, 10) })
 	}
+	t.Logf("HTTP/3 requests sent again after H3_REQUEST_REJECTED: %d", rejected.Load())
 }
+
+// reloadH3Client is an HTTP/3 client that, like browsers, sends a request
+// again when the server answered H3_REQUEST_REJECTED: RFC 9114 section 4.1.1
+// guarantees such a request was not processed. A server that is shutting
+// down rejects requests that race its GOAWAY on a connection it just
+// accepted; quic-go's transport retries that once on a new connection, and
+// during a rebinding that one can race a GOAWAY again. Every other error
+// fails the request.
+func reloadH3Client(t *testing.T, ca *tlsproxyCA, sni string) (*http.Client, *atomic.Int64) {
+	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: sni}}
+	t.Cleanup(func() { h3.Close() })
+	rejected := new(atomic.Int64)
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		for range 3 {
+			resp, err := h3.RoundTrip(r)
+			var h3err *http3.Error
+			if !errors.As(err, &h3err) || h3err.ErrorCode != http3.ErrCodeRequestRejected {
+				return resp, err
+			}
+			rejected.Add(1)
+		}
+		return h3.RoundTrip(r)
+	})
+	return &http.Client{Transport: rt, Timeout: 10 * time.Second}, rejected
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"crypto/x509/pkix"
 	"fmt"
 	"net/http"
@@ -9,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/quic-go/quic-go/http3"
 )
 
 // A binary upgrade on a TLS listener with HTTP/3: clients over HTTP/1.1,
@@ -29,15 +26,14 @@ func TestUpgradeTLSListenerEveryProtocol(t *testing.T) {
 	reloadWrite(t, path2, cfg)
 	old, _ := reloadStart(t, path1)
 
-	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: "a.test"}}
-	t.Cleanup(func() { h3.Close() })
+	h3, rejected := reloadH3Client(t, ca, "a.test")
 	clients := []struct {
 		name   string
 		client *http.Client
 	}{
 		{"HTTP/1.1", tlsproxyClient(t, ca, "a.test", false, true)},
 		{"HTTP/2", tlsproxyClient(t, ca, "a.test", true, true)},
-		{"HTTP/3", &http.Client{Transport: h3, Timeout: 5 * time.Second}},
+		{"HTTP/3", h3},
 	}
 	var loops []*reloadTraffic
 	for _, c := range clients {
@@ -62,6 +58,7 @@ func TestUpgradeTLSListenerEveryProtocol(t *testing.T) {
 	for i, tr := range loops {
 		t.Run(clients[i].name, func(t *testing.T) { tr.check(t, 20) })
 	}
+	t.Logf("HTTP/3 requests sent again after H3_REQUEST_REJECTED: %d", rejected.Load())
 	next.cmd.Process.Signal(syscall.SIGTERM)
 	if code := next.exitCode(t); code != 0 {
 		t.Fatalf("new process exit %d", code)
