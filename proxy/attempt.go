@@ -167,7 +167,7 @@ func drain(rc io.ReadCloser) {
 // attempt whose response goes to the client gets one, so it lives in the
 // pooled exchange. An upgraded connection's body (101) stays writable.
 func (x *exchange) releaseOnClose(rc io.ReadCloser, b *balancer.Backend, cancel context.CancelCauseFunc) io.ReadCloser {
-	x.respBody = releasingBody{ReadCloser: rc, b: b, cancel: cancel}
+	x.respBody = releasingBody{ReadCloser: rc, b: b, cancel: cancel, rec: &x.rec}
 	if rw, ok := rc.(io.ReadWriteCloser); ok {
 		return &releasingRWBody{releasingBody: x.respBody, w: rw}
 	}
@@ -179,6 +179,24 @@ type releasingBody struct {
 	b      *balancer.Backend
 	cancel context.CancelCauseFunc
 	done   bool
+	// rec and flushed let Read flush what the client was sent before it
+	// waits for more (see Read).
+	rec     *recorder
+	flushed int64
+}
+
+// Read flushes the bytes written to the client since the last read before
+// it reads more from the backend: a slow backend's pieces reach the client
+// as they come, with or without a Content-Length (ReverseProxy flushes by
+// itself only bodies of unknown length). A response with no body written
+// yet is never flushed here, so its headers still go out with the end of
+// the stream (a gRPC trailers-only answer stays one HEADERS frame).
+func (r *releasingBody) Read(p []byte) (int, error) {
+	if r.rec != nil && r.rec.bytes > r.flushed {
+		r.flushed = r.rec.bytes
+		r.rec.Flush()
+	}
+	return r.ReadCloser.Read(p)
 }
 
 func (r *releasingBody) Close() error {

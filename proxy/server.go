@@ -52,12 +52,7 @@ func NewServer(ctx context.Context, o Options) *Server {
 		// the proxy's; the listener sets its own.
 		ModifyResponse: func(r *http.Response) error { r.Header.Del("Alt-Svc"); return nil },
 		BufferPool:     copyBuffers{},
-		// Every piece of a body reaches the client as the backend sends
-		// it, with or without a Content-Length: a slow backend's bytes are
-		// never held back in the server's write buffer. A large body costs
-		// nothing more, since copies of a full buffer are written directly.
-		FlushInterval: -1,
-		ErrorLog:      log.New(slogWriter{o.Logger}, "", 0),
+		ErrorLog:       log.New(slogWriter{o.Logger}, "", 0),
 	}
 	return s
 }
