@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http/httputil"
 	"net/netip"
+	"strings"
 )
 
 // maxRequestIDLen bounds a client-supplied X-Request-Id; a longer one is
@@ -41,11 +42,18 @@ func (l *listener) trusted(remoteAddr string) bool {
 
 // rewrite sets the outbound request's forwarding headers. ReverseProxy has
 // already removed hop-by-hop headers (RFC 9110 section 7.6.1, including
-// those named in Connection) and every inbound X-Forwarded-* header; they
-// come back only from a trusted proxy. The client's Host is kept.
+// those named in Connection), Forwarded and X-Forwarded-For, -Host and
+// -Proto; rewrite also drops every other forwarding header (see
+// forwarding). They come back only from a trusted proxy, and never in a
+// spelling with underscores. The client's Host is kept.
 func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	trusted := x.listener.trusted(in.RemoteAddr)
+	for name := range out.Header {
+		if forwarding(name) && (!trusted || strings.ContainsRune(name, '_')) {
+			delete(out.Header, name)
+		}
+	}
 	if trusted {
 		if v := in.Header["X-Forwarded-For"]; len(v) > 0 {
 			out.Header["X-Forwarded-For"] = v
@@ -73,4 +81,37 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	if out.Body == nil {
 		out.ContentLength = 0
 	}
+}
+
+// forwarding reports whether a header name is one a backend may trust as
+// set by its proxy: X-Forwarded-* (Port, Prefix, Server... which
+// ReverseProxy leaves alone), X-Real-Ip and Forwarded, compared without
+// case and with '_' as '-', since CGI-style servers (WSGI, PHP) read
+// X_Forwarded_For as X-Forwarded-For.
+func forwarding(name string) bool {
+	return prefixFold(name, "x-forwarded-") || equalFold(name, "x-real-ip") || equalFold(name, "forwarded")
+}
+
+func prefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && equalFold(s[:len(prefix)], prefix)
+}
+
+// equalFold compares s with lower, an ASCII lower-case name, treating '_'
+// in s as '-'.
+func equalFold(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' {
+			c = '-'
+		} else if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }

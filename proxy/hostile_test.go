@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -543,6 +544,47 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 			t.Logf("cut off after %v (answer %v)", took, answer != nil)
 			if n := len(b.requests()); n != 0 {
 				t.Errorf("backend got %d requests from a slow client", n)
+			}
+		})
+	}
+}
+
+// Forwarding headers beyond the three ReverseProxy replaces (Port,
+// Prefix, X-Real-Ip, underscore spellings that CGI-style servers read as
+// dashes) never reach a backend from an untrusted client; from a trusted
+// proxy only the proper spellings do.
+func TestSpoofedForwardingHeadersDropped(t *testing.T) {
+	const in = "X-Forwarded-Port: 1\r\nX-Forwarded-Prefix: /admin\r\nX-Real-IP: 6.6.6.6\r\nX_Forwarded_For: 6.6.6.6\r\nx-forwarded_proto: https\r\nForwarded: for=6.6.6.6\r\n"
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    map[string]string // header -> value; "" absent
+	}{
+		{"untrusted", nil, map[string]string{
+			"X-Forwarded-Port": "", "X-Forwarded-Prefix": "", "X-Real-Ip": "", "X_forwarded_for": "", "X-Forwarded_proto": "", "Forwarded": "",
+			"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http",
+		}},
+		{"trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, map[string]string{
+			"X-Forwarded-Port": "1", "X-Forwarded-Prefix": "/admin", "X-Real-Ip": "6.6.6.6", "X_forwarded_for": "", "X-Forwarded_proto": "",
+			"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := startRecordingBackend(t)
+			lc := ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}, TrustedProxies: tc.trusted}
+			addr := startEdge(t, defaultEdgeLimits, lc, singleBackendPool(b.addr, "http1"))
+			res := sendRaw(t, addr, "GET /a HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n"+in+"\r\n", false)
+			if res.resp == nil || res.resp.StatusCode != 200 {
+				t.Fatalf("response %+v, want 200", res.resp)
+			}
+			seen := b.requests()
+			if len(seen) != 1 {
+				t.Fatalf("backend got %d requests", len(seen))
+			}
+			for k, want := range tc.want {
+				if got := strings.Join(seen[0].header[k], ", "); got != want {
+					t.Errorf("%s = %q, want %q\n%s", k, got, want, seen[0].raw)
+				}
 			}
 		})
 	}

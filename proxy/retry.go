@@ -69,10 +69,11 @@ func (v Verdict) String() string { return verdictNames[v] }
 // Safe to replay means: the method is idempotent (RFC 9110 section 9.2.2),
 // or the request carries the pool's idempotency key, or the backend provably
 // never saw it (a connect failure). The order of the checks is the order of
-// the reasons reported: a client that left beats everything.
+// the reasons reported: a client that left beats everything. A cause it
+// does not know is never retried.
 func Decide(p *RetryPolicy, a Attempt) Verdict {
 	switch {
-	case a.Cause == CauseNone || a.Cause == CauseClientGone || !p.On[a.Cause]:
+	case a.Cause == CauseNone || a.Cause == CauseClientGone || a.Cause >= numCauses || !p.On[a.Cause]:
 		return NoRetryCause
 	case a.ResponseStarted:
 		return NoRetryStarted
