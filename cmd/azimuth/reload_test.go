@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,6 +42,7 @@ func TestReloadFiftyEditsUnderTraffic(t *testing.T) {
 	const workers = 4
 	tr := reloadStartTraffic(t, reloadClient(t, workers), url, workers)
 
+	loadedAt := reloadGetStatus(t, admin).Config.LoadedAt
 	const edits = 50
 	for i := 1; i <= edits; i++ {
 		set := setA
@@ -51,9 +54,15 @@ func TestReloadFiftyEditsUnderTraffic(t *testing.T) {
 		reloadEventually(t, fmt.Sprintf("edit %d counted as a successful reload", i), 10*time.Second, func() bool {
 			return reloadMetric(t, admin, reloadOK) == float64(i+1)
 		})
-		if got, want := reloadPoolBackends(reloadGetStatus(t, admin), "web"), reloadAddrs(set...); !slices.Equal(got, want) {
+		st := reloadGetStatus(t, admin)
+		if got, want := reloadPoolBackends(st, "web"), reloadAddrs(set...); !slices.Equal(got, want) {
 			t.Fatalf("edit %d: pool backends %v, want %v", i, got, want)
 		}
+		sum := sha256.Sum256([]byte(cfg.yaml()))
+		if st.Config.Hash != hex.EncodeToString(sum[:]) || !st.Config.LoadedAt.After(loadedAt) || !st.Config.LastReloadOK {
+			t.Fatalf("edit %d: /status config %+v; want the file's SHA-256 and a load time after %v", i, st.Config, loadedAt)
+		}
+		loadedAt = st.Config.LoadedAt
 	}
 	tr.check(t, edits)
 	if got := reloadMetric(t, admin, reloadOK); got != edits+1 {
@@ -79,6 +88,11 @@ func TestReloadBadFileKeepsServing(t *testing.T) {
 	p, admin := reloadStart(t, path)
 	url := "http://" + reloadListenerAddr(t, admin, "web") + "/"
 	tr := reloadStartTraffic(t, reloadClient(t, 3), url, 3)
+	const lastSuccess = "azimuth_config_last_reload_success_timestamp_seconds"
+	started := reloadMetric(t, admin, lastSuccess)
+	if now := float64(time.Now().Unix()); started < now-60 || started > now+1 {
+		t.Errorf("%s = %v at startup, want about %v", lastSuccess, started, now)
+	}
 
 	good := reloadConfig{listen: "127.0.0.1:0", backends: setB}.yaml()
 	// Cut inside the last backend's flow mapping: a YAML syntax error.
@@ -118,6 +132,9 @@ func TestReloadBadFileKeepsServing(t *testing.T) {
 			}
 		})
 	}
+	if v := reloadMetric(t, admin, lastSuccess); v != started {
+		t.Errorf("%s moved from %v to %v with failed reloads only", lastSuccess, started, v)
+	}
 	before := tr.servedBy(setA[0].addr)
 	reloadEventually(t, "the running pool keeps serving after bad files", 5*time.Second, func() bool {
 		return tr.servedBy(setA[0].addr) > before
@@ -129,6 +146,9 @@ func TestReloadBadFileKeepsServing(t *testing.T) {
 	})
 	if v := reloadMetric(t, admin, reloadLastOK); v != 1 {
 		t.Errorf("%s = %v after the fix, want 1", reloadLastOK, v)
+	}
+	if v := reloadMetric(t, admin, lastSuccess); v <= started {
+		t.Errorf("%s = %v after the fix, want later than %v", lastSuccess, v, started)
 	}
 	if st := reloadGetStatus(t, admin); !st.Config.LastReloadOK || st.Config.LastReloadErr != "" {
 		t.Errorf("/status config after the fix = %+v", st.Config)
