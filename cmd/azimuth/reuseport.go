@@ -57,14 +57,17 @@ func (r *reuseSockets) config() *net.ListenConfig {
 }
 
 // steer attaches the steering program to every UDP socket bound through config
-// and releases them. Sockets closed meanwhile (a failed attempt) take the
-// program harmlessly; their group is theirs alone.
+// and releases them. A socket whose bind failed (edgetls.Listen retries a
+// port-0 bind whose UDP side is taken) is only released.
 func (r *reuseSockets) steer() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var errs []error
 	for _, fd := range r.fds {
-		errs = append(errs, steerToOldest(fd), unix.Close(fd))
+		if bound(fd) {
+			errs = append(errs, steerToOldest(fd))
+		}
+		errs = append(errs, unix.Close(fd))
 	}
 	r.fds = nil
 	return errors.Join(errs...)
@@ -84,4 +87,16 @@ func (r *reuseSockets) release() {
 func listenTCP(addr string) (net.Listener, error) {
 	var r reuseSockets
 	return r.config().Listen(context.Background(), "tcp", addr)
+}
+
+// bound reports whether the socket has a local port.
+func bound(fd int) bool {
+	switch sa, err := unix.Getsockname(fd); a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return err == nil && a.Port != 0
+	case *unix.SockaddrInet6:
+		return err == nil && a.Port != 0
+	default:
+		return false
+	}
 }
