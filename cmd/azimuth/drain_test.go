@@ -129,3 +129,30 @@ func drainLogged(p *process, line string) bool {
 	}
 	return false
 }
+
+// shutdown.grace bounds the drain: a request slower than it is cut, the
+// log says so, and the process still exits 0 soon after drain_delay+grace.
+func TestDrainGraceBoundsSlowRequests(t *testing.T) {
+	be := reloadStartBackend(t, "127.0.1.1", 5*time.Second)
+	_, path := reloadDir(t)
+	reloadWrite(t, path, reloadConfig{listen: "127.0.0.1:0", backends: []*reloadBackend{be}, drainDelay: "100ms", grace: "300ms"}.yaml())
+	p, admin := reloadStart(t, path)
+	url := "http://" + reloadListenerAddr(t, admin, "web") + "/"
+	result := make(chan string, 1)
+	go func() { result <- drainGet(url) }()
+	reloadEventually(t, "the slow request reaches the backend", 5*time.Second, func() bool { return be.started.Load() == 1 })
+	signalled := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.exitCode(t); code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	if took := time.Since(signalled); took > 3*time.Second {
+		t.Errorf("exit took %v; drain_delay 100ms + grace 300ms should bound it", took)
+	}
+	if r := <-result; r == "200 OK" {
+		t.Errorf("a request slower than the grace period completed: %s", r)
+	}
+	p.waitLog(t, "listener closed before its requests finished", nil)
+}
