@@ -25,8 +25,11 @@
 #   CONNS="8 64"        connection counts of the matrix
 #   BIG_CONNS=1000      connections of the peak RSS run (0 skips it)
 #   PROXIES="azimuth haproxy nginx caddy"
+#   ROUNDS=1            rounds of the whole sequence; each cell is then the
+#                       median of its rounds (a busy machine drifts: use 3)
 #   PROFILE=1           also take a CPU profile of Azimuth at 64 connections
 #                       and print its top entries (not during a measurement)
+#   PROFILE_SECONDS=10  length of that profile
 #   AZIMUTH_SRC=head    head | tree: what azimuth and azload are built from
 #   PORT_BASE=28000     ports: backends +80 (+444 TLS on 127.0.1.1), proxy
 #                       plain +100, proxy TLS +443, Azimuth admin +901
@@ -46,6 +49,8 @@ CONNS=${CONNS:-"8 64"}
 BIG_CONNS=${BIG_CONNS:-1000}
 PROXIES=${PROXIES:-"azimuth haproxy nginx caddy"}
 PROFILE=${PROFILE:-0}
+PROFILE_SECONDS=${PROFILE_SECONDS:-10}
+ROUNDS=${ROUNDS:-1}
 AZIMUTH_SRC=${AZIMUTH_SRC:-head}
 PORT_BASE=${PORT_BASE:-28000}
 LOAD_CPU=${LOAD_CPU:-0}
@@ -333,35 +338,65 @@ matrix() {
 declare -A rss rss_big
 start_load=$(loadavg)
 
-log "peers: direct to one backend (the limit)"
-taskset -c "$LOAD_CPU" wrk -t1 -c 8 -d 1s "http://127.0.1.1:$BPORT/" >/dev/null
-matrix direct "http://127.0.1.1:$BPORT/" "https://127.0.1.1:$BTLS/" "$backend_pid"
-((BIG_CONNS == 0)) || measure direct h1 "$BIG_CONNS" "http://127.0.1.1:$BPORT/" "$backend_pid"
+max() { echo $(($1 > ${2:-0} ? $1 : ${2:-0})); }
 
-for p in "${wanted[@]}"; do
-	log "peers: $p (${version[$p]})"
-	start_proxy "$p"
-	taskset -c "$LOAD_CPU" wrk -t1 -c 64 -d 1s "http://127.0.0.1:$PLAIN/" >/dev/null # warm-up
-	matrix "$p" "http://127.0.0.1:$PLAIN/" "https://127.0.0.1:$TLS/" "$proxy_pid"
-	rss[$p]=$(hwm_kib "$proxy_pid")
-	if [[ $p == azimuth && $PROFILE == 1 ]]; then
-		secs=${DURATION%s}
-		taskset -c "$LOAD_CPU" wrk -t1 -c 64 -d "$((secs + 2))s" "http://127.0.0.1:$PLAIN/" >/dev/null &
-		wrk_pid=$!
-		pids+=("$wrk_pid")
-		curl -s -o "$work/azimuth.cpu.pprof" "http://127.0.0.1:$ADMIN/debug/pprof/profile?seconds=$secs"
-		wait_gone "$wrk_pid" 30 || stop "$wrk_pid"
-		go tool pprof -top -nodecount=25 "$work/azimuth" "$work/azimuth.cpu.pprof" >"$work/azimuth.pprof.txt" 2>/dev/null || true
-	fi
-	stop "$proxy_pid"
-	if ((BIG_CONNS > 0)); then
-		# A fresh process, so its peak is that of the big run alone.
+for ((round = 1; round <= ROUNDS; round++)); do
+	log "peers: round $round of $ROUNDS: direct to one backend (the limit)"
+	taskset -c "$LOAD_CPU" wrk -t1 -c 8 -d 1s "http://127.0.1.1:$BPORT/" >/dev/null
+	matrix direct "http://127.0.1.1:$BPORT/" "https://127.0.1.1:$BTLS/" "$backend_pid"
+	((BIG_CONNS == 0)) || measure direct h1 "$BIG_CONNS" "http://127.0.1.1:$BPORT/" "$backend_pid"
+
+	for p in "${wanted[@]}"; do
+		log "peers: round $round of $ROUNDS: $p (${version[$p]})"
 		start_proxy "$p"
-		measure "$p" h1 "$BIG_CONNS" "http://127.0.0.1:$PLAIN/" "$proxy_pid"
-		rss_big[$p]=$(hwm_kib "$proxy_pid")
+		taskset -c "$LOAD_CPU" wrk -t1 -c 64 -d 1s "http://127.0.0.1:$PLAIN/" >/dev/null # warm-up
+		matrix "$p" "http://127.0.0.1:$PLAIN/" "https://127.0.0.1:$TLS/" "$proxy_pid"
+		rss[$p]=$(max "$(hwm_kib "$proxy_pid")" "${rss[$p]:-0}")
+		if [[ $p == azimuth && $PROFILE == 1 && $round == 1 ]]; then
+			taskset -c "$LOAD_CPU" wrk -t1 -c 64 -d "$((PROFILE_SECONDS + 2))s" "http://127.0.0.1:$PLAIN/" >/dev/null &
+			wrk_pid=$!
+			pids+=("$wrk_pid")
+			curl -s -o "$work/azimuth.cpu.pprof" "http://127.0.0.1:$ADMIN/debug/pprof/profile?seconds=$PROFILE_SECONDS"
+			wait_gone "$wrk_pid" $((PROFILE_SECONDS + 30)) || stop "$wrk_pid"
+			go tool pprof -top -nodecount=25 "$work/azimuth" "$work/azimuth.cpu.pprof" >"$work/azimuth.pprof.txt" 2>/dev/null || true
+		fi
 		stop "$proxy_pid"
-	fi
+		if ((BIG_CONNS > 0)); then
+			# A fresh process, so its peak is that of the big run alone.
+			start_proxy "$p"
+			measure "$p" h1 "$BIG_CONNS" "http://127.0.0.1:$PLAIN/" "$proxy_pid"
+			rss_big[$p]=$(max "$(hwm_kib "$proxy_pid")" "${rss_big[$p]:-0}")
+			stop "$proxy_pid"
+		fi
+	done
 done
+
+# Several rounds: each cell is the median of its rounds (errors summed, the
+# highest load average kept), so a burst of other work on the machine moves
+# one round, not the result.
+awk -F'\t' -v OFS='\t' '
+	function median(key, col,   i, j, t, m, a) {
+		m = n[key]
+		for (i = 1; i <= m; i++) a[i] = v[key, col, i] + 0
+		for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+	}
+	{
+		key = $1 OFS $2 OFS $3
+		if (!(key in n)) order[++keys] = key
+		i = ++n[key]
+		for (c = 4; c <= 7; c++) v[key, c, i] = $c
+		errs[key] += $8; reqs[key] += $9
+		if (!(key in back) || $10 > back[key]) back[key] = $10
+		if (!(key in load) || $11 + 0 > load[key] + 0) load[key] = $11
+	}
+	END {
+		for (k = 1; k <= keys; k++) {
+			key = order[k]
+			printf "%s\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t%d\t%s\t%s\n", key, median(key, 4), median(key, 5), median(key, 6), median(key, 7), errs[key], reqs[key], back[key], load[key]
+		}
+	}' "$results" >"$work/median.tsv"
+results=$work/median.tsv
 
 # --- report ---------------------------------------------------------------------
 mib() { awk -v k="${1:-0}" 'BEGIN { if (k > 0) printf "%.1f", k / 1024; else printf "—" }'; }
@@ -370,7 +405,7 @@ echo "# Azimuth next to HAProxy, nginx and Caddy"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -srm), $ncpu cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo))."
 echo
-echo "Command: \`$(for v in QUICK DURATION CONNS BIG_CONNS PROXIES PROFILE AZIMUTH_SRC; do
+echo "Command: \`$(for v in QUICK DURATION ROUNDS CONNS BIG_CONNS PROXIES PROFILE AZIMUTH_SRC; do
 	[[ -n ${!v:-} ]] && printf '%s="%s" ' "$v" "${!v}"
 done)loadtest/peers/run.sh\`"
 echo
@@ -391,6 +426,7 @@ for s in "${skipped[@]}"; do echo "- $s"; done
 echo
 echo "## Numbers"
 echo
+((ROUNDS == 1)) || { echo "Each cell is the median of $ROUNDS rounds; errors are summed, the load average is the highest seen; peak RSS is the highest of the rounds."; echo; }
 echo "| target | protocol | conns | req/s | p50 µs | p99 µs | CPU s / 100k req | errors | backends answering | load avg |"
 echo "|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
 awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, ($1 == "direct" ? $7 " (backend)" : $7), $8, $10, $11 }' "$results"
@@ -446,7 +482,7 @@ if [[ -n ${rss_big[azimuth]:-} ]]; then
 fi
 if [[ -s $work/azimuth.pprof.txt ]]; then
 	echo
-	echo "## Azimuth CPU profile (plain HTTP/1.1, 64 connections, ${DURATION})"
+	echo "## Azimuth CPU profile (plain HTTP/1.1, 64 connections, ${PROFILE_SECONDS}s, round 1)"
 	echo
 	echo '```'
 	cat "$work/azimuth.pprof.txt"
