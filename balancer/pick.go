@@ -40,8 +40,12 @@ func (p *Pool) Pick(ctx context.Context, tried *Tried) (*Backend, error) {
 // again, a bounded number of times.
 func (p *Pool) pick(tried *Tried, rng *prng) (*Backend, error) {
 	for range 4 {
+		seen := p.current.Load()
 		e, err := p.choose(tried, rng)
 		if e == nil {
+			if err == ErrNoBackend && p.current.Load() != seen {
+				continue // the set was swapped while we chose: choose again
+			}
 			return nil, err
 		}
 		if !e.b.tryAcquire(e.maxConns) {

@@ -159,6 +159,10 @@ func (p *Pool) Update(specs []Spec) {
 		b.word.Store(w)
 		next = append(next, b)
 	}
+	// Publish first, then mark the removed: a pick still reading the old set
+	// must not find every backend of it removed while the new set is not
+	// yet visible (when a reload swaps the whole set, that was a 503).
+	p.current.Store(buildSet(next))
 	for _, b := range old.backends {
 		if !seen[b.addr] {
 			b.word.Store(b.word.Load() | flagRemoved)
@@ -168,7 +172,6 @@ func (p *Pool) Update(specs []Spec) {
 			}
 		}
 	}
-	p.current.Store(buildSet(next))
 	p.serving = p.serving || len(next) > 0
 	p.mu.Unlock()
 	p.wake()
