@@ -308,7 +308,14 @@ func TestObsMetricsAfterHungZone(t *testing.T) {
 		}
 	}
 
-	fams := obsScrape(t, admin, "")
+	// A request is counted when its handler returns, which is just after
+	// the client has the whole response: scrape until the last one landed.
+	var fams map[string]*dto.MetricFamily
+	obsWait(t, "the 10th request to be counted", func() bool {
+		fams = obsScrape(t, admin, "")
+		return obsValue(t, fams, "azimuth_requests_total", map[string]string{"listener": "http", "pool": "web", "code": "200"}) == 10 &&
+			obsValue(t, fams, "azimuth_backend_in_flight", map[string]string{"pool": "web", "backend": okB.addr, "zone": "b"}) == 0
+	})
 	checks := []struct {
 		name   string
 		labels map[string]string
