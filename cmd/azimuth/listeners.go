@@ -79,7 +79,7 @@ func (a *app) openSlot(l *configs.Listener) (*slot, error) {
 		go func() { s.served <- s.plain.Serve(ln) }()
 		return s, nil
 	}
-	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: a.tlsMetrics, Logger: a.logger.With("listener", l.Name)})
+	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: a.tlsMetrics, Logger: a.logger})
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
