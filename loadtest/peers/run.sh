@@ -353,7 +353,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		matrix "$p" "http://127.0.0.1:$PLAIN/" "https://127.0.0.1:$TLS/" "$proxy_pid"
 		rss[$p]=$(max "$(hwm_kib "$proxy_pid")" "${rss[$p]:-0}")
 		if [[ $p == azimuth && $PROFILE == 1 && $round == 1 ]]; then
-			taskset -c "$LOAD_CPU" wrk -t1 -c 64 -d "$((PROFILE_SECONDS + 2))s" "http://127.0.0.1:$PLAIN/" >/dev/null &
+			taskset -c "$LOAD_CPU" wrk -t1 -c 64 -d "$((PROFILE_SECONDS + 2))s" "http://127.0.0.1:$PLAIN/" >"$work/profile-load.out" &
 			wrk_pid=$!
 			pids+=("$wrk_pid")
 			curl -s -o "$work/azimuth.cpu.pprof" "http://127.0.0.1:$ADMIN/debug/pprof/profile?seconds=$PROFILE_SECONDS"
@@ -483,6 +483,9 @@ fi
 if [[ -s $work/azimuth.pprof.txt ]]; then
 	echo
 	echo "## Azimuth CPU profile (plain HTTP/1.1, 64 connections, ${PROFILE_SECONDS}s, round 1)"
+	echo
+	echo "Load during the profile: $(awk '/^Requests\/sec:/ { print $2 " req/s" }' "$work/profile-load.out" 2>/dev/null)." \
+		"Few samples (the \"Total samples\" line) mean other work took the core: profile again."
 	echo
 	echo '```'
 	cat "$work/azimuth.pprof.txt"
