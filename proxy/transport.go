@@ -49,8 +49,6 @@ func NewTransport(o TransportOptions) *http.Transport {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
 		DisableCompression:     true,
-		WriteBufferSize:        32 << 10,
-		ReadBufferSize:         32 << 10,
 	}
 	var p http.Protocols
 	switch o.Protocol {
