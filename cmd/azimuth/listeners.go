@@ -97,9 +97,10 @@ func (a *app) openSlot(l *configs.Listener) (*slot, error) {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
 	if err := socks.steer(); err != nil {
-		_ = srv.Shutdown(context.Background())
-		_ = src.Close()
-		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		// Serving matters more than a smooth upgrade: without the program,
+		// only QUIC connections alive while a second socket joins the port
+		// (a binary upgrade, a rebinding reload) may break.
+		a.logger.Warn("HTTP/3 connections may break during a binary upgrade", "listener", l.Name, "error", err)
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
 	s.source, s.tlsSrv, s.cancel, s.bound = src, srv, cancel, srv.Addr()
