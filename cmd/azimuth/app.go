@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -164,7 +165,7 @@ func (a *app) apply(cfg *configs.Config) (err error) {
 			rt.stop()
 		}
 	}
-	a.registry.Retain(slices.Collect(mapKeys(runtimes)))
+	a.registry.Retain(slices.Collect(maps.Keys(runtimes)))
 	a.logChanges(cfg, runtimes, next)
 	a.pools, a.slots = runtimes, next
 	a.current.Store(cfg)
@@ -172,16 +173,6 @@ func (a *app) apply(cfg *configs.Config) (err error) {
 	a.loadedAt.Store(&now)
 	opened = nil
 	return nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // planConsul returns the Consul client the config needs, reusing the
