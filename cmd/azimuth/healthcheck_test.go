@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -49,45 +46,6 @@ pools:
 	return path
 }
 
-// pkgStart starts the binary with extra environment, collecting its JSON
-// logs as start does.
-func pkgStart(t *testing.T, config string, env ...string) *process {
-	t.Helper()
-	cmd := exec.Command(binary, "-config", config)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) != nil {
-				m = map[string]any{"raw": sc.Text()}
-			}
-			p.mu.Lock()
-			p.logs = append(p.logs, m)
-			p.mu.Unlock()
-		}
-		_ = cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
 // pkgClosedAddr is a loopback address nothing listens on.
 func pkgClosedAddr(t *testing.T) string {
 	t.Helper()
@@ -102,7 +60,7 @@ func pkgClosedAddr(t *testing.T) string {
 
 func TestPkgHealthcheck(t *testing.T) {
 	backend := pkgBackend(t)
-	p := pkgStart(t, pkgConfig(t, "127.0.0.1:0", backend.Listener.Addr().String(), 20*time.Second))
+	p := start(t, pkgConfig(t, "127.0.0.1:0", backend.Listener.Addr().String(), 20*time.Second))
 	addr := p.waitLog(t, "admin listening", nil)["address"].(string)
 	_, port, _ := net.SplitHostPort(addr)
 	withAdmin := func(admin string) string { return pkgConfig(t, admin, backend.Listener.Addr().String(), time.Second) }

@@ -215,9 +215,11 @@ type process struct {
 	logs []map[string]any
 }
 
-func start(t *testing.T, config string) *process {
+// start runs the binary on config, with env added to the environment.
+func start(t *testing.T, config string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(binary, "-config", config)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -89,7 +89,7 @@ func pkgListenerAddr(t *testing.T, admin, name string) string {
 func TestPkgSdNotify(t *testing.T) {
 	sock, msgs := pkgNotifySocket(t)
 	backend := pkgBackend(t)
-	p := pkgStart(t, pkgConfig(t, "127.0.0.1:0", backend.Listener.Addr().String(), 100*time.Millisecond), "NOTIFY_SOCKET="+sock)
+	p := start(t, pkgConfig(t, "127.0.0.1:0", backend.Listener.Addr().String(), 100*time.Millisecond), "NOTIFY_SOCKET="+sock)
 
 	if m := pkgNextNotify(t, msgs, "READY=1"); m != "READY=1" {
 		t.Fatalf("first notification %q, want READY=1", m)
@@ -137,7 +137,7 @@ func TestPkgSdNotify(t *testing.T) {
 func TestPkgSdNotifyBadSocket(t *testing.T) {
 	backend := pkgBackend(t)
 	gone := filepath.Join(t.TempDir(), "gone.sock")
-	p := pkgStart(t, pkgConfig(t, "127.0.0.1:0", backend.Listener.Addr().String(), 100*time.Millisecond), "NOTIFY_SOCKET="+gone)
+	p := start(t, pkgConfig(t, "127.0.0.1:0", backend.Listener.Addr().String(), 100*time.Millisecond), "NOTIFY_SOCKET="+gone)
 	warn := p.waitLog(t, "notifying the service manager", nil)
 	if e, _ := warn["error"].(string); !strings.Contains(e, "connecting to "+gone) {
 		t.Errorf("warning %v, want the socket's path in it", warn)
