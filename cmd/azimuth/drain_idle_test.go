@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
@@ -25,9 +24,7 @@ func TestDrainClosesIdleConnections(t *testing.T) {
 	fast := reloadStartBackend(t, "127.0.1.2", 0)
 	dir := t.TempDir()
 	ca := tlsproxyNewCA(t, "edge CA")
-	leaf := ca.issue(t, pkix.Name{CommonName: "a.test"}, false, "a.test")
-	tlsproxyWriteFile(t, dir, "a.pem", leaf.certPEM)
-	tlsproxyWriteFile(t, dir, "a-key.pem", leaf.keyPEM)
+	tlsproxyWriteLeaf(t, ca, dir)
 	path := filepath.Join(dir, "azimuth.yaml")
 	reloadWrite(t, path, fmt.Sprintf(`zone: zone-a
 admin: { address: 127.0.0.1:0 }

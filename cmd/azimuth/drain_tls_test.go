@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509/pkix"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -21,9 +20,7 @@ func TestDrainTLSListenerFinishesEveryProtocol(t *testing.T) {
 	be := reloadStartBackend(t, "127.0.1.1", slow)
 	dir := t.TempDir()
 	ca := tlsproxyNewCA(t, "edge CA")
-	leaf := ca.issue(t, pkix.Name{CommonName: "a.test"}, false, "a.test")
-	tlsproxyWriteFile(t, dir, "a.pem", leaf.certPEM)
-	tlsproxyWriteFile(t, dir, "a-key.pem", leaf.keyPEM)
+	tlsproxyWriteLeaf(t, ca, dir)
 	path := filepath.Join(dir, "azimuth.yaml")
 	reloadWrite(t, path, fmt.Sprintf(`zone: zone-a
 admin: { address: 127.0.0.1:0 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"net/http"
@@ -41,9 +40,7 @@ func TestReloadTLSListenerBindingChange(t *testing.T) {
 	be := reloadStartBackend(t, "127.0.1.1", 0)
 	dir := t.TempDir()
 	ca := tlsproxyNewCA(t, "edge CA")
-	leaf := ca.issue(t, pkix.Name{CommonName: "a.test"}, false, "a.test")
-	tlsproxyWriteFile(t, dir, "a.pem", leaf.certPEM)
-	tlsproxyWriteFile(t, dir, "a-key.pem", leaf.keyPEM)
+	tlsproxyWriteLeaf(t, ca, dir)
 	path := filepath.Join(dir, "azimuth.yaml")
 	listen := fmt.Sprintf("127.0.0.2:%d", reloadFreePort(t))
 	reloadWrite(t, path, reloadTLSConfig(listen, be, 30))

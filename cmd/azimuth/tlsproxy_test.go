@@ -118,6 +118,15 @@ func (ca *tlsproxyCA) issue(t *testing.T, subject pkix.Name, client bool, dns ..
 
 // tlsproxyWriteFile writes data as dir/name through a temporary file
 // renamed over it, as deploy tools replace certificates.
+// tlsproxyWriteLeaf writes a certificate for a.test signed by ca, and its
+// key, as dir/a.pem and dir/a-key.pem.
+func tlsproxyWriteLeaf(t *testing.T, ca *tlsproxyCA, dir string) {
+	t.Helper()
+	leaf := ca.issue(t, pkix.Name{CommonName: "a.test"}, false, "a.test")
+	tlsproxyWriteFile(t, dir, "a.pem", leaf.certPEM)
+	tlsproxyWriteFile(t, dir, "a-key.pem", leaf.keyPEM)
+}
+
 func tlsproxyWriteFile(t *testing.T, dir, name string, data []byte) {
 	t.Helper()
 	tmp := filepath.Join(dir, "."+name+".tmp")

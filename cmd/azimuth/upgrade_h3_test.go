@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509/pkix"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -16,9 +15,7 @@ func TestUpgradeTLSListenerEveryProtocol(t *testing.T) {
 	be := reloadStartBackend(t, "127.0.1.1", 0)
 	dir := t.TempDir()
 	ca := tlsproxyNewCA(t, "edge CA")
-	leaf := ca.issue(t, pkix.Name{CommonName: "a.test"}, false, "a.test")
-	tlsproxyWriteFile(t, dir, "a.pem", leaf.certPEM)
-	tlsproxyWriteFile(t, dir, "a-key.pem", leaf.keyPEM)
+	tlsproxyWriteLeaf(t, ca, dir)
 	listen := fmt.Sprintf("127.0.0.2:%d", reloadFreePort(t))
 	cfg := reloadTLSConfig(listen, be, 30)
 	path1, path2 := filepath.Join(dir, "old.yaml"), filepath.Join(dir, "new.yaml")
