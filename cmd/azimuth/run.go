@@ -27,6 +27,13 @@ var errInterrupted = errors.New("second stop signal: exiting without draining")
 // exits at once. SIGHUP and any change of the file reload it; SIGUSR1
 // reopens the access log file.
 func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
+	// Take the signals first: until Notify, SIGHUP's default action ends
+	// the process, and a reload sent right after start (systemctl reload,
+	// logrotate's SIGUSR1) must not kill it. Signals that arrive during
+	// start-up wait in the channel and are handled once serving.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
 	// Watch before the first load, so an edit in between is not missed.
 	watcher, werr := configs.NewWatcher(path, configs.DefaultDebounce)
 	cfg, err := configs.Load(path)
@@ -60,9 +67,6 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
 	changed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	defer func() {
