@@ -58,6 +58,9 @@ type Backend struct {
 	// rampFrom is when slow start began, in nanoseconds of the pool clock;
 	// 0 once the ramp is over or if it never started.
 	rampFrom atomic.Int64
+	// penalty is the soft penalty of recent failed attempts (penalty.go):
+	// its amount in connections and when it was set, packed in one word.
+	penalty atomic.Uint64
 
 	zone int // index of the zone in the pool's current set; -1 if removed. Guarded by Pool.mu.
 }
@@ -119,6 +122,7 @@ func (b *Backend) SetState(to State) (from State, changed bool) {
 	}
 	if to == StateUp {
 		b.startRamp()
+		b.penalty.Store(0)
 	}
 	p.storeWordLocked(b, w&^stateMask|uint32(to))
 	p.mu.Unlock()

@@ -23,6 +23,7 @@ const p2cDraws = 8
 type pickCtx struct {
 	s        *set
 	slow     time.Duration
+	half     time.Duration // Options.PenaltyHalfLife
 	tried    *Tried
 	retry    bool // tried is not empty
 	rng      *prng
@@ -32,7 +33,7 @@ type pickCtx struct {
 }
 
 // clock reads the pool clock at most once per pick, and only if some
-// backend considered is in slow start.
+// backend considered is in slow start or has a penalty.
 type clock struct {
 	p  *Pool
 	v  int64
@@ -53,8 +54,8 @@ func (c *clock) now() int64 {
 const tieBuf = 64
 
 // leastConn returns the candidate of entries[lo:hi] with the fewest
-// in-flight requests per unit of effective weight, ties broken uniformly at
-// random, or nil. anyState admits backends whatever their health (panic);
+// in-flight requests (plus penalty) per unit of effective weight, ties
+// broken uniformly at random, or nil. anyState admits backends whatever their health (panic);
 // drained, removed and tried backends and those at max_conns never qualify.
 func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 	if hi-lo > c.p2cAbove {
@@ -81,6 +82,9 @@ func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 		}
 		if c.retry && c.tried.Has(b) {
 			continue
+		}
+		if b.penalty.Load() != 0 {
+			load += b.penaltyAt(c.half, &c.clock)
 		}
 		w := e.weight
 		if b.rampFrom.Load() != 0 {
@@ -146,7 +150,8 @@ func (c *pickCtx) twoChoices(lo, hi int, anyState bool) *entry {
 	return nil
 }
 
-// candidate reports whether e may take this request and its in-flight count.
+// candidate reports whether e may take this request and its load: its
+// in-flight count plus its penalty.
 func (c *pickCtx) candidate(e *entry, anyState bool) (int64, bool) {
 	w := e.b.word.Load()
 	if anyState {
@@ -163,6 +168,9 @@ func (c *pickCtx) candidate(e *entry, anyState bool) (int64, bool) {
 	if e.maxConns > 0 && n >= e.maxConns {
 		c.full = true
 		return 0, false
+	}
+	if e.b.penalty.Load() != 0 {
+		n += e.b.penaltyAt(c.half, &c.clock)
 	}
 	return n, true
 }

@@ -75,7 +75,7 @@ func (p *Pool) choose(tried *Tried, rng *prng) (*entry, error) {
 		return nil, ErrNoBackend
 	}
 	o := p.opts()
-	c := pickCtx{s: s, slow: o.SlowStart, tried: tried, retry: tried.Len() > 0, rng: rng, clock: clock{p: p}, p2cAbove: p.p2cAbove}
+	c := pickCtx{s: s, slow: o.SlowStart, half: o.PenaltyHalfLife, tried: tried, retry: tried.Len() > 0, rng: rng, clock: clock{p: p}, p2cAbove: p.p2cAbove}
 
 	// Health checks may be lying: in panic, balance over every backend an
 	// operator has not drained, whatever its health.

@@ -23,6 +23,10 @@ type Options struct {
 	// SlowStart is how long a backend that joins a serving pool, or comes
 	// back up, takes to ramp from about 10% to its full weight. 0 disables it.
 	SlowStart time.Duration
+	// PenaltyHalfLife is how fast the penalty of a failed attempt fades
+	// (see Backend.Penalize): it halves every PenaltyHalfLife. 0 turns
+	// penalties off.
+	PenaltyHalfLife time.Duration
 	// QueueSize bounds the requests waiting for capacity when every candidate
 	// is at its max_conns; 0 disables the queue.
 	QueueSize int

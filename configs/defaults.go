@@ -100,6 +100,7 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 		def(d, pp+".consecutive_failures", &pl.Health.Passive.ConsecutiveFailures, 5)
 		def(d, pp+".ejection", &pl.Health.Passive.Ejection, 30*time.Second)
 		def(d, pp+".max_ejected_percent", &pl.Health.Passive.MaxEjectedPercent, 50)
+		def(d, pp+".penalty_half_life", &pl.Health.Passive.PenaltyHalfLife, time.Second)
 		for j := range pl.Backends {
 			def(d, fmt.Sprintf("%s.backends[%d].weight", p, j), &pl.Backends[j].Weight, 1)
 		}

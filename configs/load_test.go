@@ -141,6 +141,7 @@ func TestDefaults(t *testing.T) {
 		{"health.passive.consecutive_failures", p.Health.Passive.ConsecutiveFailures, 5},
 		{"health.passive.ejection", p.Health.Passive.Ejection, 30 * time.Second},
 		{"health.passive.max_ejected_percent", p.Health.Passive.MaxEjectedPercent, 50},
+		{"health.passive.penalty_half_life", p.Health.Passive.PenaltyHalfLife, time.Second},
 		{"backends[0].weight", p.Backends[0].Weight, 1},
 		{"backends[0].max_conns", p.Backends[0].MaxConns, 0},
 		{"max_idle_conns_per_backend", p.MaxIdleConnsPerBackend, 64},
@@ -183,7 +184,7 @@ func TestExplicitZeroKept(t *testing.T) {
 	c := mustParse(t, "z.yaml", minimalYAML+`    retry: { on: [], budget: { percent: 0, min_concurrency: 0 } }
     zones: { spill_below: 0, panic_below: 0 }
     health:
-      passive: { consecutive_failures: 0 }
+      passive: { consecutive_failures: 0, penalty_half_life: 0 }
     max_idle_conns_per_backend: 0
 log:
   access_log: { sample_success: 0 }
@@ -196,7 +197,7 @@ shutdown: { drain_delay: 0, grace: 0 }
 	if p.Zones.SpillBelow != 0 || p.Zones.PanicBelow != 0 {
 		t.Errorf("zones = %+v", p.Zones)
 	}
-	if p.Health.Passive.ConsecutiveFailures != 0 || p.MaxIdleConnsPerBackend != 0 {
+	if p.Health.Passive.ConsecutiveFailures != 0 || p.Health.Passive.PenaltyHalfLife != 0 || p.MaxIdleConnsPerBackend != 0 {
 		t.Errorf("passive %+v, idle %d", p.Health.Passive, p.MaxIdleConnsPerBackend)
 	}
 	if c.Log.AccessLog.SampleSuccess != 0 || c.Shutdown.DrainDelay != 0 || c.Shutdown.Grace != 0 {

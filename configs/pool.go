@@ -155,6 +155,14 @@ type PassiveHealth struct {
 	// MaxEjectedPercent caps the share of the pool ejected at once
 	// (0..100, default 50), so detection cannot empty a pool.
 	MaxEjectedPercent int `yaml:"max_ejected_percent"`
+	// PenaltyHalfLife is how fast the soft penalty of a failed request
+	// fades (default 1s; 0 turns penalties off). Each failure in a row
+	// makes the backend look 2, 4, 8, ... connections busier to
+	// least-connections, halving every PenaltyHalfLife and ending at its
+	// next success, so traffic leaves a backend that has just timed out
+	// long before it has failed ConsecutiveFailures times. It works
+	// whether or not ejection is on.
+	PenaltyHalfLife time.Duration `yaml:"penalty_half_life"`
 }
 
 // Backend is one server listed in the file.

@@ -55,25 +55,27 @@ func (d *Detector) poke() {
 
 // Observe records the outcome of one attempt on b. The proxy calls it after
 // every attempt, with failed true for a connect error, reset, timeout or a
-// retryable 5xx, and never for a client that went away. A success costs a
-// map read and an atomic load; only the failure that reaches the threshold
-// takes the pool's lock.
+// retryable 5xx, and never for a client that went away. Each failure in a
+// row also sets the backend's soft penalty (balancer.Backend.Penalize), so
+// picks steer away from it at once, long before it has failed often enough
+// to be ejected; a success ends the penalty. A success costs a map read and
+// two atomic loads; only the failure that reaches the threshold takes the
+// pool's lock.
 func (d *Detector) Observe(b *balancer.Backend, failed bool) {
 	r := d.t.lookup(b)
 	if r == nil {
 		return
 	}
 	if !failed {
+		b.Forgive()
 		if r.fails.Load() != 0 {
 			r.fails.Store(0)
 		}
 		return
 	}
-	o := d.opts.Load()
-	if o.ConsecutiveFailures <= 0 {
-		return
-	}
-	if n := r.fails.Add(1); n >= int64(o.ConsecutiveFailures) {
+	n := r.fails.Add(1)
+	b.Penalize(int(n))
+	if o := d.opts.Load(); o.ConsecutiveFailures > 0 && n >= int64(o.ConsecutiveFailures) {
 		d.eject(r, o, n)
 	}
 }

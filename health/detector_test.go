@@ -192,6 +192,30 @@ func TestDetectorObserve(t *testing.T) {
 	}
 }
 
+// TestDetectorPenalizes: every failure in a row sets the backend's soft
+// penalty (2, 4, 8 connections), shown in its Info; a success ends it. It
+// works with ejection off too.
+func TestDetectorPenalizes(t *testing.T) {
+	for _, cf := range []int{5, 0} {
+		f := newFixture(t, balancer.Options{PenaltyHalfLife: time.Minute}, specs("a", addrs(1, 2)...))
+		d, err := NewDetector(f.t, passive(cf, time.Minute, 50))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := f.pool.Backends()[0]
+		for _, want := range []int64{2, 4, 8} {
+			d.Observe(b, true)
+			if info, _ := f.t.Info(b.Address()); info.Penalty != want {
+				t.Errorf("consecutive_failures %d: penalty %d, want %d", cf, info.Penalty, want)
+			}
+		}
+		d.Observe(b, false)
+		if got := b.Penalty(); got != 0 {
+			t.Errorf("consecutive_failures %d: penalty %d after a success", cf, got)
+		}
+	}
+}
+
 func TestDetectorIgnoresRemovedBackends(t *testing.T) {
 	f := newFixture(t, balancer.Options{}, specs("a", addrs(1, 2)...))
 	d, err := NewDetector(f.t, passive(1, time.Minute, 100))

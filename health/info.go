@@ -25,6 +25,9 @@ type Info struct {
 	CheckFailures  int `json:"check_failures"`
 	// PassiveFailures counts consecutive failed attempts of real traffic.
 	PassiveFailures int64 `json:"passive_failures"`
+	// Penalty is the soft penalty of recent failed attempts, in
+	// connections, decayed to now (balancer.Backend.Penalize).
+	Penalty int64 `json:"penalty"`
 	// RecentEjections is the back-off multiplier of the next ejection,
 	// after decay; Ejections counts every ejection since it joined.
 	RecentEjections int `json:"recent_ejections"`
@@ -73,6 +76,7 @@ func (t *Tracker) infoLocked(r *record, now time.Time) Info {
 		CheckSuccesses:  r.okRun,
 		CheckFailures:   r.failRun,
 		PassiveFailures: r.fails.Load(),
+		Penalty:         b.Penalty(),
 		RecentEjections: r.decayLocked(now, time.Duration(t.ejection.Load())),
 		Ejections:       r.total,
 	}

@@ -11,11 +11,18 @@ import (
 )
 
 // TestPassivePathUnderLoad plays the proxy's attempt loop at up to 500
-// requests/s over real loopback backends: per-try timeouts feed Observe, and
-// a backend that starts hanging is ejected after ConsecutiveFailures
-// attempts and gets no more. It asserts counts, not time (a shared CI
-// machine under -race cannot hold a rate); the time it took is logged.
+// requests/s over real loopback backends: per-try timeouts feed Observe.
+// Without penalties, a backend that starts hanging is ejected after
+// ConsecutiveFailures attempts and gets no more. With them (the default),
+// its first timeout already keeps new attempts away, long before an
+// ejection. It asserts counts, not time (a shared CI machine under -race
+// cannot hold a rate); the time it took is logged.
 func TestPassivePathUnderLoad(t *testing.T) {
+	t.Run("ejection", func(t *testing.T) { passiveUnderLoad(t, 0) })
+	t.Run("penalty", func(t *testing.T) { passiveUnderLoad(t, time.Second) })
+}
+
+func passiveUnderLoad(t *testing.T, halfLife time.Duration) {
 	const (
 		rate      = 500
 		requests  = 400 // 800ms of load
@@ -30,7 +37,7 @@ func TestPassivePathUnderLoad(t *testing.T) {
 		srvs = append(srvs, s)
 		sp = append(sp, balancer.Spec{Address: s.Addr(), Zone: "a"})
 	}
-	f := newFixture(t, balancer.Options{LocalZone: "a"}, sp)
+	f := newFixture(t, balancer.Options{LocalZone: "a", PenaltyHalfLife: halfLife}, sp)
 	d, err := NewDetector(f.t, passive(cf, 30*time.Second, 50))
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +53,8 @@ func TestPassivePathUnderLoad(t *testing.T) {
 		lastSent  time.Time // last first attempt sent to the hung backend
 		hungAt    time.Time
 		afterHang int // first attempts sent to it after it started hanging
+		failedAt  time.Time
+		afterFail int // first attempts sent to it after its first failure
 	)
 	attempt := func() {
 		b, err := f.pool.Pick(context.Background(), nil)
@@ -60,6 +69,9 @@ func TestPassivePathUnderLoad(t *testing.T) {
 			if !hungAt.IsZero() {
 				afterHang++
 			}
+			if !failedAt.IsZero() {
+				afterFail++
+			}
 			mu.Unlock()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), perTry)
@@ -70,6 +82,13 @@ func TestPassivePathUnderLoad(t *testing.T) {
 		if err == nil {
 			failed = resp.StatusCode >= 500
 			resp.Body.Close()
+		}
+		if failed && b == hung {
+			mu.Lock()
+			if failedAt.IsZero() {
+				failedAt = time.Now()
+			}
+			mu.Unlock()
 		}
 		d.Observe(b, failed)
 	}
@@ -92,9 +111,6 @@ func TestPassivePathUnderLoad(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d requests in %v", requests, time.Since(start))
 
-	if hung.State() != balancer.StateEjected {
-		t.Fatalf("hung backend is %v, want ejected", hung.State())
-	}
 	for _, s := range srvs[1:] {
 		if b := f.backend(t, s.Addr()); b.State() != balancer.StateUp {
 			t.Errorf("healthy backend %s is %v", s.Addr(), b.State())
@@ -102,8 +118,25 @@ func TestPassivePathUnderLoad(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("hung backend: %d attempts after the hang, the last %v after it began",
-		afterHang, lastSent.Sub(hungAt))
+	t.Logf("hung backend: %d attempts after the hang, the last %v after it began; %d after its first failure",
+		afterHang, lastSent.Sub(hungAt), afterFail)
+	if halfLife > 0 {
+		// The first failure costs 2 connections, the next ones 4, 8, ...:
+		// a sibling would need that many requests in flight at once, all
+		// three of them, for the hung backend to be picked again. On a
+		// loaded CI machine a few may still tie; without the penalty it
+		// gets cf-1 or more.
+		if afterFail > 2 {
+			t.Errorf("hung backend got %d attempts after its first failure, want at most 2", afterFail)
+		}
+		if failedAt.IsZero() {
+			t.Error("the hung backend never failed an attempt")
+		}
+		return
+	}
+	if hung.State() != balancer.StateEjected {
+		t.Fatalf("hung backend is %v, want ejected", hung.State())
+	}
 	// A request picked before the hang may still answer; after it, every
 	// attempt fails, and ejection needs cf of them in a row. Attempts
 	// already in flight when the cf-th fails add at most a few more.

@@ -17,13 +17,14 @@ import (
 
 func balancerOptions(zone string, p *configs.Pool) balancer.Options {
 	return balancer.Options{
-		LocalZone:    zone,
-		SpillBelow:   p.Zones.SpillBelow,
-		PanicBelow:   p.Zones.PanicBelow,
-		SlowStart:    p.SlowStart,
-		QueueSize:    p.Queue.Size,
-		QueueTimeout: p.Queue.Timeout,
-		ActiveChecks: p.Health.Active != nil,
+		LocalZone:       zone,
+		SpillBelow:      p.Zones.SpillBelow,
+		PanicBelow:      p.Zones.PanicBelow,
+		SlowStart:       p.SlowStart,
+		PenaltyHalfLife: p.Health.Passive.PenaltyHalfLife,
+		QueueSize:       p.Queue.Size,
+		QueueTimeout:    p.Queue.Timeout,
+		ActiveChecks:    p.Health.Active != nil,
 	}
 }
 
