@@ -1,0 +1,261 @@
+package main
+
+import (
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/consultest"
+	"github.com/azimuthproxy/azimuth/loadtest/fleet"
+	"github.com/hashicorp/consul/api"
+)
+
+// Faults of what runs around the proxy: its config file, its certificates,
+// its Consul agent, its operator's signals. No backend misbehaves, so no
+// request of any kind may fail.
+
+// A config file overwritten with a truncated file, invalid YAML and
+// nothing at all: each write is rejected, logged and counted, the running
+// config keeps serving unchanged, and the good file is taken back.
+func TestChaosCorruptConfigWrite(t *testing.T) {
+	f := chaosStartFleet(t)
+	rig := chaosNewRig(t)
+	setup := chaosSetup{backends: chaosTargets(f.Backends()), perTry: time.Second}
+	good := setup.yaml()
+	rig.start(t, setup, 6)
+	before := reloadGetStatus(t, rig.admin)
+	// Cut inside the first backend's flow mapping: every prefix of this
+	// is invalid too (a pool needs backends), so no partial read of the
+	// write can be a valid config.
+	cut := strings.Index(good, "backends:\n") + len("backends:\n      - { address: 127.0")
+	bad := []struct{ name, content string }{
+		{"truncated", good[:cut]},
+		{"invalid YAML", "listeners:\n  - name: web\n    address: [127.0.0.1:0\npools: {\n"},
+		{"empty", ""},
+	}
+	play := chaosPlay{
+		rig: rig, fleet: f, clients: []*http.Client{chaosPlainClient(t)},
+		fault: func(t *testing.T) {
+			for _, b := range bad {
+				failures := reloadMetric(t, rig.admin, reloadFailed)
+				reloadWrite(t, rig.path, b.content)
+				reloadEventually(t, b.name+" file rejected", 10*time.Second, func() bool {
+					return reloadMetric(t, rig.admin, reloadFailed) > failures
+				})
+				st := reloadGetStatus(t, rig.admin)
+				if st.Config.Hash != before.Config.Hash || st.Config.LastReloadOK || !slices.Equal(reloadPoolBackends(st, "web"), reloadPoolBackends(before, "web")) ||
+					!slices.Equal(st.Listen, before.Listen) {
+					t.Errorf("after the %s file /status shows config %+v, backends %v, listeners %v; want config %s unchanged and the failure shown",
+						b.name, st.Config, reloadPoolBackends(st, "web"), st.Listen, before.Config.Hash)
+				}
+				if v := reloadMetric(t, rig.admin, reloadLastOK); v != 0 {
+					t.Errorf("after the %s file %s = %v, want 0", b.name, reloadLastOK, v)
+				}
+			}
+			rig.p.waitLog(t, "config reload rejected", func(l map[string]any) bool { return l["file"] == rig.path })
+		},
+		heal: func(t *testing.T) {
+			ok := reloadMetric(t, rig.admin, reloadOK)
+			reloadWrite(t, rig.path, good)
+			reloadEventually(t, "the good file taken back", 10*time.Second, func() bool {
+				return reloadMetric(t, rig.admin, reloadOK) > ok && reloadMetric(t, rig.admin, reloadLastOK) == 1
+			})
+		},
+		expect: chaosExpect{everyRequest: true},
+	}
+	play.run(t)
+	t.Logf("reloads: %v rejected, %v applied", reloadMetric(t, rig.admin, reloadFailed), reloadMetric(t, rig.admin, reloadOK))
+}
+
+// Twenty SIGHUPs in a row, each after a file replaced by one that changes a weight and
+// adds or removes a backend of the local zone: the proxy applies them as
+// they come (signals arriving during a reload coalesce), ends on the last
+// file, and no request fails, not even one in flight on a removed backend.
+func TestChaosSIGHUPBurst(t *testing.T) {
+	f := chaosStartFleet(t)
+	variant := func(i int) chaosSetup {
+		s := chaosSetup{perTry: time.Second}
+		for _, tg := range chaosTargets(f.Backends()) {
+			switch {
+			case tg.addr == f.Backend("zone-a-1").Addr:
+				tg.weight = 1 + i
+			case tg.addr == f.Backend("zone-a-2").Addr && i%2 == 1:
+				continue
+			}
+			s.backends = append(s.backends, tg)
+		}
+		return s
+	}
+	const burst = 20
+	rig := chaosNewRig(t)
+	rig.start(t, variant(0), 6)
+	play := chaosPlay{
+		rig: rig, fleet: f, clients: []*http.Client{chaosPlainClient(t)},
+		fault: func(t *testing.T) {
+			for i := 1; i <= burst; i++ {
+				// Renamed into place, as deploy tools write: a file
+				// written in place can be read half-written, and that
+				// read is rightly rejected (TestChaosCorruptConfigWrite).
+				tlsproxyWriteFile(t, rig.dir, "azimuth.yaml", []byte(variant(i).yaml()))
+				if err := rig.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		heal: func(t *testing.T) {
+			last := f.Backend("zone-a-1").Addr
+			reloadEventually(t, "the last file applied", 10*time.Second, func() bool {
+				st := reloadGetStatus(t, rig.admin)
+				for _, p := range st.Pools {
+					for _, b := range p.Backends {
+						if b.Address == last {
+							return b.Weight == 1+burst
+						}
+					}
+				}
+				return false
+			})
+			rig.waitUp(t, 6)
+		},
+		expect: chaosExpect{everyRequest: true},
+	}
+	play.run(t)
+	if v := reloadMetric(t, rig.admin, reloadFailed); v != 0 {
+		t.Errorf("%s = %v, want 0", reloadFailed, v)
+	}
+	t.Logf("%d SIGHUPs: %v reloads applied", burst, reloadMetric(t, rig.admin, reloadOK)-1)
+}
+
+// Certificate files replaced by rename while HTTP/1.1 and HTTP/2 clients
+// run, over kept-alive connections and over a new handshake per request:
+// new handshakes get the new certificate and no request fails.
+func TestChaosCertificateRotation(t *testing.T) {
+	f := chaosStartFleet(t)
+	rig := chaosNewRig(t)
+	ca := tlsproxyNewCA(t, "chaos CA")
+	tlsproxyWriteLeaf(t, ca, rig.dir)
+	rig.start(t, chaosSetup{backends: chaosTargets(f.Backends()), tls: true, perTry: time.Second}, 6)
+	served := func(t *testing.T, h2 bool) *big.Int {
+		resp, err := tlsproxyGet(tlsproxyClient(t, ca, "a.test", h2, false), rig.url+"/serial")
+		if err != nil {
+			t.Fatalf("new handshake (h2 %v): %v", h2, err)
+		}
+		return resp.TLS.PeerCertificates[0].SerialNumber
+	}
+	old := served(t, false)
+	next := ca.issue(t, pkix.Name{CommonName: "a.test"}, false, "a.test")
+	play := chaosPlay{
+		rig: rig, fleet: f,
+		clients: []*http.Client{
+			tlsproxyClient(t, ca, "a.test", false, true),
+			tlsproxyClient(t, ca, "a.test", true, true),
+			tlsproxyClient(t, ca, "a.test", false, false),
+		},
+		fault: func(t *testing.T) {
+			tlsproxyWriteFile(t, rig.dir, "a-key.pem", next.keyPEM)
+			tlsproxyWriteFile(t, rig.dir, "a.pem", next.certPEM)
+		},
+		heal: func(t *testing.T) {
+			for _, h2 := range []bool{false, true} {
+				reloadEventually(t, "new handshakes get the new certificate", 10*time.Second, func() bool {
+					return served(t, h2).Cmp(next.serial) == 0
+				})
+			}
+		},
+		expect: chaosExpect{everyRequest: true},
+	}
+	play.run(t)
+	if next.serial.Cmp(old) == 0 {
+		t.Fatal("the new certificate has the old one's serial")
+	}
+	rig.p.waitLog(t, "certificate reloaded", func(l map[string]any) bool { return l["serial"] == next.serial.String() })
+}
+
+// chaosRegister registers the backends as instances of the Consul service
+// "chaos", each with its zone in metadata and a passing check.
+func chaosRegister(t *testing.T, agent *consultest.Agent, bs []*fleet.Backend) {
+	t.Helper()
+	for _, b := range bs {
+		host, port, _ := net.SplitHostPort(b.Addr)
+		p, _ := strconv.Atoi(port)
+		err := agent.Client().Agent().ServiceRegister(&api.AgentServiceRegistration{
+			ID: b.Name, Name: "chaos", Address: host, Port: p, Meta: map[string]string{"az": b.Zone},
+			Check: &api.AgentServiceCheck{CheckID: "ttl-" + b.Name, TTL: "10m", Status: api.HealthPassing},
+		})
+		if err != nil {
+			t.Fatalf("registering %s: %v", b.Name, err)
+		}
+	}
+}
+
+// chaosConsulSynced reports whether the pool's watcher is in sync with
+// the agent.
+func chaosConsulSynced(t *testing.T, admin string) bool {
+	var st struct {
+		Pools []struct {
+			Consul struct {
+				Synced bool `json:"synced"`
+			} `json:"consul"`
+		} `json:"pools"`
+	}
+	consulGetJSON(t, "http://"+admin+"/status", &st)
+	return len(st.Pools) == 1 && st.Pools[0].Consul.Synced
+}
+
+// The Consul agent feeding the pool stops under load: the proxy keeps
+// serving the last backends it knew. The agent comes back (a -dev agent
+// comes back empty) and is given a changed set: the proxy follows it.
+func TestChaosConsulAgentRestart(t *testing.T) {
+	agent := consultest.Start(t)
+	f := chaosStartFleet(t)
+	chaosRegister(t, agent, f.Backends())
+	rig := chaosNewRig(t)
+	rig.start(t, chaosSetup{consul: agent.Addr(), perTry: time.Second}, 6)
+	clients := []*http.Client{chaosPlainClient(t)}
+	base := chaosBaseline(t, rig.admin)
+
+	away := chaosStartLoad(t, clients, rig.url)
+	away.waitOK(t, "load before the agent stops", 30)
+	agent.Stop()
+	reloadEventually(t, "the watcher to see the agent gone", 10*time.Second, func() bool { return !chaosConsulSynced(t, rig.admin) })
+	time.Sleep(chaosPhase) // the agent stays away under load
+	if n := len(consulPoolBackends(t, rig.admin)); n != 6 {
+		t.Errorf("with the agent away the pool has %d backends, want the last 6", n)
+	}
+	chaosCheck(t, away, f, chaosExpect{everyRequest: true})
+
+	// The loop pauses here: a -dev agent comes back with nothing
+	// registered, and an empty set is a real answer that a request in
+	// that instant could not survive. A production agent keeps its
+	// services across a restart.
+	agent.Restart()
+	gone := f.Backend("zone-a-2")
+	var kept []*fleet.Backend
+	for _, b := range f.Backends() {
+		if b != gone {
+			kept = append(kept, b)
+		}
+	}
+	chaosRegister(t, agent, kept)
+	reloadEventually(t, "the pool to follow the agent after its restart", 10*time.Second, func() bool {
+		_, still := consulPoolBackends(t, rig.admin)[gone.Addr]
+		return chaosConsulSynced(t, rig.admin) && len(consulPoolBackends(t, rig.admin)) == 5 && !still
+	})
+	rig.waitUp(t, 5)
+	sentToGone := gone.Requests()
+	back := chaosStartLoad(t, clients, rig.url)
+	back.waitOK(t, "load after the agent came back", 300)
+	chaosCheck(t, back, f, chaosExpect{everyRequest: true})
+	if n := gone.Requests() - sentToGone; n != 0 {
+		t.Errorf("the deregistered backend got %d requests", n)
+	}
+	chaosCloseIdle(clients)
+	chaosCheckLeaks(t, rig.admin, base)
+}
