@@ -30,7 +30,7 @@ type poolRuntime struct {
 	tracker  *health.Tracker
 	detector *health.Detector
 
-	transport    *http.Transport
+	transport    http.RoundTripper
 	transportKey string
 	backendTLS   *tls.Config
 
@@ -52,7 +52,7 @@ type poolRuntime struct {
 type poolPlan struct {
 	cfg          *configs.Pool
 	rt           *poolRuntime // existing, or nil for a new pool
-	transport    *http.Transport
+	transport    http.RoundTripper
 	transportKey string
 	backendTLS   *tls.Config
 }
