@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -32,6 +33,10 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// after this body is ever read as another request. The backend gets
 		// the body re-framed by the transport, never with both fields.
 		w.Header().Set("Connection", "close")
+	}
+	if !oneContentLength(r.Header) {
+		plain(w, http.StatusBadRequest, "bad content-length\n", false)
+		return
 	}
 	l := g.listeners[h.name]
 	if l == nil {
@@ -83,6 +88,27 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.budget.end()
 	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
 	h.s.rp.ServeHTTP(&x.rec, r.WithContext(ctx))
+}
+
+// oneContentLength reports whether the request's Content-Length fields, if
+// any, carry one decimal length (a repeated equal value is allowed, RFC
+// 9110 section 8.6). net/http's HTTP/1.1 reader and quic-go's HTTP/3 reader
+// refuse anything else, but net/http's HTTP/2 server takes the first of
+// several fields and reads one it cannot parse as 0: the request would be
+// forwarded with a length the client did not send (RFC 9113 section 8.1.1
+// forbids forwarding such a malformed request).
+func oneContentLength(h http.Header) bool {
+	vs := h["Content-Length"]
+	if len(vs) == 0 {
+		return true
+	}
+	for _, v := range vs[1:] {
+		if v != vs[0] {
+			return false
+		}
+	}
+	_, err := strconv.ParseUint(vs[0], 10, 63)
+	return err == nil
 }
 
 // finish records the request's metrics and access-log line and returns the

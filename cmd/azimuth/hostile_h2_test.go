@@ -165,6 +165,7 @@ func TestHostileH2Frames(t *testing.T) {
 		fields []string
 		data   []string // DATA frames after HEADERS, the last with END_STREAM
 		want   hostileH2Event
+		or     hostileH2Event // another answer the RFC allows, when timing picks
 	}{
 		{name: "well-formed request is forwarded", fields: hostileGET("/ok"), want: hostileH2Event{kind: "headers", status: "200"}},
 		{name: "connection header", fields: append(hostileGET("/a"), "connection", "keep-alive"), want: badRequest},
@@ -183,6 +184,13 @@ func TestHostileH2Frames(t *testing.T) {
 		{name: "newline in a header value", fields: append(hostileGET("/a"), "x-bad", "a\r\nx-injected: 1"), want: protocolError},
 		{name: "content-length over the DATA sent", fields: hostilePOST("/a", "content-length", "10"), data: []string{"hello"}, want: badRequest},
 		{name: "content-length under the DATA sent", fields: hostilePOST("/a", "content-length", "5"), data: []string{"hello", " world"}, want: protocolError},
+		// Go's server takes the first of several Content-Length fields and
+		// reads one it cannot parse as 0; the proxy rejects both.
+		{name: "two differing content-lengths", fields: hostilePOST("/a", "content-length", "5", "content-length", "6"), data: []string{"hello"}, want: badRequest},
+		{name: "invalid content-length without a body", fields: hostilePOST("/a", "content-length", "5x"), want: badRequest},
+		// The DATA frame may reach the server (which then resets the
+		// stream, having read the length as 0) before the proxy answers.
+		{name: "invalid content-length with a body", fields: hostilePOST("/a", "content-length", "5x"), data: []string{"hello"}, want: badRequest, or: protocolError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := hostileDialH2(t, f)
@@ -196,7 +204,8 @@ func TestHostileH2Frames(t *testing.T) {
 				}
 			}
 			got := h.await(t, 1)
-			if got.kind != tc.want.kind || got.code != tc.want.code || got.status != tc.want.status {
+			same := func(a, b hostileH2Event) bool { return a.kind == b.kind && a.code == b.code && a.status == b.status }
+			if !same(got, tc.want) && (tc.or.kind == "" || !same(got, tc.or)) {
 				t.Errorf("answer %v, want %v", got, tc.want)
 			}
 			forwarded := 0
