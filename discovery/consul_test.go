@@ -226,7 +226,7 @@ func TestConsulFleet(t *testing.T) {
 		}
 	})
 
-	t.Run("a real empty set is sent", func(t *testing.T) {
+	t.Run("an empty set is held and the pool keeps its last set", func(t *testing.T) {
 		for _, id := range []string{"api-a1", "api-c1", "api-c2"} {
 			if err := c.Agent().ServiceDeregister(id); err != nil {
 				t.Fatal(err)
@@ -237,7 +237,33 @@ func TestConsulFleet(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, rec, 5*time.Second, "an empty set", func(s []balancer.Spec) bool { return len(s) == 0 })
+		pollUntil(t, 5*time.Second, "the watcher holding its last set", func() bool { return w.State().Holding })
+		// The deregistrations land one by one, so the sink may see
+		// shrinking sets, but never an empty one.
+		all := rec.all()
+		last := all[len(all)-1]
+		if len(last) == 0 {
+			t.Fatalf("the sink got an empty set: %v", all)
+		}
+		if st := w.State(); !st.Synced || st.Backends != len(last) {
+			t.Errorf("State() = %+v, want synced, holding %d backends", st, len(last))
+		}
+		// An instance that comes back is applied at once.
+		reg := &api.AgentServiceRegistration{
+			ID: "api-a1", Name: "api", Address: "127.0.1.1", Port: 8080,
+			Meta:  map[string]string{"az": "us-east-1a"},
+			Check: &api.AgentServiceCheck{TTL: "10m", Status: api.HealthPassing},
+		}
+		if err := c.Agent().ServiceRegister(reg); err != nil {
+			t.Fatal(err)
+		}
+		got := waitFor(t, rec, 5*time.Second, "api-a1 back", has("127.0.1.1:8080"))
+		if len(got) != 1 {
+			t.Errorf("set = %v, want api-a1 alone", got)
+		}
+		if w.State().Holding {
+			t.Error("still holding after an instance came back")
+		}
 	})
 
 	for i, u := range rec.all() {

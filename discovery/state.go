@@ -21,6 +21,10 @@ type State struct {
 	Index uint64 `json:"index"`
 	// FilteredByACLs is true when Consul left instances out of the last
 	// answer because the token may not read them: an empty or short set
-	// then says more about the token than about the service.
+	// then says more about the token than about the service, so the
+	// answer is treated as an error and the pool keeps its last set.
 	FilteredByACLs bool `json:"filtered_by_acls,omitempty"`
+	// Holding is true when Consul's last answer had no usable instance
+	// after it had given some: the pool keeps the last set it got.
+	Holding bool `json:"holding,omitempty"`
 }

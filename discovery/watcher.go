@@ -208,15 +208,13 @@ func (w *Watcher) once(ctx context.Context) (err error) {
 		w.log.Info("consul index went backwards; starting over", "was", w.index, "got", meta.LastIndex)
 	}
 	w.index = next
-	if meta.ResultsFilteredByACLs != w.filtered {
-		w.filtered = meta.ResultsFilteredByACLs
-		if w.filtered {
-			// With default-deny ACLs, a token without service:read and
-			// node:read gets an empty or partial answer, not an error.
-			w.log.Warn("consul hid instances from this token; check its service:read and node:read rights")
-		} else {
-			w.log.Info("consul no longer hides instances from this token")
-		}
+	w.filtered = meta.ResultsFilteredByACLs
+	if w.filtered {
+		// With default-deny ACLs, a token without service:read and
+		// node:read gets an empty or partial answer, not an error. Applying
+		// it would empty the pool because of a token: it is an error, and
+		// the pool keeps its last set.
+		return errHidden
 	}
 	if w.errorsInRow > 0 {
 		w.log.Info("consul answers again", "errors_in_a_row", w.errorsInRow)
@@ -226,9 +224,14 @@ func (w *Watcher) once(ctx context.Context) (err error) {
 	return nil
 }
 
+// errHidden is the error of an answer Consul filtered with the token's ACLs.
+var errHidden = errors.New("consul hid instances from this token (it needs service:read and node:read)")
+
 // apply records success, then hands the new set to the sink when it
-// differs from the last one (or is the first). State is stored first so
-// that whoever sees the pool change also sees the watcher synced.
+// differs from the last one (or is the first). An empty set after a
+// non-empty one is held back: the pool keeps its last set (see holding).
+// State is stored first so that whoever sees the pool change also sees
+// the watcher synced.
 func (w *Watcher) apply(s snapshot) {
 	w.noteOnce(w.noZone, s.noZone, "consul instance has no zone; it joins zone \"\"",
 		"zone_meta", w.opts.ZoneMeta, "zone_tag_prefix", w.opts.ZoneTagPrefix)
@@ -236,17 +239,33 @@ func (w *Watcher) apply(s snapshot) {
 		"weight_meta", w.opts.WeightMeta)
 	now := w.now()
 	prev := w.state.Load()
+	hold := w.holding(s)
+	size := len(s.specs)
+	if hold {
+		size = len(w.last)
+	}
 	w.state.Store(&State{
 		Synced:         true,
 		LastSuccess:    now,
 		LastError:      prev.LastError,
 		LastErrorTime:  prev.LastErrorTime,
-		Backends:       len(s.specs),
+		Backends:       size,
 		Index:          w.index,
 		FilteredByACLs: w.filtered,
+		Holding:        hold,
 	})
 	w.metrics.lastSuccess.WithLabelValues(w.pool).Set(float64(now.UnixNano()) / 1e9)
 	w.metrics.syncState.WithLabelValues(w.pool).Set(1)
+	if hold {
+		if !prev.Holding {
+			w.log.Warn("consul has no usable instance of the service; the pool keeps its last backend set",
+				"backends", len(w.last), "index", w.index)
+		}
+		return
+	}
+	if prev.Holding {
+		w.log.Info("consul has instances of the service again", "backends", len(s.specs))
+	}
 	if w.sent && slices.Equal(w.last, s.specs) {
 		return
 	}
@@ -256,6 +275,17 @@ func (w *Watcher) apply(s snapshot) {
 	w.metrics.updates.WithLabelValues(w.pool).Inc()
 	w.metrics.backends.WithLabelValues(w.pool).Set(float64(len(s.specs)))
 	w.log.Info("backend set from consul", "backends", len(s.specs), "skipped", s.skipped, "index", w.index)
+}
+
+// holding reports whether s is an empty set that would empty a pool
+// Consul filled before. A service with no passing instance is far more
+// often an outage of Consul's view (checks failing everywhere at once, a
+// deregistration by mistake, a token that lost its rights) than a wish to
+// stop serving, and an empty pool answers every request with 503: the
+// last set is kept instead, and Azimuth's own health checks judge its
+// backends. Remove the pool from the config to empty it on purpose.
+func (w *Watcher) holding(s snapshot) bool {
+	return len(s.specs) == 0 && len(w.last) > 0
 }
 
 // recordError marks the watcher out of sync.
@@ -268,7 +298,8 @@ func (w *Watcher) recordError(err error) {
 		LastErrorTime:  w.now(),
 		Backends:       len(w.last),
 		Index:          w.index,
-		FilteredByACLs: prev.FilteredByACLs,
+		FilteredByACLs: w.filtered,
+		Holding:        prev.Holding,
 	})
 	w.metrics.errors.WithLabelValues(w.pool).Inc()
 	w.metrics.syncState.WithLabelValues(w.pool).Set(0)

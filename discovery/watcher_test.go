@@ -125,6 +125,7 @@ func TestWatcherLoop(t *testing.T) {
 		steps       []step
 		wantUpdates [][]balancer.Spec
 		wantSynced  bool
+		wantHolding bool
 		wantErrors  float64
 		// wantGaps are the times between consecutive query starts.
 		wantGaps []time.Duration
@@ -155,15 +156,39 @@ func TestWatcherLoop(t *testing.T) {
 			wantIndexes: []uint64{0, 10, 0, 0, 0, 0, 0, 12},
 		},
 		{
-			name: "an empty healthy set is a real answer and is sent",
+			name: "an empty first answer is sent: there is nothing to keep",
+			steps: []step{
+				{addrs: nil, index: 5},
+			},
+			wantUpdates: [][]balancer.Spec{{}},
+			wantSynced:  true,
+			wantGaps:    []time.Duration{50 * time.Millisecond},
+			wantIndexes: []uint64{0, 5},
+		},
+		{
+			name: "an empty answer after a non-empty one is held, then instances are sent",
 			steps: []step{
 				{addrs: []string{"127.0.1.1"}, index: 5},
 				{addrs: nil, index: 6},
+				{addrs: nil, index: 7},
 			},
-			wantUpdates: [][]balancer.Spec{specs("127.0.1.1"), {}},
+			wantUpdates: [][]balancer.Spec{specs("127.0.1.1")},
 			wantSynced:  true,
-			wantGaps:    []time.Duration{50 * time.Millisecond, 50 * time.Millisecond},
-			wantIndexes: []uint64{0, 5, 6},
+			wantHolding: true,
+			wantGaps:    []time.Duration{50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond},
+			wantIndexes: []uint64{0, 5, 6, 7},
+		},
+		{
+			name: "instances after a hold are sent",
+			steps: []step{
+				{addrs: []string{"127.0.1.1"}, index: 5},
+				{addrs: nil, index: 6},
+				{addrs: []string{"127.0.2.1"}, index: 7},
+			},
+			wantUpdates: [][]balancer.Spec{specs("127.0.1.1"), specs("127.0.2.1")},
+			wantSynced:  true,
+			wantGaps:    []time.Duration{50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond},
+			wantIndexes: []uint64{0, 5, 6, 7},
 		},
 		{
 			name: "unchanged answers are not sent; a flapping service is rate limited",
@@ -206,8 +231,8 @@ func TestWatcherLoop(t *testing.T) {
 					}
 				}
 				st := w.State()
-				if st.Synced != tt.wantSynced {
-					t.Errorf("State().Synced = %v, want %v", st.Synced, tt.wantSynced)
+				if st.Synced != tt.wantSynced || st.Holding != tt.wantHolding {
+					t.Errorf("State() synced %v holding %v, want %v and %v", st.Synced, st.Holding, tt.wantSynced, tt.wantHolding)
 				}
 				if tt.wantErrors > 0 && !strings.Contains(st.LastError, "connection refused") {
 					t.Errorf("State().LastError = %q, want the query error", st.LastError)

@@ -241,17 +241,34 @@ pools:
 	}
 	before := total.Load()
 	waitUntil(t, 5*time.Second, "traffic to go on with consul down", func() bool { return total.Load() > before+50 })
-	// A -dev agent comes back empty, and an empty set is a real answer, so
-	// traffic stops before the restart; the pool must then follow the
-	// registrations as they return.
-	stopTraffic()
+	// A -dev agent comes back with an empty catalog. An empty answer after
+	// a full one is held, so the pool keeps its 4 backends and traffic
+	// goes on; then the pool follows the registrations as they return.
 	agent.Restart()
+	waitUntil(t, 10*time.Second, "the watcher to hold its last set against the empty agent", func() bool {
+		var st struct {
+			Pools []struct {
+				Consul struct {
+					Synced  bool `json:"synced"`
+					Holding bool `json:"holding"`
+				} `json:"consul"`
+			} `json:"pools"`
+		}
+		consulGetJSON(t, "http://"+admin+"/status", &st)
+		return len(st.Pools) == 1 && st.Pools[0].Consul.Synced && st.Pools[0].Consul.Holding
+	})
+	if n := len(consulPoolBackends(t, admin)); n != 4 {
+		t.Fatalf("against an empty agent the pool has %d backends, want the last 4", n)
+	}
+	before = total.Load()
+	waitUntil(t, 5*time.Second, "traffic to go on against the empty agent", func() bool { return total.Load() > before+50 })
 	for _, in := range insts {
 		register(in)
 	}
 	waitUntil(t, 10*time.Second, "the pool to resync after the agent restarted", func() bool {
 		return len(consulPoolBackends(t, admin)) == 6
 	})
+	stopTraffic()
 }
 
 // waitUntil polls cond until it holds or d passes.
