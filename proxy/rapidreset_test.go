@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"net/http"
 	"runtime"
 	"strconv"
 	"sync"
@@ -110,6 +109,6 @@ func TestHTTP2RapidResetBounded(t *testing.T) {
 	c.Close()
 	// Dials that finished after their stream was reset wait in the
 	// transport's idle pool, as they should; the pool's own close ends them.
-	pc.Transport.(*http.Transport).CloseIdleConnections()
+	pc.Transport.(Transport).CloseIdleConnections()
 	checkNoLeak(t, baseline)
 }

@@ -23,11 +23,31 @@ type TransportOptions struct {
 	IdleTimeout time.Duration
 }
 
-// NewTransport returns the transport for a pool. Keep-alive connections are
-// pooled per backend; a connection whose attempt was cancelled (per-try
-// timeout, client gone) is closed by net/http, never reused. Proxy settings
-// from the environment are ignored: backends are reached directly.
-func NewTransport(o TransportOptions) *http.Transport {
+// Transport sends a pool's attempts. Server.Publish closes the idle
+// connections of a transport the new generation no longer uses.
+type Transport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// maxResponseHeaderBytes bounds a backend's response head (each 1xx
+// head counts on its own).
+const maxResponseHeaderBytes = 64 << 10
+
+// expectContinueTimeout is how long a request with Expect: 100-continue
+// waits for the backend's 100 before its body is sent anyway.
+const expectContinueTimeout = time.Second
+
+// NewTransport returns the transport for a pool. HTTP/1.1 pools (the
+// default) get the proxy's own transport (see h1Transport): it sends and
+// reads on the request's goroutine, where net/http's hands every request
+// to two goroutines per connection, the larger part of the proxy's CPU per
+// request. HTTP/2 pools (h2, h2c) use net/http's. Either way keep-alive
+// connections are pooled per backend, a connection whose attempt was
+// cancelled (per-try timeout, client gone) is closed, never reused, and
+// proxy settings from the environment are ignored: backends are reached
+// directly.
+func NewTransport(o TransportOptions) Transport {
 	if o.MaxIdlePerBackend <= 0 {
 		o.MaxIdlePerBackend = 64
 	}
@@ -36,6 +56,9 @@ func NewTransport(o TransportOptions) *http.Transport {
 	}
 	if o.Connect <= 0 {
 		o.Connect = 5 * time.Second
+	}
+	if o.Protocol == "" || o.Protocol == "http1" {
+		return newH1Transport(o)
 	}
 	d := &net.Dialer{Timeout: o.Connect, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
@@ -46,8 +69,8 @@ func NewTransport(o TransportOptions) *http.Transport {
 		MaxIdleConns:           0,
 		MaxIdleConnsPerHost:    o.MaxIdlePerBackend,
 		IdleConnTimeout:        o.IdleTimeout,
-		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
+		ExpectContinueTimeout:  expectContinueTimeout,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		DisableCompression:     true,
 	}
 	var p http.Protocols
@@ -57,8 +80,6 @@ func NewTransport(o TransportOptions) *http.Transport {
 	case "h2":
 		p.SetHTTP1(true)
 		p.SetHTTP2(true)
-	default:
-		p.SetHTTP1(true)
 	}
 	t.Protocols = &p
 	return t
