@@ -117,7 +117,7 @@ func (a *app) apply(cfg *configs.Config) (err error) {
 			next[l.Address] = s
 			continue
 		}
-		s, err := a.openSlot(l)
+		s, err := a.openSlot(l, a.slots[l.Address])
 		if err != nil {
 			return err
 		}

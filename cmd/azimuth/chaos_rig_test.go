@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"os"
@@ -66,6 +67,11 @@ type chaosSetup struct {
 	// tls makes the listener serve a.pem and a-key.pem from the config's
 	// directory (HTTP/1.1 and HTTP/2).
 	tls bool
+	// listen is the listener's address; "" is 127.0.0.1:0.
+	listen string
+	// idle, if set, is the listener's idle_timeout: a change of it binds
+	// the listener anew.
+	idle time.Duration
 	// perTry is the pool's per-try timeout. Cases whose fault makes a
 	// backend slow or mute keep it short, so the retry comes quickly;
 	// the others give a busy machine room.
@@ -85,7 +91,11 @@ func (s chaosSetup) yaml() string {
 	if s.consul != "" {
 		fmt.Fprintf(&b, "consul: { address: %s }\n", s.consul)
 	}
-	b.WriteString("listeners:\n  - name: web\n    address: 127.0.0.1:0\n")
+	listen := cmp.Or(s.listen, "127.0.0.1:0")
+	fmt.Fprintf(&b, "listeners:\n  - name: web\n    address: %s\n", listen)
+	if s.idle > 0 {
+		fmt.Fprintf(&b, "    limits: { idle_timeout: %s }\n", s.idle)
+	}
 	if s.tls {
 		b.WriteString("    tls: { certificates: [ { cert_file: a.pem, key_file: a-key.pem } ] }\n")
 	}

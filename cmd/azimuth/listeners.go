@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,9 @@ type slot struct {
 	source  *edgetls.Source // TLS listeners only
 	tlsSrv  *edgetls.Server
 	plain   *http.Server
+	sock    *net.TCPListener   // a plain listener's socket, shared with its successor
+	ln      net.Listener       // what the plain server accepts from (sock, perhaps limited)
+	busy    busyConns          // the plain server's connections with a request to answer
 	cancel  context.CancelFunc // stops the TLS source's watcher
 	served  chan error
 }
@@ -48,19 +52,20 @@ func bindingOf(l *configs.Listener) string {
 	return fmt.Sprintf("%+v|%+v", l.TLS, l.Limits)
 }
 
-// openSlot binds l's sockets. Nothing is served until serve.
-func (a *app) openSlot(l *configs.Listener) (*slot, error) {
+// openSlot binds l's sockets. prev is the slot it replaces on the same
+// address, or nil. Nothing is served until serve.
+func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 	s := &slot{name: l.Name, addr: l.Address, binding: bindingOf(l), served: make(chan error, 1)}
 	s.handler.set(http.NotFoundHandler())
 	lim := l.Limits
 	if l.TLS == nil {
-		ln, err := listenTCP(l.Address)
+		sock, err := listenPlain(l.Address, prev)
 		if err != nil {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
-		s.bound = ln.Addr()
+		s.sock, s.bound, s.ln = sock, sock.Addr(), sock
 		if lim.MaxConnections > 0 {
-			ln = netutil.LimitListener(ln, lim.MaxConnections)
+			s.ln = netutil.LimitListener(sock, lim.MaxConnections)
 		}
 		var protos http.Protocols
 		protos.SetHTTP1(true)
@@ -75,8 +80,9 @@ func (a *app) openSlot(l *configs.Listener) (*slot, error) {
 			Protocols:         &protos,
 			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: lim.H2MaxConcurrentStreams},
 			ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
+			ConnState:         s.busy.track,
 		}
-		go func() { s.served <- s.plain.Serve(ln) }()
+		go func() { s.served <- s.plain.Serve(s.ln) }()
 		return s, nil
 	}
 	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: a.tlsMetrics, Logger: a.logger})
@@ -109,6 +115,33 @@ func (a *app) openSlot(l *configs.Listener) (*slot, error) {
 	return s, nil
 }
 
+// listenPlain binds a plain listener's socket. When prev, the slot it
+// replaces, is plain too, the new listener shares prev's socket (a
+// duplicate descriptor) rather than binding one beside it: a socket of
+// its own would take a share of the new connections, and closing prev's
+// would reset the connections the kernel had queued on it but prev's
+// server had not yet accepted. Shared, closing prev closes only its
+// descriptor, and the new server accepts what is queued.
+func listenPlain(addr string, prev *slot) (*net.TCPListener, error) {
+	if prev == nil || prev.sock == nil {
+		ln, err := listenTCP(addr)
+		if err != nil {
+			return nil, err
+		}
+		return ln.(*net.TCPListener), nil
+	}
+	f, err := prev.sock.File()
+	if err != nil {
+		return nil, fmt.Errorf("sharing the socket on %s: %w", addr, err)
+	}
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("sharing the socket on %s: %w", addr, err)
+	}
+	return ln.(*net.TCPListener), nil
+}
+
 // port returns the bound port, for redirects and Alt-Svc.
 func (s *slot) port() int {
 	_, p, _ := net.SplitHostPort(s.bound.String())
@@ -125,12 +158,61 @@ func (s *slot) shutdown(ctx context.Context) error {
 		s.cancel()
 		_ = s.source.Close()
 	} else {
+		// net/http's Shutdown answers no request it reads after it began:
+		// the first request of a connection accepted a moment before
+		// would get EOF. So stop accepting first, let every connection
+		// answer what it has or is about to read and close (keep-alives
+		// off), and only then shut down what is left.
+		_ = s.ln.Close()
+		<-s.served
+		s.plain.SetKeepAlivesEnabled(false)
+		s.busy.wait(ctx)
 		err = s.plain.Shutdown(ctx)
 		if err != nil {
 			_ = s.plain.Close()
 		}
 	}
 	return err
+}
+
+// busyConns tracks a plain server's connections that are new (their first
+// request not read yet) or active (a request being answered).
+type busyConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+func (b *busyConns) track(c net.Conn, st http.ConnState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st == http.StateNew || st == http.StateActive {
+		if b.conns == nil {
+			b.conns = map[net.Conn]bool{}
+		}
+		b.conns[c] = true
+		return
+	}
+	delete(b.conns, c)
+}
+
+// wait polls, as http.Server.Shutdown does, until no connection is busy
+// or ctx ends.
+func (b *busyConns) wait(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		b.mu.Lock()
+		n := len(b.conns)
+		b.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // retireSlot shuts a replaced or removed listener down in the background,
