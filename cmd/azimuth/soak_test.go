@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,27 +29,32 @@ const (
 )
 
 // Flatness thresholds, checked on the samples after the warm-up, split in
-// thirds: the last third's maximum against the first third's maximum.
+// thirds: the last third's maximum against the first third's maximum. In a
+// 60 s run the thirds' samples are about 34 s (17 reloads, 13,000
+// requests) apart; in 10 minutes, 6 minutes.
 //
 //   - Goroutines: each client connection holds two goroutines in the proxy
 //     and each backend connection two more; the loop's connection count is
-//     fixed but a request in flight, a health probe, a generation being
-//     retired or a transport's dial can add a few at the moment of a
-//     sample. soakGoroutineSlack covers that and no more: a leak of one
-//     goroutine per reload adds 10 between the first and the last third of
-//     a 60 s run (soakReload 2s) and 100 in 10 minutes.
-//   - Open files: the same connections, one descriptor each, plus a
-//     health probe's connection; the same slack.
+//     fixed, but which backends hold idle connections moves with every
+//     reload, and a health probe or a dial can be under way at a sample.
+//     Over 10 minutes single scrapes read 23 to 43. soakGoroutineSlack
+//     covers that and no more: a leak of one goroutine per reload puts the
+//     last third about 17 above the first in a 60 s run.
+//   - Open files: one descriptor per connection; single scrapes read 21 to
+//     28 over 10 minutes; the same slack.
 //   - RSS: the Go heap grows to twice the live heap before a collection
 //     and the runtime returns freed pages to the kernel lazily, so RSS
-//     moves by a few MiB with no leak at all. soakRSSSlack (20% of the first
-//     third's maximum, at least 4 MiB) allows that; a leak of one KiB per
-//     request is 8 MiB a minute at this load and fails a 60 s run.
+//     moves by a few MiB with no leak at all (19.4 to 23.0 MiB over 10
+//     minutes). The slack is soakRSSShare of the first third's maximum, at
+//     least soakRSSMinSlack: about 4.5 MiB. A leak of 1 KiB per request is
+//     23 MiB a minute at this load and fails a 60 s run; 64 KiB per reload
+//     fails a 10-minute one (at least 95 reloads between the thirds).
 const (
 	soakGoroutineSlack = 10
 	soakFDSlack        = 10
 	soakRSSMinSlack    = 4 << 20
 	soakRSSShare       = 0.20
+	soakScrapes        = 3
 )
 
 // soakSample is one scrape of the process's own metrics.
@@ -102,17 +108,21 @@ pools:
 	return b.String()
 }
 
-// soakSampleNow scrapes the process's RSS, goroutines and open files.
+// soakSampleNow scrapes the process's RSS, goroutines and open files. Each
+// is the least of soakScrapes scrapes in a row: a leaked goroutine or file
+// is there at every scrape, while a request, a health probe or a dial in
+// flight at one scrape has mostly ended by the next.
 func soakSampleNow(t *testing.T, admin string, start time.Time, tr *reloadTraffic) soakSample {
 	t.Helper()
-	return soakSample{
-		at:         time.Since(start).Round(time.Second),
-		rss:        reloadMetric(t, admin, "process_resident_memory_bytes"),
-		goroutines: reloadMetric(t, admin, "go_goroutines"),
-		fds:        reloadMetric(t, admin, "process_open_fds"),
-		served:     tr.ok.Load(),
-		reloadsOK:  int64(reloadMetric(t, admin, reloadOK)),
+	s := soakSample{at: time.Since(start).Round(time.Second), rss: math.Inf(1), goroutines: math.Inf(1), fds: math.Inf(1)}
+	for range soakScrapes {
+		s.rss = min(s.rss, reloadMetric(t, admin, "process_resident_memory_bytes"))
+		s.goroutines = min(s.goroutines, reloadMetric(t, admin, "go_goroutines"))
+		s.fds = min(s.fds, reloadMetric(t, admin, "process_open_fds"))
 	}
+	s.served = tr.ok.Load()
+	s.reloadsOK = int64(reloadMetric(t, admin, reloadOK))
+	return s
 }
 
 // soakStartLoad runs the paced workers until ctx ends or their request
