@@ -158,8 +158,8 @@ func soakStartLoad(ctx context.Context, t *testing.T, url string, budget int64) 
 	return tr
 }
 
-// soakPost sends a POST with a small body that the backend must have
-// received whole.
+// soakPost sends a POST with a small body, which the proxy buffers for a
+// possible replay; it must get 200.
 func soakPost(tr *reloadTraffic, client *http.Client, url string) {
 	const body = "soak body: the proxy buffers this for a possible replay"
 	resp, err := client.Post(url, "text/plain", strings.NewReader(body))
