@@ -80,6 +80,9 @@ func chaosCheck(t *testing.T, l *chaosLoad, f *fleet.Fleet, e chaosExpect) chaos
 			}
 		default:
 			c.failed[k]++
+			if c.failed[k] == 1 {
+				t.Logf("first failed %s", o)
+			}
 			switch {
 			case k.idempotent():
 				fail(o, "idempotent request failed")
