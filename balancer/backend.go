@@ -52,9 +52,12 @@ type Backend struct {
 	addr string
 	pool *Pool
 
-	spec     atomic.Pointer[Spec]
-	word     atomic.Uint32 // State | flag bits
-	inFlight atomic.Int64
+	spec atomic.Pointer[Spec]
+	word atomic.Uint32 // State | flag bits
+	// counts are the backend's in-flight requests, one counter per shard of
+	// its pool (see shard.go), each on a cache line of its own; the
+	// backend's in-flight count is their sum.
+	counts []counter
 	// rampFrom is when slow start began, in nanoseconds of the pool clock;
 	// 0 once the ramp is over or if it never started.
 	rampFrom atomic.Int64
@@ -66,7 +69,7 @@ type Backend struct {
 }
 
 func newBackend(p *Pool, s Spec, st State) *Backend {
-	b := &Backend{addr: s.Address, pool: p, zone: -1}
+	b := &Backend{addr: s.Address, pool: p, zone: -1, counts: make([]counter, p.shards)}
 	b.spec.Store(&s)
 	b.word.Store(uint32(st))
 	return b
@@ -81,8 +84,15 @@ func (b *Backend) Spec() Spec { return *b.spec.Load() }
 // Zone returns the backend's availability zone.
 func (b *Backend) Zone() string { return b.spec.Load().Zone }
 
-// InFlight returns the number of requests the backend is serving now.
-func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
+// InFlight returns the number of requests the backend is serving now, the
+// sum of its shards' counts.
+func (b *Backend) InFlight() int64 {
+	var n int64
+	for i := range b.counts {
+		n += b.counts[i].n.Load()
+	}
+	return n
+}
 
 // State returns the backend's health state.
 func (b *Backend) State() State { return State(b.word.Load() & stateMask) }
@@ -102,7 +112,7 @@ func (b *Backend) Available() bool { return b.word.Load() == uint32(StateUp) }
 // HasCapacity reports whether the backend is below its max_conns.
 func (b *Backend) HasCapacity() bool {
 	m := b.spec.Load().MaxConns
-	return m <= 0 || b.inFlight.Load() < int64(m)
+	return m <= 0 || b.InFlight() < int64(m)
 }
 
 // SetState moves the backend to state to and reports the state it left and
@@ -145,30 +155,33 @@ func (b *Backend) SetDrained(on bool) bool {
 	return changed
 }
 
-// tryAcquire counts a new request on the backend unless that would exceed
-// maxConns (0: no cap).
-func (b *Backend) tryAcquire(maxConns int64) bool {
+// tryAcquire counts a new request on the backend in shard's counter unless
+// that would exceed maxConns (0: no cap). A capped backend is only ever
+// counted in shard 0 (see Pool.shardFor), so its cap is exact.
+func (b *Backend) tryAcquire(shard int, maxConns int64) bool {
+	c := &b.counts[shard].n
 	if maxConns <= 0 {
-		b.inFlight.Add(1)
+		c.Add(1)
 		return true
 	}
 	for {
-		n := b.inFlight.Load()
+		n := c.Load()
 		if n >= maxConns {
 			return false
 		}
-		if b.inFlight.CompareAndSwap(n, n+1) {
+		if c.CompareAndSwap(n, n+1) {
 			return true
 		}
 	}
 }
 
-// Release ends a request that Pick counted on the backend. It must be called
-// exactly once per successful Pick. A removed backend whose last request
-// ends is retired here; a queued request gets the freed slot.
-func (b *Backend) Release() {
+// release ends a request counted in shard's counter. A removed backend
+// whose last request ends is retired here; a queued request gets the freed
+// slot.
+func (b *Backend) release(shard int) {
 	p := b.pool
-	if b.inFlight.Add(-1) <= 0 && b.word.Load()&flagRemoved != 0 {
+	b.counts[shard].n.Add(-1)
+	if b.word.Load()&flagRemoved != 0 && b.InFlight() <= 0 {
 		p.retire(b)
 	}
 	if p.q.waiting.Load() != 0 {

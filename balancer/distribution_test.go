@@ -46,20 +46,21 @@ func TestLeastConnKeepsInFlightEven(t *testing.T) {
 				latency[specs[i].Address] = tt.latencies[i]
 			}
 			p.Update(specs)
-			due := map[int][]*Backend{}
+			due := map[int][]Lease{}
 			picks, worst := 0, 0.0
 			picked := map[string]int{}
 			for tick := 0; picks < 10000; tick++ {
 				releaseAll(due[tick])
 				delete(due, tick)
 				for range tt.perTick {
-					b, err := p.Pick(t.Context(), nil)
+					l, err := p.Pick(t.Context(), nil)
 					if err != nil {
 						t.Fatalf("pick %d: %v", picks, err)
 					}
 					picks++
-					picked[b.Address()]++
-					due[tick+latency[b.Address()]] = append(due[tick+latency[b.Address()]], b)
+					a := l.Backend().Address()
+					picked[a]++
+					due[tick+latency[a]] = append(due[tick+latency[a]], l)
 				}
 				lo, hi := math.Inf(1), math.Inf(-1)
 				for _, b := range p.Backends() {

@@ -50,8 +50,12 @@ func spec(zone, host, weight int) Spec {
 	return Spec{Address: addr(zone, host), Zone: zoneName(zone), Weight: weight}
 }
 func (s Spec) withMax(n int) Spec { s.MaxConns = n; return s }
+
+// testPool is a pool with seeded randomness and one shard, so every pick
+// is exact pool-wide whichever core runs the test (shard_test.go covers
+// shards).
 func testPool(o Options, opts ...PoolOption) *Pool {
-	return NewPool("web", o, append([]PoolOption{WithRand(seeded(1))}, opts...)...)
+	return NewPool("web", o, append([]PoolOption{WithRand(seeded(1)), WithShards(1)}, opts...)...)
 }
 
 // spread returns n backends of weight 1 over zones 1..zones (zone names
@@ -67,25 +71,25 @@ func spread(n, zones int) []Spec {
 }
 
 // hold picks n times without releasing, failing the test on an error.
-func hold(t testing.TB, p *Pool, n int) []*Backend {
+func hold(t testing.TB, p *Pool, n int) []Lease {
 	t.Helper()
-	out := make([]*Backend, 0, n)
+	out := make([]Lease, 0, n)
 	for range n {
-		b, err := p.Pick(t.Context(), nil)
+		l, err := p.Pick(t.Context(), nil)
 		if err != nil {
 			t.Fatalf("pick %d of %d: %v", len(out)+1, n, err)
 		}
-		out = append(out, b)
+		out = append(out, l)
 	}
 	return out
 }
 
-// holdOn counts n requests on b directly, to set up a load.
-func holdOn(b *Backend, n int) { b.inFlight.Add(int64(n)) }
+// holdOn counts n requests on b directly in shard 0, to set up a load.
+func holdOn(b *Backend, n int) { b.counts[0].n.Add(int64(n)) }
 
-func releaseAll(bs []*Backend) {
-	for _, b := range bs {
-		b.Release()
+func releaseAll(ls []Lease) {
+	for _, l := range ls {
+		l.Release()
 	}
 }
 
@@ -95,13 +99,13 @@ func countPicks(t testing.TB, p *Pool, n int, tried *Tried) (byAddr, byZone map[
 	t.Helper()
 	byAddr, byZone = map[string]int{}, map[string]int{}
 	for range n {
-		b, err := p.Pick(t.Context(), tried)
+		l, err := p.Pick(t.Context(), tried)
 		if err != nil {
 			t.Fatalf("pick: %v", err)
 		}
-		byAddr[b.Address()]++
-		byZone[b.Zone()]++
-		b.Release()
+		byAddr[l.Backend().Address()]++
+		byZone[l.Backend().Zone()]++
+		l.Release()
 	}
 	return byAddr, byZone
 }

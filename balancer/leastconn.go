@@ -24,6 +24,7 @@ type pickCtx struct {
 	s        *set
 	slow     time.Duration
 	half     time.Duration // Options.PenaltyHalfLife
+	shard    int           // the shard whose counts are compared and written
 	tried    *Tried
 	retry    bool // tried is not empty
 	rng      *prng
@@ -54,8 +55,8 @@ func (c *clock) now() int64 {
 const tieBuf = 64
 
 // leastConn returns the candidate of entries[lo:hi] with the fewest
-// in-flight requests (plus penalty) per unit of effective weight, ties
-// broken uniformly at random, or nil. anyState admits backends whatever their health (panic);
+// in-flight requests in the pick's shard (plus penalty) per unit of
+// effective weight, ties broken uniformly at random, or nil. anyState admits backends whatever their health (panic);
 // drained, removed and tried backends and those at max_conns never qualify.
 func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 	if hi-lo > c.p2cAbove {
@@ -75,7 +76,7 @@ func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 		if w := b.word.Load(); w != uint32(StateUp) && (!anyState || w&flagsOff != 0) {
 			continue
 		}
-		load := b.inFlight.Load()
+		load := b.counts[c.shard].n.Load()
 		if e.maxConns > 0 && load >= e.maxConns {
 			c.full = true
 			continue
@@ -151,7 +152,7 @@ func (c *pickCtx) twoChoices(lo, hi int, anyState bool) *entry {
 }
 
 // candidate reports whether e may take this request and its load: its
-// in-flight count plus its penalty.
+// in-flight count in the pick's shard plus its penalty.
 func (c *pickCtx) candidate(e *entry, anyState bool) (int64, bool) {
 	w := e.b.word.Load()
 	if anyState {
@@ -164,7 +165,7 @@ func (c *pickCtx) candidate(e *entry, anyState bool) (int64, bool) {
 	if c.retry && c.tried.Has(e.b) {
 		return 0, false
 	}
-	n := e.b.inFlight.Load()
+	n := e.b.counts[c.shard].n.Load()
 	if e.maxConns > 0 && n >= e.maxConns {
 		c.full = true
 		return 0, false

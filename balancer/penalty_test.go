@@ -61,8 +61,8 @@ func TestPenaltySteersPicks(t *testing.T) {
 	p, _, failed, sibling := penaltyPool(t)
 	failed.Penalize(2) // 4 connections
 	held := hold(t, p, 4)
-	for i, b := range held {
-		if b != sibling {
+	for i, l := range held {
+		if l.Backend() != sibling {
 			t.Fatalf("pick %d went to the penalized backend with the sibling at %d in flight", i+1, i)
 		}
 	}
@@ -78,9 +78,9 @@ func TestPenaltySteersPicks(t *testing.T) {
 		t.Fatalf("penalty %d after Forgive", got)
 	}
 	byAddr := map[*Backend]int{}
-	for _, b := range hold(t, p, 10) {
-		byAddr[b]++
-		defer b.Release()
+	for _, l := range hold(t, p, 10) {
+		byAddr[l.Backend()]++
+		defer l.Release()
 	}
 	if byAddr[failed] != 5 {
 		t.Errorf("after Forgive the backends split 10 picks %d/%d, want 5/5", byAddr[failed], byAddr[sibling])
@@ -113,9 +113,9 @@ func TestPenaltyOff(t *testing.T) {
 	p.Configure(o)
 	holdOn(sibling, 1)
 	defer holdOn(sibling, -1)
-	b := hold(t, p, 1)[0]
-	defer b.Release()
-	if b != failed {
+	l := hold(t, p, 1)[0]
+	defer l.Release()
+	if l.Backend() != failed {
 		t.Error("a penalty set before penalties were turned off still steered a pick")
 	}
 }
@@ -143,9 +143,9 @@ func TestPenaltyTwoChoices(t *testing.T) {
 	p.p2cAbove = 1 // two backends in the zone: always two choices
 	failed.Penalize(4)
 	for i := range 15 {
-		b := hold(t, p, 1)[0]
-		defer b.Release()
-		if b == failed {
+		l := hold(t, p, 1)[0]
+		defer l.Release()
+		if l.Backend() == failed {
 			t.Fatalf("pick %d went to the penalized backend (penalty 16) with the sibling at %d", i+1, sibling.InFlight()-1)
 		}
 	}
@@ -156,11 +156,11 @@ func TestPenaltyPickAllocs(t *testing.T) {
 	p, _, failed, _ := penaltyPool(t)
 	failed.Penalize(3)
 	allocs := testing.AllocsPerRun(100, func() {
-		b, err := p.Pick(t.Context(), nil)
+		l, err := p.Pick(t.Context(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Release()
+		l.Release()
 	})
 	if allocs != 0 || math.IsNaN(allocs) {
 		t.Errorf("%v allocations per pick with a penalty, want 0", allocs)

@@ -16,39 +16,48 @@ var (
 )
 
 // Pick chooses a backend for one attempt and counts the request on it; the
-// caller must call Release on the backend when the attempt ends. tried holds
-// the backends this request already tried (nil for none). When every
-// candidate is at its max_conns and the pool has a queue, Pick waits in FIFO
-// order up to the queue timeout or until ctx ends.
+// caller must Release the Lease when the attempt ends. tried holds the
+// backends this request already tried (nil for none). When every candidate
+// is at its max_conns and the pool has a queue, Pick waits in FIFO order up
+// to the queue timeout or until ctx ends.
 //
-// The path without queueing takes no lock and allocates nothing.
-func (p *Pool) Pick(ctx context.Context, tried *Tried) (*Backend, error) {
+// The path without queueing takes no lock, allocates nothing and writes
+// only the calling core's counters (shard.go).
+func (p *Pool) Pick(ctx context.Context, tried *Tried) (Lease, error) {
 	o := p.opts()
 	queued := o.QueueSize > 0 && o.QueueTimeout > 0
 	if !queued || p.q.waiting.Load() == 0 {
 		rng := prng{src: p.rnd}
-		b, err := p.pick(tried, &rng)
+		l, err := p.pick(tried, &rng)
 		if !queued || err != ErrNoCapacity {
-			return b, err
+			return l, err
 		}
 	}
 	return p.q.wait(ctx, p, tried, o)
 }
 
+// pickTries bounds how often pick chooses again after a lost max_conns race
+// or a backend removed under it. Each retry needs another request to win
+// the race or another Update to land in the few nanoseconds between the
+// choice and the acquisition, so the bound is never reached in practice;
+// it only keeps the loop finite.
+const pickTries = 16
+
 // pick chooses and acquires a backend; a lost max_conns race, or a backend
 // removed by an Update between the choice and the acquisition, chooses
-// again, a bounded number of times.
-func (p *Pool) pick(tried *Tried, rng *prng) (*Backend, error) {
-	for range 4 {
-		seen := p.current.Load()
-		e, err := p.choose(tried, rng)
+// again, at most pickTries times.
+func (p *Pool) pick(tried *Tried, rng *prng) (Lease, error) {
+	for range pickTries {
+		s := p.current.Load()
+		shard := p.shardFor(s)
+		e, err := p.choose(s, shard, tried, rng)
 		if e == nil {
-			if err == ErrNoBackend && p.current.Load() != seen {
+			if err == ErrNoBackend && p.current.Load() != s {
 				continue // the set was swapped while we chose: choose again
 			}
-			return nil, err
+			return Lease{}, err
 		}
-		if !e.b.tryAcquire(e.maxConns) {
+		if !e.b.tryAcquire(shard, e.maxConns) {
 			continue
 		}
 		// Update sets flagRemoved before it reads the in-flight count, and
@@ -57,25 +66,24 @@ func (p *Pool) pick(tried *Tried, rng *prng) (*Backend, error) {
 		// flag and gives the slot back. No request starts on a backend
 		// that was already retired.
 		if e.b.word.Load()&flagRemoved != 0 {
-			e.b.Release()
+			e.b.release(shard)
 			continue
 		}
-		return e.b, nil
+		return Lease{b: e.b, shard: shard}, nil
 	}
-	return nil, ErrNoCapacity
+	return Lease{}, ErrNoCapacity
 }
 
 // choose applies the pool's rules in order: retry (zones not tried first),
 // panic, zone preference with spill. Zone health comes from the set's tally, so only the entries of
 // the zone chosen are read.
-func (p *Pool) choose(tried *Tried, rng *prng) (*entry, error) {
-	s := p.current.Load()
+func (p *Pool) choose(s *set, shard int, tried *Tried, rng *prng) (*entry, error) {
 	all := len(s.entries)
 	if all == 0 {
 		return nil, ErrNoBackend
 	}
 	o := p.opts()
-	c := pickCtx{s: s, slow: o.SlowStart, half: o.PenaltyHalfLife, tried: tried, retry: tried.Len() > 0, rng: rng, clock: clock{p: p}, p2cAbove: p.p2cAbove}
+	c := pickCtx{s: s, slow: o.SlowStart, half: o.PenaltyHalfLife, shard: shard, tried: tried, retry: tried.Len() > 0, rng: rng, clock: clock{p: p}, p2cAbove: p.p2cAbove}
 
 	// Health checks may be lying: in panic, balance over every backend an
 	// operator has not drained, whatever its health.

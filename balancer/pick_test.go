@@ -278,7 +278,8 @@ func TestPickChoosesByRules(t *testing.T) {
 			}
 			checkTally(t, p)
 			for range 20 { // every draw of the random source agrees
-				b, err := p.Pick(t.Context(), &tried)
+				l, err := p.Pick(t.Context(), &tried)
+				b := l.Backend()
 				if tt.wantErr != nil {
 					if !errors.Is(err, tt.wantErr) {
 						t.Fatalf("got %v, %v; want error %v", b, err, tt.wantErr)
@@ -295,7 +296,7 @@ func TestPickChoosesByRules(t *testing.T) {
 				if !ok {
 					t.Fatalf("picked %s, want one of %v", b.Address(), tt.want)
 				}
-				b.Release()
+				l.Release()
 			}
 		})
 	}
@@ -382,17 +383,17 @@ func TestPickDoesNotAllocate(t *testing.T) {
 		ctx := context.Background()
 		allocs := testing.AllocsPerRun(1000, func() {
 			var tried Tried
-			b, err := p.Pick(ctx, &tried)
+			l, err := p.Pick(ctx, &tried)
 			if err != nil {
 				t.Fatal(err)
 			}
-			tried.Add(b)
-			b.Release()
-			b, err = p.Pick(ctx, &tried)
+			tried.Add(l.Backend())
+			l.Release()
+			l, err = p.Pick(ctx, &tried)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.Release()
+			l.Release()
 		})
 		if allocs != 0 {
 			t.Errorf("%d backends: %.1f allocations per two picks, want 0", n, allocs)

@@ -72,6 +72,12 @@ type Pool struct {
 	// samples two at random instead of scanning them all; see leastConn.
 	p2cAbove int
 
+	// shards is the number of in-flight counters per backend (shard.go);
+	// hints gives each core its shard, and hint, if set, replaces it (tests).
+	shards int
+	hints  hints
+	hint   func() int
+
 	q queue
 }
 
@@ -86,7 +92,7 @@ func WithClock(now func() time.Time) PoolOption { return func(p *Pool) { p.nowFn
 
 // NewPool returns an empty pool.
 func NewPool(name string, o Options, opts ...PoolOption) *Pool {
-	p := &Pool{name: name, rnd: globalRand{}, nowFn: time.Now, retiring: map[string]*Backend{}, offZones: map[string]bool{}, p2cAbove: p2cAbove}
+	p := &Pool{name: name, rnd: globalRand{}, nowFn: time.Now, retiring: map[string]*Backend{}, offZones: map[string]bool{}, p2cAbove: p2cAbove, shards: defaultShards()}
 	for _, f := range opts {
 		f(p)
 	}
@@ -171,7 +177,7 @@ func (p *Pool) Update(specs []Spec) {
 		if !seen[b.addr] {
 			b.word.Store(b.word.Load() | flagRemoved)
 			b.zone = -1
-			if b.inFlight.Load() > 0 {
+			if b.InFlight() > 0 {
 				p.retiring[b.addr] = b
 			}
 		}
@@ -199,7 +205,7 @@ func (p *Pool) Retiring() []*Backend {
 func (p *Pool) retire(b *Backend) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.retiring[b.addr] == b && b.Removed() && b.inFlight.Load() <= 0 {
+	if p.retiring[b.addr] == b && b.Removed() && b.InFlight() <= 0 {
 		delete(p.retiring, b.addr)
 	}
 }

@@ -30,7 +30,7 @@ type waiter struct {
 }
 
 type grant struct {
-	b   *Backend
+	l   Lease
 	err error
 }
 
@@ -71,13 +71,13 @@ func (p *Pool) serveLocked() {
 		if w.tried.Len() > 0 {
 			tried = &w.tried
 		}
-		b, err := p.pick(tried, &rng)
+		l, err := p.pick(tried, &rng)
 		if err == ErrNoCapacity {
 			kept = append(kept, w)
 			blocked = tried == nil
 			continue
 		}
-		w.grant <- grant{b, err}
+		w.grant <- grant{l, err}
 	}
 	clear(q.line[len(kept):])
 	q.line = kept
@@ -86,7 +86,7 @@ func (p *Pool) serveLocked() {
 
 // wait queues the request until it is served, the queue timeout passes or
 // ctx ends.
-func (q *queue) wait(ctx context.Context, p *Pool, tried *Tried, o *Options) (*Backend, error) {
+func (q *queue) wait(ctx context.Context, p *Pool, tried *Tried, o *Options) (Lease, error) {
 	w := &waiter{grant: make(chan grant, 1)}
 	if tried != nil {
 		w.tried = *tried
@@ -94,7 +94,7 @@ func (q *queue) wait(ctx context.Context, p *Pool, tried *Tried, o *Options) (*B
 	q.mu.Lock()
 	if len(q.line) >= o.QueueSize {
 		q.mu.Unlock()
-		return nil, ErrNoCapacity
+		return Lease{}, ErrNoCapacity
 	}
 	q.line = append(q.line, w)
 	q.waiting.Store(int32(len(q.line)))
@@ -107,7 +107,7 @@ func (q *queue) wait(ctx context.Context, p *Pool, tried *Tried, o *Options) (*B
 	defer timer.Stop()
 	select {
 	case g := <-w.grant:
-		return g.b, g.err
+		return g.l, g.err
 	case <-timer.C:
 		return q.leave(w, nil)
 	case <-ctx.Done():
@@ -118,7 +118,7 @@ func (q *queue) wait(ctx context.Context, p *Pool, tried *Tried, o *Options) (*B
 // leave takes w off the line after its timeout (err nil) or its context's
 // end. If it was served in the meantime, a timed-out waiter keeps the
 // backend it got; a cancelled one gives it back.
-func (q *queue) leave(w *waiter, err error) (*Backend, error) {
+func (q *queue) leave(w *waiter, err error) (Lease, error) {
 	q.mu.Lock()
 	if i := slices.Index(q.line, w); i >= 0 {
 		q.line = slices.Delete(q.line, i, i+1)
@@ -127,15 +127,15 @@ func (q *queue) leave(w *waiter, err error) (*Backend, error) {
 		if err == nil {
 			err = ErrNoCapacity
 		}
-		return nil, err
+		return Lease{}, err
 	}
 	q.mu.Unlock()
 	g := <-w.grant // sent before w left the line
 	if err == nil {
-		return g.b, g.err
+		return g.l, g.err
 	}
-	if g.b != nil {
-		g.b.Release()
+	if g.l.b != nil {
+		g.l.Release()
 	}
-	return nil, err
+	return Lease{}, err
 }

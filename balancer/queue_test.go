@@ -10,7 +10,8 @@ import (
 
 // result is what one queued Pick returned.
 type result struct {
-	b   *Backend
+	l   Lease
+	b   *Backend // l.Backend()
 	err error
 }
 
@@ -18,8 +19,8 @@ type result struct {
 func pickAsync(ctx context.Context, p *Pool, tried *Tried) <-chan result {
 	ch := make(chan result, 1)
 	go func() {
-		b, err := p.Pick(ctx, tried)
-		ch <- result{b, err}
+		l, err := p.Pick(ctx, tried)
+		ch <- result{l, l.Backend(), err}
 	}()
 	return ch
 }
@@ -37,13 +38,13 @@ func poll(t *testing.T, ch <-chan result) (result, bool) {
 	}
 }
 
-func mustPick(t *testing.T, p *Pool, tried *Tried) *Backend {
+func mustPick(t *testing.T, p *Pool, tried *Tried) Lease {
 	t.Helper()
-	b, err := p.Pick(context.Background(), tried)
+	l, err := p.Pick(context.Background(), tried)
 	if err != nil {
 		t.Fatalf("pick: %v", err)
 	}
-	return b
+	return l
 }
 
 // TestQueueRetryWaiterDoesNotBlockLine: a retry at the head of the queue
@@ -58,7 +59,7 @@ func TestQueueRetryWaiterDoesNotBlockLine(t *testing.T) {
 		})
 		first, second := mustPick(t, p, nil), mustPick(t, p, nil)
 		var tried Tried
-		tried.Add(first)
+		tried.Add(first.Backend())
 		retry := pickAsync(t.Context(), p, &tried)
 		synctest.Wait()
 		fresh := pickAsync(t.Context(), p, nil)
@@ -69,18 +70,18 @@ func TestQueueRetryWaiterDoesNotBlockLine(t *testing.T) {
 		if !ok {
 			t.Fatal("fresh request still queued after a backend it can use freed up")
 		}
-		if r.err != nil || r.b != first {
-			t.Fatalf("fresh request got %v, %v; want %s", r.b, r.err, first.Address())
+		if r.err != nil || r.b != first.Backend() {
+			t.Fatalf("fresh request got %v, %v; want %s", r.b, r.err, first.Backend().Address())
 		}
 		if _, ok := poll(t, retry); ok {
 			t.Fatal("retry was served although its only untried backend is full")
 		}
 		second.Release()
 		r, ok = poll(t, retry)
-		if !ok || r.err != nil || r.b != second {
-			t.Fatalf("retry got %v, %v (done %v); want %s", r.b, r.err, ok, second.Address())
+		if !ok || r.err != nil || r.b != second.Backend() {
+			t.Fatalf("retry got %v, %v (done %v); want %s", r.b, r.err, ok, second.Backend().Address())
 		}
-		r.b.Release()
+		r.l.Release()
 		first.Release()
 	})
 }
@@ -110,7 +111,7 @@ func TestQueueNoBackendReachesEveryWaiter(t *testing.T) {
 }
 
 // queuedPool returns a pool of one backend with max_conns 1, already held.
-func queuedPool(t *testing.T, size int, timeout time.Duration) (*Pool, *Backend) {
+func queuedPool(t *testing.T, size int, timeout time.Duration) (*Pool, Lease) {
 	p := NewPool("web", Options{LocalZone: "a", QueueSize: size, QueueTimeout: timeout}, WithRand(seeded(1)))
 	p.Update([]Spec{spec(1, 1, 1).withMax(1)})
 	return p, mustPick(t, p, nil)
@@ -140,7 +141,7 @@ func TestQueueServesInOrder(t *testing.T) {
 			if !ok || r.err != nil {
 				t.Fatalf("waiter %d: served %v, err %v", i+1, ok, r.err)
 			}
-			cur = r.b
+			cur = r.l
 		}
 		cur.Release()
 	})
@@ -181,12 +182,12 @@ func TestQueueLimits(t *testing.T) {
 			if !ok || r1.err != nil {
 				t.Fatalf("first queued request: done %v err %v", ok, r1.err)
 			}
-			r1.b.Release()
+			r1.l.Release()
 			r2, ok := poll(t, w2)
 			if !ok || r2.err != nil {
 				t.Fatalf("second queued request: done %v err %v", ok, r2.err)
 			}
-			r2.b.Release()
+			r2.l.Release()
 		})
 	})
 	t.Run("cancelled waiter leaves the line", func(t *testing.T) {
@@ -206,7 +207,7 @@ func TestQueueLimits(t *testing.T) {
 			if !ok || r.err != nil {
 				t.Fatalf("next waiter: done %v err %v", ok, r.err)
 			}
-			r.b.Release()
+			r.l.Release()
 			if n := r.b.InFlight(); n != 0 {
 				t.Errorf("in flight %d after every release", n)
 			}
@@ -241,7 +242,7 @@ func TestQueueLimits(t *testing.T) {
 			if !ok || r.err != nil || r.b != spare {
 				t.Fatalf("waiter: done %v, %v, %v; want %s", ok, r.b, r.err, spare.Address())
 			}
-			r.b.Release()
+			r.l.Release()
 		})
 	})
 }

@@ -13,18 +13,26 @@ import (
 // TestConcurrentPickReleaseUpdate runs picks, releases, set updates, health
 // flips, drains and reconfiguration at once, for a bounded number of
 // rounds; run it with -race. Afterwards every request is released, nothing
-// is left retiring, max_conns was never exceeded and the zone tallies match
-// a recount.
+// is left retiring and the zone tallies match a recount; with max_conns
+// (every request in shard 0), the cap was never exceeded; without, the
+// picks count in four shards.
 func TestConcurrentPickReleaseUpdate(t *testing.T) {
+	t.Run("max_conns", func(t *testing.T) { concurrentPicks(t, true) })
+	t.Run("shards", func(t *testing.T) { concurrentPicks(t, false) })
+}
+
+func concurrentPicks(t *testing.T, capped bool) {
 	const maxConns = 3
 	sets := [][]Spec{spread(12, 3), spread(9, 3), spread(12, 2), append(spread(6, 3), spec(4, 1, 2))}
 	for _, s := range sets {
 		for i := range s {
-			s[i].MaxConns = maxConns
+			if capped {
+				s[i].MaxConns = maxConns
+			}
 		}
 	}
 	queued := Options{LocalZone: "a", SpillBelow: 0.7, PanicBelow: 0.3, SlowStart: time.Millisecond, QueueSize: 8, QueueTimeout: time.Millisecond}
-	p := NewPool("web", queued)
+	p := NewPool("web", queued, WithShards(4))
 	p.Update(sets[0])
 
 	var (
@@ -55,7 +63,8 @@ func TestConcurrentPickReleaseUpdate(t *testing.T) {
 						tried.Add(b)
 					}
 				}
-				b, err := p.Pick(ctx, &tried)
+				l, err := p.Pick(ctx, &tried)
+				b := l.Backend()
 				if err != nil {
 					if !errors.Is(err, ErrNoBackend) && !errors.Is(err, ErrNoCapacity) {
 						errs <- err
@@ -63,7 +72,7 @@ func TestConcurrentPickReleaseUpdate(t *testing.T) {
 					}
 					continue
 				}
-				if n := b.InFlight(); n > maxConns {
+				if n := b.InFlight(); capped && n > maxConns {
 					errs <- errors.New(b.Address() + " over max_conns")
 				}
 				p.mu.Lock()
@@ -78,7 +87,7 @@ func TestConcurrentPickReleaseUpdate(t *testing.T) {
 				for range r.IntN(4) {
 					runtime.Gosched() // hold it a little, letting others run
 				}
-				b.Release()
+				l.Release()
 			}
 		})
 	}

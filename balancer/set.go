@@ -54,6 +54,9 @@ type set struct {
 	zones    []zone
 	byAddr   map[string]*Backend
 	tally    *tally
+	// capped is true when some backend has max_conns: picks on the set
+	// then count every request in shard 0 (see shard.go).
+	capped bool
 }
 
 // buildSet sorts bs into a new set, points each backend at its zone and
@@ -80,6 +83,7 @@ func buildSet(bs []*Backend) *set {
 		zi := len(s.zones) - 1
 		s.zones[zi].hi = i + 1
 		s.entries[i] = entry{b: b, weight: fixedWeight(sp), maxConns: int64(max(sp.MaxConns, 0))}
+		s.capped = s.capped || sp.MaxConns > 0
 		s.byAddr[b.addr] = b
 		b.zone = zi
 	}

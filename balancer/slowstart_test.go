@@ -65,8 +65,8 @@ func TestSlowStartShapesTraffic(t *testing.T) {
 			held := hold(t, p, 1000)
 			defer releaseAll(held)
 			n := 0
-			for _, b := range held {
-				if b.Address() == addr(1, 2) {
+			for _, l := range held {
+				if l.Backend().Address() == addr(1, 2) {
 					n++
 				}
 			}

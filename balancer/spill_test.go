@@ -32,7 +32,7 @@ func TestSpillProportions(t *testing.T) {
 		name  string
 		spill float64
 		specs [][]Spec
-		setup func(t *testing.T, p *Pool) []*Backend // returns held requests
+		setup func(t *testing.T, p *Pool) []Lease // returns held requests
 		want  map[string]float64
 	}{
 		{
@@ -45,14 +45,14 @@ func TestSpillProportions(t *testing.T) {
 			name:  "local at its threshold keeps everything",
 			spill: 0.7,
 			specs: [][]Spec{zoneSpecs(1, 10, 1), zoneSpecs(2, 10, 1)},
-			setup: func(t *testing.T, p *Pool) []*Backend { setDown(p, 1, 3); return nil },
+			setup: func(t *testing.T, p *Pool) []Lease { setDown(p, 1, 3); return nil },
 			want:  map[string]float64{"a": 1},
 		},
 		{
 			name:  "local at 60% spills a seventh",
 			spill: 0.7,
 			specs: [][]Spec{zoneSpecs(1, 10, 1), zoneSpecs(2, 10, 1), zoneSpecs(3, 5, 1)},
-			setup: func(t *testing.T, p *Pool) []*Backend { setDown(p, 1, 4); return nil },
+			setup: func(t *testing.T, p *Pool) []Lease { setDown(p, 1, 4); return nil },
 			// local 0.6/0.7; the rest 10:5 over b and c
 			want: map[string]float64{"a": 6.0 / 7, "b": 1.0 / 7 * 2 / 3, "c": 1.0 / 7 / 3},
 		},
@@ -60,14 +60,14 @@ func TestSpillProportions(t *testing.T) {
 			name:  "local at 30% keeps three sevenths",
 			spill: 0.7,
 			specs: [][]Spec{zoneSpecs(1, 10, 1), zoneSpecs(2, 4, 1), zoneSpecs(3, 4, 1)},
-			setup: func(t *testing.T, p *Pool) []*Backend { setDown(p, 1, 7); return nil },
+			setup: func(t *testing.T, p *Pool) []Lease { setDown(p, 1, 7); return nil },
 			want:  map[string]float64{"a": 3.0 / 7, "b": 2.0 / 7, "c": 2.0 / 7},
 		},
 		{
 			name:  "capacity counts weights and health",
 			spill: 0.5,
 			specs: [][]Spec{zoneSpecs(1, 4, 1), zoneSpecs(2, 2, 3), zoneSpecs(3, 6, 1)},
-			setup: func(t *testing.T, p *Pool) []*Backend {
+			setup: func(t *testing.T, p *Pool) []Lease {
 				setDown(p, 1, 4) // local gone: everything spills
 				setDown(p, 3, 3) // c: 3 healthy of weight 1; b: 2 of weight 3
 				return nil
@@ -78,7 +78,7 @@ func TestSpillProportions(t *testing.T) {
 			name:  "drained other zone gets nothing",
 			spill: 0.7,
 			specs: [][]Spec{zoneSpecs(1, 10, 1), zoneSpecs(2, 10, 1), zoneSpecs(3, 10, 1)},
-			setup: func(t *testing.T, p *Pool) []*Backend {
+			setup: func(t *testing.T, p *Pool) []Lease {
 				setDown(p, 1, 10)
 				p.SetZoneDrained("c", true)
 				return nil
@@ -89,14 +89,14 @@ func TestSpillProportions(t *testing.T) {
 			name:  "spill off keeps a degraded local zone",
 			spill: 0,
 			specs: [][]Spec{zoneSpecs(1, 10, 1), zoneSpecs(2, 10, 1)},
-			setup: func(t *testing.T, p *Pool) []*Backend { setDown(p, 1, 8); return nil },
+			setup: func(t *testing.T, p *Pool) []Lease { setDown(p, 1, 8); return nil },
 			want:  map[string]float64{"a": 1},
 		},
 		{
 			name:  "local zone at max_conns spills by capacity",
 			spill: 0.7,
 			specs: [][]Spec{{spec(1, 1, 1).withMax(1), spec(1, 2, 1).withMax(1)}, zoneSpecs(2, 3, 1), zoneSpecs(3, 1, 1)},
-			setup: func(t *testing.T, p *Pool) []*Backend { return hold(t, p, 2) },
+			setup: func(t *testing.T, p *Pool) []Lease { return hold(t, p, 2) },
 			want:  map[string]float64{"b": 3.0 / 4, "c": 1.0 / 4},
 		},
 	}
@@ -108,7 +108,7 @@ func TestSpillProportions(t *testing.T) {
 				all = append(all, z...)
 			}
 			p.Update(all)
-			var held []*Backend
+			var held []Lease
 			if tt.setup != nil {
 				held = tt.setup(t, p)
 			}

@@ -24,15 +24,17 @@ func TestAdminHandler(t *testing.T) {
 
 	// A request picked before the drains stays in flight through them.
 	var inFlight *balancer.Backend
+	var held balancer.Lease
 	for inFlight == nil {
-		b, err := p.Pick(context.Background(), nil)
+		lease, err := p.Pick(context.Background(), nil)
+		b := lease.Backend()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if b.Address() == "127.0.1.1:8080" {
-			inFlight = b
+			inFlight, held = b, lease
 		} else {
-			b.Release()
+			lease.Release()
 		}
 	}
 
@@ -52,14 +54,15 @@ func TestAdminHandler(t *testing.T) {
 					t.Error("zone a not drained")
 				}
 				for range 20 {
-					b, err := p.Pick(context.Background(), nil)
+					lease, err := p.Pick(context.Background(), nil)
+					b := lease.Backend()
 					if err != nil {
 						t.Fatal(err)
 					}
 					if b.Zone() != "b" {
 						t.Fatalf("picked %s in a drained zone", b.Address())
 					}
-					b.Release()
+					lease.Release()
 				}
 			}},
 		{"drain it again changes nothing", "POST", "/pools/web/zones/a/drain", 200,
@@ -79,14 +82,15 @@ func TestAdminHandler(t *testing.T) {
 					t.Error("drained backend still available")
 				}
 				for range 20 {
-					got, err := p.Pick(context.Background(), nil)
+					gotLease, err := p.Pick(context.Background(), nil)
+					got := gotLease.Backend()
 					if err != nil {
 						t.Fatal(err)
 					}
 					if got == b {
 						t.Fatal("drained backend picked")
 					}
-					got.Release()
+					gotLease.Release()
 				}
 			}},
 		{"enable the backend", "POST", "/pools/web/backends/127.0.1.1:8080/enable", 200,
@@ -144,7 +148,7 @@ func TestAdminHandler(t *testing.T) {
 	if n := inFlight.InFlight(); n != 1 {
 		t.Errorf("backend has %d requests in flight, want the one picked before the drains", n)
 	}
-	inFlight.Release()
+	held.Release()
 	if n := inFlight.InFlight(); n != 0 {
 		t.Errorf("backend has %d requests in flight after release", n)
 	}

@@ -232,14 +232,15 @@ func TestCheckerPendingBackends(t *testing.T) {
 		}
 	}
 	for range 20 {
-		b, err := f.pool.Pick(context.Background(), nil)
+		lease, err := f.pool.Pick(context.Background(), nil)
+		b := lease.Backend()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if b.Address() != first.Addr() {
 			t.Fatalf("picked pending backend %s before its first check", b.Address())
 		}
-		b.Release()
+		lease.Release()
 	}
 	stop := runOwned(t, c.Run)
 	eventually(t, 5*time.Second, "pending backends to get their first check", func() bool {

@@ -311,14 +311,16 @@ func TestDetectorEjectedBackendReturnsAfterLeaving(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go d.Run(ctx)
+		var lease balancer.Lease
 		var b *balancer.Backend
 		for b == nil || b.Address() != addrs(1, 1)[0] { // hold a request on the first backend
 			if b != nil {
-				b.Release()
+				lease.Release()
 			}
-			if b, err = f.pool.Pick(context.Background(), nil); err != nil {
+			if lease, err = f.pool.Pick(context.Background(), nil); err != nil {
 				t.Fatal(err)
 			}
+			b = lease.Backend()
 		}
 		d.Observe(b, true)
 		if b.State() != balancer.StateEjected {
@@ -329,7 +331,7 @@ func TestDetectorEjectedBackendReturnsAfterLeaving(t *testing.T) {
 		time.Sleep(2 * time.Second) // ...the detector forgets it...
 		synctest.Wait()
 		f.pool.Update(specs("a", addrs(1, 2)...)) // ...and it comes back
-		b.Release()
+		lease.Release()
 		if f.pool.Backend(b.Address()) != b {
 			t.Fatal("the balancer did not keep the retiring backend")
 		}

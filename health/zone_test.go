@@ -79,7 +79,8 @@ func TestZoneHealthDrivesSpill(t *testing.T) {
 			const picks = 2000
 			toB := 0
 			for range picks {
-				b, err := f.pool.Pick(context.Background(), nil)
+				lease, err := f.pool.Pick(context.Background(), nil)
+				b := lease.Backend()
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -89,7 +90,7 @@ func TestZoneHealthDrivesSpill(t *testing.T) {
 				if b.State() != balancer.StateUp {
 					t.Fatalf("picked %s in state %v", b.Address(), b.State())
 				}
-				b.Release()
+				lease.Release()
 			}
 			if got := float64(toB) / picks; math.Abs(got-tc.wantSpill) > 0.05 {
 				t.Errorf("%.3f of picks went to zone b, want %.3f", got, tc.wantSpill)

@@ -46,7 +46,7 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 		}
 	}()
 	for {
-		b, err := p.Balancer.Pick(clientCtx, &tried)
+		lease, err := p.Balancer.Pick(clientCtx, &tried)
 		if err != nil {
 			if last != nil {
 				return nil, last
@@ -56,11 +56,12 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 			}
 			return nil, &failure{cause: CauseOther, err: err, noBackend: true}
 		}
+		b := lease.Backend()
 		tried.Add(b)
 		if last != nil && p.metrics != nil {
 			p.metrics.retries.get(retryKey{from: lastZone, to: b.Zone(), cause: last.cause}).Inc()
 		}
-		resp, cause, err := rt.try(x, out, b, deadline)
+		resp, cause, err := rt.try(x, out, lease, deadline)
 		if cause == CauseNone {
 			return resp, nil
 		}
@@ -96,10 +97,11 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 	}
 }
 
-// try sends one attempt to b. It returns the response, or the cause and
-// error of the failure; for CauseStatus it returns both the response and
-// the cause, so the caller can still pass the response on.
-func (rt roundTripper) try(x *exchange, out *http.Request, b *balancer.Backend, deadline time.Time) (*http.Response, Cause, error) {
+// try sends one attempt to the lease's backend. It returns the response,
+// or the cause and error of the failure; for CauseStatus it returns both
+// the response and the cause, so the caller can still pass the response on.
+func (rt roundTripper) try(x *exchange, out *http.Request, lease balancer.Lease, deadline time.Time) (*http.Response, Cause, error) {
+	b := lease.Backend()
 	p := x.pool
 	clientCtx := out.Context()
 	limit := time.Until(deadline)
@@ -145,10 +147,10 @@ func (rt roundTripper) try(x *exchange, out *http.Request, b *balancer.Backend, 
 	}
 	if err != nil {
 		cancel(err)
-		b.Release()
+		lease.Release()
 		return nil, cause, err
 	}
-	resp.Body = x.releaseOnClose(resp.Body, b, cancel)
+	resp.Body = x.releaseOnClose(resp.Body, lease, cancel)
 	if cause == CauseStatus {
 		return resp, cause, errors.New("status " + resp.Status)
 	}
@@ -166,8 +168,8 @@ func drain(rc io.ReadCloser) {
 // backend's in-flight count drops and the attempt's context ends. Only the
 // attempt whose response goes to the client gets one, so it lives in the
 // pooled exchange. An upgraded connection's body (101) stays writable.
-func (x *exchange) releaseOnClose(rc io.ReadCloser, b *balancer.Backend, cancel context.CancelCauseFunc) io.ReadCloser {
-	x.respBody = releasingBody{ReadCloser: rc, b: b, cancel: cancel, rec: &x.rec}
+func (x *exchange) releaseOnClose(rc io.ReadCloser, lease balancer.Lease, cancel context.CancelCauseFunc) io.ReadCloser {
+	x.respBody = releasingBody{ReadCloser: rc, lease: lease, cancel: cancel, rec: &x.rec}
 	if rw, ok := rc.(io.ReadWriteCloser); ok {
 		return &releasingRWBody{releasingBody: x.respBody, w: rw}
 	}
@@ -176,7 +178,7 @@ func (x *exchange) releaseOnClose(rc io.ReadCloser, b *balancer.Backend, cancel 
 
 type releasingBody struct {
 	io.ReadCloser
-	b      *balancer.Backend
+	lease  balancer.Lease
 	cancel context.CancelCauseFunc
 	done   bool
 	// rec and flushed let Read flush what the client was sent before it
@@ -203,7 +205,7 @@ func (r *releasingBody) Close() error {
 	err := r.ReadCloser.Close()
 	if !r.done {
 		r.done = true
-		r.b.Release()
+		r.lease.Release()
 		r.cancel(nil)
 	}
 	return err
