@@ -203,9 +203,9 @@ func hostileUsageNow(t *testing.T, admin string) hostileUsage {
 
 // hostileBackToBaseline polls the process until its goroutines and open
 // files are back to base. The slack is the admin scrape's own connection
-// (one descriptor and up to two goroutines while it is served) and a
-// health-neutral idle connection to a backend that a request in the test
-// may have left in the pool (one descriptor, two goroutines).
+// (one descriptor and up to two goroutines while it is served) and one
+// idle connection to a backend that a request in the test may have left
+// in the pool (one descriptor, up to two goroutines).
 func hostileBackToBaseline(t *testing.T, admin string, base hostileUsage) {
 	t.Helper()
 	const gSlack, fdSlack = 4, 2
