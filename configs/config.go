@@ -19,6 +19,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Shutdown sets how SIGTERM and SIGINT drain the proxy.
 	Shutdown Shutdown `yaml:"shutdown"`
+	// Runtime tunes the Go runtime the proxy runs on.
+	Runtime Runtime `yaml:"runtime"`
 	// Listeners are the sockets clients connect to. At least one.
 	Listeners []Listener `yaml:"listeners"`
 	// Pools are the groups of backends routes send traffic to.
@@ -105,6 +107,25 @@ type Shutdown struct {
 	// close (default 30s).
 	Grace time.Duration `yaml:"grace"`
 }
+
+// Runtime tunes the Go runtime. It applies at start and on every reload.
+type Runtime struct {
+	// MemoryLimit is a soft limit on the memory the Go runtime holds
+	// (heap, goroutine stacks, its own structures; not the binary), as
+	// GOMEMLIMIT sets it: near the limit the garbage collector runs more
+	// often instead of letting the heap grow to twice what is live, which
+	// is what makes a Go process's peak memory about double its live
+	// memory. "0" (the default) keeps the GOMEMLIMIT environment variable,
+	// or no limit. Leave room above the live memory the expected
+	// connections need (roughly 30 KiB per busy client connection): with
+	// live memory at the limit the collector takes up to half the CPU.
+	// At least 16MiB when set.
+	MemoryLimit Size `yaml:"memory_limit"`
+}
+
+// MinMemoryLimit is the smallest runtime.memory_limit accepted: below it
+// the collector would run without pause.
+const MinMemoryLimit = 16 << 20
 
 // Access-log outputs with a special meaning; anything else is a file path.
 const (

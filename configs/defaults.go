@@ -50,6 +50,7 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 	def(d, "log.access_log.sample_success", &c.Log.AccessLog.SampleSuccess, 1.0)
 	def(d, "shutdown.drain_delay", &c.Shutdown.DrainDelay, 5*time.Second)
 	def(d, "shutdown.grace", &c.Shutdown.Grace, 30*time.Second)
+	def(d, "runtime.memory_limit", &c.Runtime.MemoryLimit, 0)
 
 	for i := range c.Listeners {
 		l, p := &c.Listeners[i], fmt.Sprintf("listeners[%d]", i)

@@ -107,6 +107,7 @@ func TestDefaults(t *testing.T) {
 		{"log.access_log.sample_success", c.Log.AccessLog.SampleSuccess, 1.0},
 		{"shutdown.drain_delay", c.Shutdown.DrainDelay, 5 * time.Second},
 		{"shutdown.grace", c.Shutdown.Grace, 30 * time.Second},
+		{"runtime.memory_limit", c.Runtime.MemoryLimit, Size(0)},
 		{"limits.read_header_timeout", l.Limits.ReadHeaderTimeout, 10 * time.Second},
 		{"limits.read_timeout", l.Limits.ReadTimeout, 60 * time.Second},
 		{"limits.write_timeout", l.Limits.WriteTimeout, time.Duration(0)},
@@ -284,5 +285,13 @@ func TestRelativePathsResolveAgainstConfigDir(t *testing.T) {
 	}
 	if c.Admin.TokenFile != filepath.Join(dir, "secrets", "token") || c.Log.AccessLog.Output != filepath.Join(dir, "access.log") {
 		t.Errorf("token_file %s, access log %s", c.Admin.TokenFile, c.Log.AccessLog.Output)
+	}
+}
+
+// runtime.memory_limit keeps the size written.
+func TestMemoryLimitKept(t *testing.T) {
+	c := mustParse(t, "m.yaml", "runtime: {memory_limit: 48MiB}\n"+minimalYAML)
+	if got := c.Runtime.MemoryLimit; got != 48<<20 {
+		t.Errorf("runtime.memory_limit = %d, want %d", got, 48<<20)
 	}
 }

@@ -73,6 +73,9 @@ func (v *validator) top() {
 		}
 	}
 	v.fraction("log.access_log.sample_success", c.Log.AccessLog.SampleSuccess)
+	if l := c.Runtime.MemoryLimit; l != 0 && l < MinMemoryLimit {
+		v.add("runtime.memory_limit", "%s is below the minimum of 16MiB; 0 means no limit", l)
+	}
 	if len(c.Listeners) == 0 {
 		v.add("listeners", "at least one listener is needed")
 	}
