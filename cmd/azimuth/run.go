@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -47,6 +48,7 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	applyRuntime(cfg.Runtime)
 	access, logFile, err := newAccessLog(cfg.Log, stdout, stderr)
 	if err != nil {
 		return err
@@ -150,6 +152,7 @@ func (a *app) reload(path string, admin *adminServer) {
 	}
 	a.lastErr.Store(nil)
 	a.reloads.record(true)
+	applyRuntime(cfg.Runtime)
 	a.logger.Info("config reloaded", "source", cfg.Source, "hash", cfg.Hash)
 	if err := admin.update(a, cfg); err != nil {
 		a.logger.Error("admin settings not applied", "error", err)
@@ -277,4 +280,17 @@ func newLogger(c configs.Log, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// startMemoryLimit is the Go runtime's memory limit at start: GOMEMLIMIT,
+// or none. A config without runtime.memory_limit goes back to it.
+var startMemoryLimit = debug.SetMemoryLimit(-1)
+
+// applyRuntime sets the runtime settings of the config.
+func applyRuntime(r configs.Runtime) {
+	limit := startMemoryLimit
+	if r.MemoryLimit > 0 {
+		limit = r.MemoryLimit.Bytes()
+	}
+	debug.SetMemoryLimit(limit)
 }
