@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -74,9 +75,16 @@ type ServerOptions struct {
 	// Logger receives server errors. Nil means slog.Default().
 	Logger *slog.Logger
 	// ListenConfig binds the sockets; nil means net.ListenConfig{}. The
-	// proxy passes one that sets SO_REUSEPORT, so a new process or a
-	// reload can bind the same port while the old socket drains.
+	// proxy passes one that sets SO_REUSEPORT, so a new process can bind
+	// the same port while the old socket drains, and a reload its new UDP
+	// socket (the TCP one it shares, see Replaces).
 	ListenConfig *net.ListenConfig
+	// Replaces, if set, is the server on the same address that this one
+	// replaces (a reload that changed its settings): the new server
+	// shares its TCP socket rather than binding one beside it, so the
+	// connections queued on it are accepted, never reset. Call Replaces'
+	// Shutdown after the new server serves.
+	Replaces *Server
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -105,8 +113,13 @@ func (o ServerOptions) withDefaults() ServerOptions {
 // built-in HTTP/2, and optionally a quic-go http3.Server beside it on the
 // same port, both fed by one ConfigSource and one Handler.
 type Server struct {
-	tcp *http.Server
-	ln  net.Listener
+	tcp  *http.Server
+	ln   net.Listener     // what tcp serves: sock, perhaps limited
+	sock *net.TCPListener // the TCP socket, shared with a replacing server
+	busy BusyConns
+
+	serving   atomic.Bool
+	tcpServed chan struct{} // closed when the TCP side stops serving
 
 	// The QUIC side, nil without HTTP/3. The server owns the UDP socket,
 	// the QUIC transport on it and the listener, so that Shutdown can stop
@@ -136,11 +149,16 @@ func Listen(o ServerOptions) (*Server, error) {
 	if lc == nil {
 		lc = &net.ListenConfig{}
 	}
-	ln, pc, err := bind(lc, o.Addr, o.HTTP3)
+	var share *net.TCPListener
+	if o.Replaces != nil {
+		share = o.Replaces.sock
+	}
+	sock, pc, err := bind(lc, o.Addr, o.HTTP3, share)
 	if err != nil {
 		return nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := sock.Addr().(*net.TCPAddr).Port
+	var ln net.Listener = sock
 	if o.MaxConnections > 0 {
 		ln = netutil.LimitListener(ln, o.MaxConnections)
 	}
@@ -152,7 +170,7 @@ func Listen(o ServerOptions) (*Server, error) {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
-	s := &Server{ln: ln, pc: pc}
+	s := &Server{ln: ln, sock: sock, pc: pc, tcpServed: make(chan struct{})}
 	s.tcp = &http.Server{
 		Handler:           handler,
 		TLSConfig:         o.TLS.TLSConfig(),
@@ -164,6 +182,7 @@ func Listen(o ServerOptions) (*Server, error) {
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+		ConnState:         s.busy.Track,
 	}
 	if o.HTTP3 {
 		s.qtr = &quic.Transport{Conn: pc}
@@ -186,20 +205,29 @@ func Listen(o ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-// bind listens on TCP and, if udp, on UDP at the same port. With port 0 it
-// retries a few times when the kernel's TCP pick is taken on UDP.
-func bind(lc *net.ListenConfig, addr string, udp bool) (net.Listener, net.PacketConn, error) {
+// bind listens on TCP, or shares the socket share, and, if udp, on UDP at
+// the same port. With port 0 it retries a few times when the kernel's TCP
+// pick is taken on UDP.
+func bind(lc *net.ListenConfig, addr string, udp bool, share *net.TCPListener) (*net.TCPListener, net.PacketConn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listening on %q: %w", addr, err)
 	}
 	attempts := 1
-	if port == "0" {
+	if port == "0" && share == nil {
 		attempts = 10
 	}
 	var lastErr error
 	for range attempts {
-		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		var ln *net.TCPListener
+		if share != nil {
+			ln, err = ShareListener(share)
+		} else {
+			var l net.Listener
+			if l, err = lc.Listen(context.Background(), "tcp", addr); err == nil {
+				ln = l.(*net.TCPListener)
+			}
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("listening on tcp %s: %w", addr, err)
 		}
@@ -234,7 +262,12 @@ func (s *Server) UDPAddr() net.Addr {
 func (s *Server) Serve() error {
 	errc := make(chan error, 2)
 	n := 1
-	go func() { errc <- closedIsNil(s.tcp.ServeTLS(s.ln, "", "")) }()
+	s.serving.Store(true)
+	go func() {
+		err := s.tcp.ServeTLS(s.ln, "", "")
+		close(s.tcpServed)
+		errc <- closedIsNil(err)
+	}()
 	if s.h3 != nil {
 		n++
 		go func() { errc <- closedIsNil(s.h3.ServeListener(s.qln)) }()
@@ -253,7 +286,10 @@ func (s *Server) Serve() error {
 // to TCP while it still answers, then drains both sides at once: HTTP/3
 // connections get GOAWAY, TCP stops accepting and waits for idle. Requests
 // in flight finish until ctx is done; then connections are closed. A slow
-// HTTP/3 client does not eat the TCP side's grace period.
+// HTTP/3 client does not eat the TCP side's grace period. On TCP it stops
+// accepting first and lets each connection answer what it has read or is
+// about to read (StopAccepting) before http.Server.Shutdown, which would
+// drop such a request.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		var errs []error
@@ -265,6 +301,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			go func() { h3done <- s.h3.Shutdown(ctx) }()
 		} else {
 			h3done <- nil
+		}
+		if s.serving.Load() {
+			StopAccepting(ctx, s.tcp, s.ln, s.tcpServed, &s.busy)
 		}
 		if err := s.tcp.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutting down http/1.1+h2: %w", err))

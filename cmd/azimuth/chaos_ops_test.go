@@ -77,25 +77,26 @@ func TestChaosCorruptConfigWrite(t *testing.T) {
 
 // Twenty SIGHUPs in a row, each after the file is replaced by one that
 // changes a weight and adds or removes a backend of the local zone, and
-// in the second case also binds the listener anew (a new idle_timeout on
-// the same port): the proxy applies them as they come (signals arriving
+// in the rebinding cases also binds the listener, plain or TLS, anew (a
+// new idle_timeout on the same port): the proxy applies them as they come (signals arriving
 // during a reload coalesce), ends on the last file, and no idempotent
 // request fails, not even one in flight on a removed backend or on a
 // connection the kernel queued on the replaced listener.
 func TestChaosSIGHUPBurst(t *testing.T) {
 	tests := []struct {
-		name   string
-		rebind bool
+		name        string
+		rebind, tls bool
 	}{
-		{"pools change", false},
-		{"listener rebinds", true},
+		{"pools change", false, false},
+		{"listener rebinds", true, false},
+		{"TLS listener rebinds", true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := chaosStartFleet(t)
 			listen := fmt.Sprintf("127.0.0.1:%d", reloadFreePort(t))
 			variant := func(i int) chaosSetup {
-				s := chaosSetup{perTry: time.Second, listen: listen}
+				s := chaosSetup{perTry: time.Second, listen: listen, tls: tt.tls}
 				if tt.rebind {
 					s.idle = time.Duration(30+i) * time.Second
 				}
@@ -112,11 +113,22 @@ func TestChaosSIGHUPBurst(t *testing.T) {
 			}
 			const burst = 20
 			rig := chaosNewRig(t)
+			ca := tlsproxyNewCA(t, "chaos CA")
+			if tt.tls {
+				tlsproxyWriteLeaf(t, ca, rig.dir)
+			}
 			rig.start(t, variant(0), 6)
+			// With a rebinding, a new connection per request meets the
+			// listener's accept queue at every reload.
 			clients := []*http.Client{chaosPlainClient(t)}
-			if tt.rebind {
-				// A new connection per request meets the listener's
-				// accept queue at every rebinding.
+			switch {
+			case tt.tls:
+				clients = []*http.Client{
+					tlsproxyClient(t, ca, "a.test", false, true),
+					tlsproxyClient(t, ca, "a.test", true, true),
+					tlsproxyClient(t, ca, "a.test", false, false),
+				}
+			case tt.rebind:
 				tr := &http.Transport{DisableKeepAlives: true}
 				clients = append(clients, &http.Client{Transport: tr, Timeout: 5 * time.Second})
 			}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,9 +40,9 @@ type slot struct {
 	plain   *http.Server
 	sock    *net.TCPListener   // a plain listener's socket, shared with its successor
 	ln      net.Listener       // what the plain server accepts from (sock, perhaps limited)
-	busy    busyConns          // the plain server's connections with a request to answer
+	busy    edgetls.BusyConns  // the plain server's connections with a request to answer
 	cancel  context.CancelFunc // stops the TLS source's watcher
-	served  chan error
+	served  chan struct{}      // closed when the plain server stops serving
 }
 
 // bindingOf is what cannot change on a live socket: protocol, TLS files and
@@ -55,7 +54,7 @@ func bindingOf(l *configs.Listener) string {
 // openSlot binds l's sockets. prev is the slot it replaces on the same
 // address, or nil. Nothing is served until serve.
 func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
-	s := &slot{name: l.Name, addr: l.Address, binding: bindingOf(l), served: make(chan error, 1)}
+	s := &slot{name: l.Name, addr: l.Address, binding: bindingOf(l), served: make(chan struct{})}
 	s.handler.set(http.NotFoundHandler())
 	lim := l.Limits
 	if l.TLS == nil {
@@ -80,9 +79,12 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 			Protocols:         &protos,
 			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: lim.H2MaxConcurrentStreams},
 			ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
-			ConnState:         s.busy.track,
+			ConnState:         s.busy.Track,
 		}
-		go func() { s.served <- s.plain.Serve(s.ln) }()
+		go func() {
+			_ = s.plain.Serve(s.ln)
+			close(s.served)
+		}()
 		return s, nil
 	}
 	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: a.tlsMetrics, Logger: a.logger})
@@ -90,12 +92,16 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
 	var socks reuseSockets
+	var replaces *edgetls.Server
+	if prev != nil {
+		replaces = prev.tlsSrv
+	}
 	srv, err := edgetls.Listen(edgetls.ServerOptions{
 		Addr: l.Address, Handler: &s.handler, TLS: src, HTTP3: l.TLS.HTTP3,
 		H2MaxConcurrentStreams: lim.H2MaxConcurrentStreams, H3MaxIncomingStreams: int64(lim.H3MaxStreams),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout, WriteTimeout: lim.WriteTimeout,
 		IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: int(lim.MaxHeaderBytes.Bytes()), MaxConnections: lim.MaxConnections,
-		Logger: a.logger.With("listener", l.Name), ListenConfig: socks.config(),
+		Logger: a.logger.With("listener", l.Name), ListenConfig: socks.config(), Replaces: replaces,
 	})
 	if err != nil {
 		socks.release()
@@ -111,33 +117,21 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 	ctx, cancel := context.WithCancel(a.ctx)
 	s.source, s.tlsSrv, s.cancel, s.bound = src, srv, cancel, srv.Addr()
 	go func() { _ = src.Run(ctx) }()
-	go func() { s.served <- srv.Serve() }()
+	go func() { _ = srv.Serve() }()
 	return s, nil
 }
 
 // listenPlain binds a plain listener's socket. When prev, the slot it
-// replaces, is plain too, the new listener shares prev's socket (a
-// duplicate descriptor) rather than binding one beside it: a socket of
-// its own would take a share of the new connections, and closing prev's
-// would reset the connections the kernel had queued on it but prev's
-// server had not yet accepted. Shared, closing prev closes only its
-// descriptor, and the new server accepts what is queued.
+// replaces, is plain too, the new listener shares prev's socket rather
+// than binding one beside it (see edgetls.ShareListener): closing prev's
+// would reset the connections the kernel had queued on it.
 func listenPlain(addr string, prev *slot) (*net.TCPListener, error) {
-	if prev == nil || prev.sock == nil {
-		ln, err := listenTCP(addr)
-		if err != nil {
-			return nil, err
-		}
-		return ln.(*net.TCPListener), nil
+	if prev != nil && prev.sock != nil {
+		return edgetls.ShareListener(prev.sock)
 	}
-	f, err := prev.sock.File()
+	ln, err := listenTCP(addr)
 	if err != nil {
-		return nil, fmt.Errorf("sharing the socket on %s: %w", addr, err)
-	}
-	defer f.Close()
-	ln, err := net.FileListener(f)
-	if err != nil {
-		return nil, fmt.Errorf("sharing the socket on %s: %w", addr, err)
+		return nil, err
 	}
 	return ln.(*net.TCPListener), nil
 }
@@ -158,61 +152,14 @@ func (s *slot) shutdown(ctx context.Context) error {
 		s.cancel()
 		_ = s.source.Close()
 	} else {
-		// net/http's Shutdown answers no request it reads after it began:
-		// the first request of a connection accepted a moment before
-		// would get EOF. So stop accepting first, let every connection
-		// answer what it has or is about to read and close (keep-alives
-		// off), and only then shut down what is left.
-		_ = s.ln.Close()
-		<-s.served
-		s.plain.SetKeepAlivesEnabled(false)
-		s.busy.wait(ctx)
+		// Shutdown alone would drop a request read after it began.
+		edgetls.StopAccepting(ctx, s.plain, s.ln, s.served, &s.busy)
 		err = s.plain.Shutdown(ctx)
 		if err != nil {
 			_ = s.plain.Close()
 		}
 	}
 	return err
-}
-
-// busyConns tracks a plain server's connections that are new (their first
-// request not read yet) or active (a request being answered).
-type busyConns struct {
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-}
-
-func (b *busyConns) track(c net.Conn, st http.ConnState) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if st == http.StateNew || st == http.StateActive {
-		if b.conns == nil {
-			b.conns = map[net.Conn]bool{}
-		}
-		b.conns[c] = true
-		return
-	}
-	delete(b.conns, c)
-}
-
-// wait polls, as http.Server.Shutdown does, until no connection is busy
-// or ctx ends.
-func (b *busyConns) wait(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		b.mu.Lock()
-		n := len(b.conns)
-		b.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 // retireSlot shuts a replaced or removed listener down in the background,
