@@ -180,7 +180,9 @@ func (b *Backend) tryAcquire(shard int, maxConns int64) bool {
 // slot.
 func (b *Backend) release(shard int) {
 	p := b.pool
-	b.counts[shard].n.Add(-1)
+	c := &b.counts[shard]
+	c.n.Add(-1)
+	c.done.Store(p.ticks[shard].done.Add(1))
 	if b.word.Load()&flagRemoved != 0 && b.InFlight() <= 0 {
 		p.retire(b)
 	}

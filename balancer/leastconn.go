@@ -56,7 +56,12 @@ const tieBuf = 64
 
 // leastConn returns the candidate of entries[lo:hi] with the fewest
 // in-flight requests in the pick's shard (plus penalty) per unit of
-// effective weight, ties broken uniformly at random, or nil. anyState admits backends whatever their health (panic);
+// effective weight, or nil. Among equally busy candidates, the one whose
+// last request ended most recently wins: a backend that hangs keeps its
+// requests and ends none, so it loses every such tie, and its stuck
+// requests alone keep traffic away from it long before they time out.
+// Idle candidates (and busy ones that ended requests at the same tick)
+// tie uniformly at random. anyState admits backends whatever their health (panic);
 // drained, removed and tried backends and those at max_conns never qualify.
 func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 	if hi-lo > c.p2cAbove {
@@ -70,13 +75,15 @@ func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 	over := -1 // a tie beyond the buffer that won its reservoir draw
 	best := -1
 	var bestLoad, bestW int64
+	var bestDone uint64
 	for i := range entries {
 		e := &entries[i]
 		b := e.b
 		if w := b.word.Load(); w != uint32(StateUp) && (!anyState || w&flagsOff != 0) {
 			continue
 		}
-		load := b.counts[c.shard].n.Load()
+		cnt := &b.counts[c.shard]
+		load := cnt.n.Load()
 		if e.maxConns > 0 && load >= e.maxConns {
 			c.full = true
 			continue
@@ -97,6 +104,17 @@ func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 			if l > r {
 				continue
 			}
+			if l == r && load > 0 {
+				// Equally busy: the one whose requests ended more
+				// recently is making progress; one that hangs is not.
+				if d := cnt.done.Load(); d > bestDone {
+					best, bestLoad, bestW, bestDone = i, load, w, d
+					tie[0], ties, over = int32(i), 1, -1
+					continue
+				} else if d < bestDone {
+					continue
+				}
+			}
 			if l == r {
 				if ties < tieBuf {
 					tie[ties] = int32(i)
@@ -107,7 +125,7 @@ func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 				continue
 			}
 		}
-		best, bestLoad, bestW = i, load, w
+		best, bestLoad, bestW, bestDone = i, load, w, cnt.done.Load()
 		tie[0], ties, over = int32(i), 1, -1
 	}
 	switch {

@@ -77,6 +77,9 @@ type Pool struct {
 	shards int
 	hints  hints
 	hint   func() int
+	// ticks counts releases per shard, ordering them in time for the
+	// backends' done marks.
+	ticks []counter
 
 	q queue
 }
@@ -96,6 +99,7 @@ func NewPool(name string, o Options, opts ...PoolOption) *Pool {
 	for _, f := range opts {
 		f(p)
 	}
+	p.ticks = make([]counter, p.shards)
 	p.options.Store(&o)
 	p.current.Store(buildSet(nil))
 	return p

@@ -30,10 +30,14 @@ import (
 const maxShards = 16
 
 // counter is one shard's in-flight count of a backend, alone on its cache
-// line so that cores counting in different shards never share one.
+// line so that cores counting in different shards never share one. done
+// is the shard's release tick (Pool.ticks) when a request of the backend
+// last ended in the shard: which of two equally busy backends made
+// progress more recently (see leastConn).
 type counter struct {
-	n atomic.Int64
-	_ [56]byte
+	n    atomic.Int64
+	done atomic.Uint64
+	_    [48]byte
 }
 
 // shardsFor returns the number of shards for n cores: a power of two, so

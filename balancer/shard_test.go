@@ -156,3 +156,38 @@ func loadSpread(t *testing.T, shards int) int64 {
 	releaseAll(held)
 	return worst
 }
+
+// TestBusyTieGoesToProgress: of two equally busy backends, a pick goes to
+// the one whose requests ended most recently. A backend that hangs with
+// one request stuck on it loses every such tie to a sibling that serves
+// (without this, half of them), and it still wins when strictly less busy.
+func TestBusyTieGoesToProgress(t *testing.T) {
+	for seed := range uint64(20) {
+		p := NewPool("web", Options{LocalZone: "a"}, WithRand(seeded(seed)), WithShards(1))
+		p.Update([]Spec{spec(1, 1, 1), spec(1, 2, 1)})
+		stuck := hold(t, p, 1)[0] // on the backend that hangs from now on
+		hung := stuck.Backend()
+		// The sibling, idle, takes the next requests; one of them ends.
+		done := hold(t, p, 1)[0]
+		done.Release()
+		serving := hold(t, p, 1)[0]
+		if serving.Backend() == hung || done.Backend() == hung {
+			t.Fatal("a pick went to the busier backend")
+		}
+		for i := range 50 {
+			// Both hold one request; only the sibling ends any.
+			l := hold(t, p, 1)[0]
+			if l.Backend() == hung {
+				t.Fatalf("seed %d, pick %d: an equally busy hung backend won a tie against one that serves", seed, i)
+			}
+			l.Release()
+		}
+		serving.Release()
+		if l := hold(t, p, 1)[0]; l.Backend() == hung {
+			t.Fatalf("seed %d: the idle sibling lost to the busy hung backend", seed)
+		} else {
+			l.Release()
+		}
+		stuck.Release()
+	}
+}
