@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +49,8 @@ func (b *passiveBackend) arrivals(from time.Time) []time.Duration {
 
 // TestPassivePenaltyKeepsTrafficOffHungBackend runs the binary with only
 // passive health (no active checks, so nothing else can move traffic) in
-// front of six backends in three zones, and sends a steady 200 requests/s.
+// front of six backends in three zones, and sends a steady 200 requests/s
+// (AZIMUTH_PASSIVE_RATE sets another rate, to measure).
 // One local backend starts hanging. Its first per-try timeout puts the
 // failure penalty on it, so it takes no more first attempts for well over a
 // second; without the penalty it would take one every per-try timeout
@@ -56,10 +59,17 @@ func (b *passiveBackend) arrivals(from time.Time) []time.Duration {
 func TestPassivePenaltyKeepsTrafficOffHungBackend(t *testing.T) {
 	const (
 		perTry = 300 * time.Millisecond
-		rate   = 200
 		warmup = 300 * time.Millisecond
 		after  = 1500 * time.Millisecond // load after the hang
 	)
+	rate := 200
+	if s := os.Getenv("AZIMUTH_PASSIVE_RATE"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 || n > 5000 {
+			t.Fatalf("AZIMUTH_PASSIVE_RATE=%q: want requests per second, 1 to 5000", s)
+		}
+		rate = n
+	}
 	hung := &passiveBackend{}
 	var backends strings.Builder
 	for z, zone := range []string{"a", "b", "c"} {
@@ -88,13 +98,13 @@ func TestPassivePenaltyKeepsTrafficOffHungBackend(t *testing.T) {
 	var failed atomic.Int64
 	var sent int
 	var wg sync.WaitGroup
-	tick := time.NewTicker(time.Second / rate)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	var hungAt time.Time
-	total := int((warmup + after) * rate / time.Second)
+	total := int((warmup + after) * time.Duration(rate) / time.Second)
 	for i := range total {
 		<-tick.C
-		if i == int(warmup*rate/time.Second) {
+		if i == int(warmup*time.Duration(rate)/time.Second) {
 			hungAt = time.Now()
 			hung.hung.Store(true)
 		}
