@@ -78,7 +78,7 @@ type Pool struct {
 	hints  hints
 	hint   func() int
 	// ticks counts releases per shard, ordering them in time for the
-	// backends' done marks.
+	// backends' done marks (approximately: see release).
 	ticks []counter
 
 	q queue
