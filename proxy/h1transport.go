@@ -169,10 +169,14 @@ func (t *h1Transport) dial(ctx context.Context, addr string) (*backendConn, erro
 	raw := c
 	if t.tls != nil {
 		cfg := t.tls
-		if cfg.ServerName == "" {
+		if cfg.ServerName == "" || len(cfg.NextProtos) > 0 {
 			cfg = cfg.Clone()
-			host, _, _ := net.SplitHostPort(addr)
-			cfg.ServerName = host
+			if cfg.ServerName == "" {
+				cfg.ServerName, _, _ = net.SplitHostPort(addr)
+			}
+			// This transport speaks HTTP/1.1 only: never let ALPN pick
+			// another protocol.
+			cfg.NextProtos = nil
 		}
 		tc := tls.Client(c, cfg)
 		hctx, cancel := context.WithTimeout(ctx, t.connect)
