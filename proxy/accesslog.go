@@ -40,6 +40,30 @@ func NewJSONAccessLog(w io.Writer, sampleSuccess float64) *AccessLog {
 	return &AccessLog{w: w, sample: sampleSuccess}
 }
 
+// FlushEvery makes a JSON access log gather its lines and write them
+// together, at most every d after the first waiting line (see lineBuffer).
+// Call it before the first request, and Flush before the writer is
+// reopened and at exit, so no line is lost. d <= 0, a nil AccessLog or
+// the text format leave every line written at once.
+func (a *AccessLog) FlushEvery(d time.Duration) {
+	if a == nil || a.w == nil || d <= 0 {
+		return
+	}
+	a.w = newLineBuffer(a.w, d)
+}
+
+// Flush writes the lines a FlushEvery log holds; otherwise it does
+// nothing.
+func (a *AccessLog) Flush() error {
+	if a == nil {
+		return nil
+	}
+	if b, ok := a.w.(*lineBuffer); ok {
+		return b.Flush()
+	}
+	return nil
+}
+
 // attemptLog is one attempt as it appears in the access log.
 type attemptLog struct {
 	Backend  string  `json:"backend"`
