@@ -48,6 +48,7 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 	def(d, "log.format", &c.Log.Format, "json")
 	def(d, "log.access_log.output", &c.Log.AccessLog.Output, AccessLogStdout)
 	def(d, "log.access_log.sample_success", &c.Log.AccessLog.SampleSuccess, 1.0)
+	def(d, "log.access_log.flush_interval", &c.Log.AccessLog.FlushInterval, 0)
 	def(d, "shutdown.drain_delay", &c.Shutdown.DrainDelay, 5*time.Second)
 	def(d, "shutdown.grace", &c.Shutdown.Grace, 30*time.Second)
 	def(d, "runtime.memory_limit", &c.Runtime.MemoryLimit, 0)

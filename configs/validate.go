@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // validator collects every problem of one Config, each placed on the line
@@ -73,6 +74,9 @@ func (v *validator) top() {
 		}
 	}
 	v.fraction("log.access_log.sample_success", c.Log.AccessLog.SampleSuccess)
+	if c.Log.AccessLog.FlushInterval > 10*time.Second {
+		v.add("log.access_log.flush_interval", "%s is over the maximum of 10s", c.Log.AccessLog.FlushInterval)
+	}
 	if l := c.Runtime.MemoryLimit; l != 0 && l < MinMemoryLimit {
 		v.add("runtime.memory_limit", "%s is below the minimum of 16MiB; 0 means no limit", l)
 	}

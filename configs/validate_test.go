@@ -65,6 +65,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"bad duration", okListeners + okPools + "    slow_start: 5 seconds #<\n", "pools[0].slow_start", "want a number with a unit"},
 		{"bare number duration", okListeners + okPools + "    slow_start: 30 #<\n", "pools[0].slow_start", "want a number with a unit"},
 		{"negative duration", okListeners + okPools + "    timeouts: {request: -1s} #<\n", "pools[0].timeouts.request", "negative"},
+		{"access log flush interval too long", "log: {access_log: {flush_interval: 1m}} #<\n" + okListeners + okPools, "log.access_log.flush_interval", "over the maximum of 10s"},
 		{"memory limit below the minimum", "runtime: {memory_limit: 1MiB} #<\n" + okListeners + okPools, "runtime.memory_limit", "below the minimum of 16MiB"},
 		{"memory limit without a unit word", "runtime: {memory_limit: 48 MiB} #<\n" + okListeners + okPools, "runtime.memory_limit", "whole number of B"},
 		{"bad size", okListeners + okPools + "    retry: {max_body: 10 MB} #<\n", "pools[0].retry.max_body", "whole number of B"},
