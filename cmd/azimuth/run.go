@@ -53,6 +53,8 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	access.FlushEvery(cfg.Log.AccessLog.FlushInterval)
+	defer func() { _ = access.Flush() }() // after the drain: every request has ended
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a, err := newApp(ctx, logger, access)
@@ -107,6 +109,7 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 				a.reload(path, admin)
 			case syscall.SIGUSR1:
 				if logFile != nil {
+					_ = access.Flush() // what waits belongs in the old file
 					if err := logFile.reopen(); err != nil {
 						logger.Error("reopening access log", "error", err)
 					} else {
