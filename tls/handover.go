@@ -38,21 +38,43 @@ func ShareListener(ln *net.TCPListener) (*net.TCPListener, error) {
 // as the server's ConnState.
 type BusyConns struct {
 	mu    sync.Mutex
-	conns map[net.Conn]bool
+	conns map[net.Conn]time.Time // when it became new; zero while active
 }
+
+// newConnGrace is how long a connection that has sent nothing counts as
+// busy: as http.Server.Shutdown does (Go issue 22682), a client that
+// opened a connection and sent nothing for 5s is treated as idle.
+const newConnGrace = 5 * time.Second
 
 // Track records c's new state.
 func (b *BusyConns) Track(c net.Conn, st http.ConnState) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if st == http.StateNew || st == http.StateActive {
-		if b.conns == nil {
-			b.conns = map[net.Conn]bool{}
-		}
-		b.conns[c] = true
-		return
+	if b.conns == nil {
+		b.conns = map[net.Conn]time.Time{}
 	}
-	delete(b.conns, c)
+	switch st {
+	case http.StateNew:
+		b.conns[c] = time.Now()
+	case http.StateActive:
+		b.conns[c] = time.Time{}
+	default:
+		delete(b.conns, c)
+	}
+}
+
+// busy counts the connections with a request to answer, or new for less
+// than newConnGrace.
+func (b *BusyConns) busy() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, since := range b.conns {
+		if since.IsZero() || time.Since(since) < newConnGrace {
+			n++
+		}
+	}
+	return n
 }
 
 // Wait polls, as http.Server.Shutdown does, until no connection is busy
@@ -61,10 +83,7 @@ func (b *BusyConns) Wait(ctx context.Context) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		b.mu.Lock()
-		n := len(b.conns)
-		b.mu.Unlock()
-		if n == 0 {
+		if b.busy() == 0 {
 			return
 		}
 		select {

@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -87,6 +89,11 @@ func TestReplacedServerDropsNoConnection(t *testing.T) {
 	}
 	stop()
 	wg.Wait()
+	// A connection a client dialed but never used holds Shutdown for 5s,
+	// as net/http counts it; these clients are done.
+	for _, c := range clients {
+		c.Transport.(*http.Transport).CloseIdleConnections()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := cur.Shutdown(sctx); err != nil {
@@ -101,4 +108,51 @@ func TestReplacedServerDropsNoConnection(t *testing.T) {
 		t.Errorf("%d of %d requests failed; first: %v", len(failures), int64(len(failures))+ok.Load(), failures[:min(len(failures), 5)])
 	}
 	t.Logf("%d requests over 10 handovers", ok.Load())
+}
+
+// BusyConns holds Wait while a connection answers a request, and while a
+// new one is silent for less than 5s, as http.Server.Shutdown counts
+// them; Wait ends with its context.
+func TestBusyConnsWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var b BusyConns
+		fresh, active := net.Pipe()
+		defer fresh.Close()
+		defer active.Close()
+		waited := func(ctx context.Context) time.Duration {
+			start := time.Now()
+			b.Wait(ctx)
+			return time.Since(start)
+		}
+		if d := waited(context.Background()); d != 0 {
+			t.Errorf("Wait with no connection took %v", d)
+		}
+
+		b.Track(fresh, http.StateNew)
+		if d := waited(context.Background()); d < newConnGrace || d > newConnGrace+10*time.Millisecond {
+			t.Errorf("Wait on a silent new connection took %v, want %v", d, newConnGrace)
+		}
+
+		b.Track(active, http.StateNew)
+		b.Track(active, http.StateActive)
+		go func() {
+			time.Sleep(time.Minute) // the request takes a minute
+			b.Track(active, http.StateIdle)
+		}()
+		if d := waited(context.Background()); d < time.Minute || d > time.Minute+10*time.Millisecond {
+			t.Errorf("Wait on an active connection took %v, want a minute", d)
+		}
+
+		b.Track(active, http.StateActive)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if d := waited(ctx); d < 2*time.Second || d > 2*time.Second+10*time.Millisecond {
+			t.Errorf("Wait until its context ends took %v, want 2s", d)
+		}
+		b.Track(active, http.StateClosed)
+		b.Track(fresh, http.StateClosed)
+		if n := b.busy(); n != 0 {
+			t.Errorf("%d busy after every connection closed", n)
+		}
+	})
 }
