@@ -292,14 +292,27 @@ func (w *bodyWriter) proceed(send bool) {
 	}
 }
 
-// sent reports whether the whole request went out, without waiting: a
-// body still being written when the response ended makes the connection
-// unusable.
+// maxWriteWait bounds how long a finished response waits for its request
+// body's writer to finish before the connection is given up. A backend
+// that read the whole body and answered at once races the writer's last
+// steps; one that answered without reading may never let it finish.
+// net/http's Transport waits the same 50 ms.
+const maxWriteWait = 50 * time.Millisecond
+
+// sent reports whether the whole request went out, waiting at most
+// maxWriteWait: a body still being written makes the connection unusable.
 func (w *bodyWriter) sent() bool {
 	select {
 	case <-w.done:
 		return w.err == nil
 	default:
+	}
+	t := time.NewTimer(maxWriteWait)
+	defer t.Stop()
+	select {
+	case <-w.done:
+		return w.err == nil
+	case <-t.C:
 		return false
 	}
 }
