@@ -52,6 +52,13 @@ type WatcherConfig struct {
 	Rand func() float64
 	// Now tells the time for State and metrics; nil uses time.Now.
 	Now func() time.Time
+	// Current is the set the pool serves as the watcher starts: the last
+	// set of a watcher this one replaces after a reload, or the backends
+	// the file gave. An empty first answer holds it, as an empty answer
+	// after a full one does, so a reload that points the pool at a
+	// service with no instance (a typo, a service not yet registered)
+	// does not empty it. The first answer with instances replaces it.
+	Current []balancer.Spec
 }
 
 // Watcher follows one Consul service for one pool with blocking queries and
@@ -116,6 +123,7 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 		badWeight: map[string]struct{}{},
 	}
 	w.opts.Tags = slices.Clone(cfg.Options.Tags)
+	w.last = slices.Clone(cfg.Current)
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}

@@ -77,8 +77,9 @@ func (s *scripted) recorded() []call {
 }
 
 // runScripted runs a watcher over steps until the script is spent, then
-// stops it, and returns what happened.
-func runScripted(t *testing.T, steps []step, sink Sink, timing Timing) (*Watcher, []call, *prometheus.Registry) {
+// stops it, and returns what happened. current is the set the pool had
+// when the watcher started.
+func runScripted(t *testing.T, current []balancer.Spec, steps []step, sink Sink, timing Timing) (*Watcher, []call, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	client, err := api.NewClient(api.DefaultConfig())
@@ -88,7 +89,7 @@ func runScripted(t *testing.T, steps []step, sink Sink, timing Timing) (*Watcher
 	w, err := NewWatcher(WatcherConfig{
 		Pool: "web", Client: client, Options: PoolOptions{Service: "web", ZoneMeta: "az"},
 		Sink: sink, Registerer: reg, Timing: timing,
-		Rand: func() float64 { return 0 },
+		Rand: func() float64 { return 0 }, Current: current,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +123,7 @@ func TestWatcherLoop(t *testing.T) {
 	timing := Timing{Wait: time.Minute, MinInterval: 50 * time.Millisecond, BackoffBase: 100 * time.Millisecond, BackoffMax: 400 * time.Millisecond}
 	tests := []struct {
 		name        string
+		current     []balancer.Spec // the pool's set as the watcher starts
 		steps       []step
 		wantUpdates [][]balancer.Spec
 		wantSynced  bool
@@ -179,6 +181,31 @@ func TestWatcherLoop(t *testing.T) {
 			wantIndexes: []uint64{0, 5, 6, 7},
 		},
 		{
+			name:    "an empty first answer holds the set the pool had (a reload to a service with no instance)",
+			current: specs("127.0.1.1", "127.0.2.1"),
+			steps: []step{
+				{addrs: nil, index: 5},
+			},
+			wantUpdates: nil,
+			wantSynced:  true,
+			wantHolding: true,
+			wantGaps:    []time.Duration{50 * time.Millisecond},
+			wantIndexes: []uint64{0, 5},
+		},
+		{
+			name:    "a first answer with instances replaces the set the pool had",
+			current: specs("127.0.1.1", "127.0.2.1"),
+			steps: []step{
+				{addrs: []string{"127.0.3.1"}, index: 5},
+				{addrs: nil, index: 6},
+			},
+			wantUpdates: [][]balancer.Spec{specs("127.0.3.1")},
+			wantSynced:  true,
+			wantHolding: true,
+			wantGaps:    []time.Duration{50 * time.Millisecond, 50 * time.Millisecond},
+			wantIndexes: []uint64{0, 5, 6},
+		},
+		{
 			name: "instances after a hold are sent",
 			steps: []step{
 				{addrs: []string{"127.0.1.1"}, index: 5},
@@ -220,7 +247,7 @@ func TestWatcherLoop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				rec := newRecorder()
-				w, calls, reg := runScripted(t, tt.steps, rec, timing)
+				w, calls, reg := runScripted(t, tt.current, tt.steps, rec, timing)
 				got := rec.all()
 				if len(got) != len(tt.wantUpdates) {
 					t.Fatalf("updates = %v, want %v", got, tt.wantUpdates)
@@ -292,7 +319,7 @@ func TestWatcherRecoversFromPanickingSink(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sink := &panicky{}
 		steps := []step{{addrs: []string{"127.0.1.1"}, index: 3}, {addrs: []string{"127.0.1.1"}, index: 4}}
-		w, _, _ := runScripted(t, steps, sink, Timing{})
+		w, _, _ := runScripted(t, nil, steps, sink, Timing{})
 		if got := sink.all(); len(got) != 1 || !equalSpecs(got[0], specs("127.0.1.1")) {
 			t.Errorf("updates after a panic = %v, want the set delivered again", got)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -267,6 +268,33 @@ pools:
 	}
 	waitUntil(t, 10*time.Second, "the pool to resync after the agent restarted", func() bool {
 		return len(consulPoolBackends(t, admin)) == 6
+	})
+
+	// An edit points the pool at a service with no instance (a typo): the
+	// reload starts a new watcher, whose first answer is empty. The pool
+	// keeps the 6 backends it serves, and traffic goes on. The edit undone,
+	// the pool follows the service again.
+	reloads := func() float64 { return reloadMetric(t, admin, reloadOK) }
+	applied := reloads()
+	reloadWrite(t, path, strings.Replace(cfg, "service: api,", "service: apii,", 1))
+	waitUntil(t, 10*time.Second, "the edit to the missing service to apply", func() bool { return reloads() == applied+1 })
+	waitUntil(t, 10*time.Second, "the new watcher to hold the pool's set against the missing service", func() bool {
+		synced, holding := chaosConsulState(t, admin)
+		return synced && holding
+	})
+	if n := len(consulPoolBackends(t, admin)); n != 6 {
+		t.Fatalf("pointed at a service with no instance the pool has %d backends, want the 6 it served", n)
+	}
+	before = total.Load()
+	waitUntil(t, 5*time.Second, "traffic to go on against the missing service", func() bool { return total.Load() > before+50 })
+	if err := c.Agent().ServiceDeregister(insts[5].id); err != nil {
+		t.Fatal(err)
+	}
+	reloadWrite(t, path, cfg)
+	waitUntil(t, 10*time.Second, "the edit back to the service to apply", func() bool { return reloads() == applied+2 })
+	waitUntil(t, 10*time.Second, "the pool to follow the service again", func() bool {
+		synced, holding := chaosConsulState(t, admin)
+		return synced && !holding && len(consulPoolBackends(t, admin)) == 5
 	})
 	stopTraffic()
 }

@@ -199,6 +199,7 @@ func (a *app) applyDiscovery(rt *poolRuntime, p *configs.Pool) error {
 		Pool: p.Name, Client: a.consul, Datacenter: a.consulOptions.Datacenter,
 		Options: consulPoolOptions(p), Sink: rt.pool,
 		Logger: a.logger.With("pool", p.Name), Registerer: a.consulMetrics,
+		Current: poolSpecs(rt.pool),
 	})
 	if err != nil {
 		return fmt.Errorf("pool %s: consul: %w", p.Name, err)
@@ -221,4 +222,14 @@ func (rt *poolRuntime) stop() {
 	rt.cancel()
 	rt.wg.Wait()
 	rt.tracker.Close()
+}
+
+// poolSpecs returns the backend set the pool serves now.
+func poolSpecs(p *balancer.Pool) []balancer.Spec {
+	bs := p.Backends()
+	specs := make([]balancer.Spec, 0, len(bs))
+	for _, b := range bs {
+		specs = append(specs, b.Spec())
+	}
+	return specs
 }
