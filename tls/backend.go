@@ -27,11 +27,11 @@ func BackendTLSConfig(o BackendOptions) (*tls.Config, error) {
 		ServerName: o.ServerName,
 	}
 	if o.CAFile != "" {
-		pool, err := loadCAPool(o.CAFile)
+		cas, err := loadCABundle(o.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("backend ca_file: %w", err)
 		}
-		cfg.RootCAs = pool
+		cfg.RootCAs = cas.pool
 	}
 	switch {
 	case o.CertFile != "" && o.KeyFile != "":

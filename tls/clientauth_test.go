@@ -3,8 +3,11 @@ package edgetls
 import (
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestClientAuth(t *testing.T) {
@@ -80,5 +83,71 @@ func TestClientSubjectWithoutTLS(t *testing.T) {
 	r.TLS = &tls.ConnectionState{}
 	if s, ok := ClientSubject(r); ok || s != "" {
 		t.Errorf("unverified request gave subject %q, %v", s, ok)
+	}
+}
+
+// The client CA bundle is reloaded like the certificates: a CA added to
+// it is trusted and a CA taken out is refused by the next handshakes, over
+// TCP and QUIC, with no restart; a bundle cut short is refused and the
+// previous one keeps verifying.
+func TestClientCABundleReload(t *testing.T) {
+	serverCA := newCA(t, "server CA")
+	oldCA, newCAx := newCA(t, "old client CA"), newCA(t, "new client CA")
+	dir := t.TempDir()
+	cf := writePair(t, dir, "site", serverCA.issue(t, leafSpec{dns: []string{"site.test"}}))
+	caFile := dir + "/client-ca.pem"
+	writeFile(t, caFile, oldCA.pem)
+	alice := oldCA.issue(t, leafSpec{cn: "alice", client: true}).tlsCert(t)
+	bob := newCAx.issue(t, leafSpec{cn: "bob", client: true}).tlsCert(t)
+	logs := &logRecorder{}
+	src := newSource(t, Options{Listener: "mtls", Certs: []CertFile{cf}, ClientAuth: "require", ClientCAFile: caFile,
+		ReloadDebounce: 20 * time.Millisecond}, Deps{Logger: slog.New(logs)})
+	addr := startServer(t, "127.0.0.1:0", src, true, echoHandler).Addr().String()
+
+	// accepted makes a new connection over proto with cert and reports
+	// whether the request got through.
+	accepted := func(proto string, cert tls.Certificate) bool {
+		tc := &tls.Config{RootCAs: serverCA.pool, ServerName: "site.test",
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }}
+		resp, err := clientFor(t, proto, tc).Get("https://" + addr + "/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK && strings.HasSuffix(string(body), "|CN="+cert.Leaf.Subject.CommonName+",O=Azimuth Test")
+	}
+	want := func(stage string, wantAlice, wantBob bool) {
+		t.Helper()
+		for _, proto := range []string{"h2", "h3"} {
+			if got := accepted(proto, alice); got != wantAlice {
+				t.Errorf("%s over %s: alice (old CA) accepted %v, want %v", stage, proto, got, wantAlice)
+			}
+			if got := accepted(proto, bob); got != wantBob {
+				t.Errorf("%s over %s: bob (new CA) accepted %v, want %v", stage, proto, got, wantBob)
+			}
+		}
+	}
+	want("at start", true, false)
+
+	renameOver(t, caFile, append(append([]byte{}, oldCA.pem...), newCAx.pem...))
+	waitFor(t, "the bundle with both CAs to verify", 5*time.Second, func() bool { return accepted("h2", bob) })
+	want("with both CAs", true, true)
+
+	// The new CA alone, but cut short: refused, both still trusted.
+	renameOver(t, caFile, newCAx.pem[:len(newCAx.pem)/2])
+	waitFor(t, "the cut bundle to be refused", 5*time.Second, func() bool {
+		return logs.count(slog.LevelError, "client CA bundle reload refused") > 0
+	})
+	want("after a cut bundle", true, true)
+	if err := src.Reload(); err == nil {
+		t.Error("Reload of a cut bundle returned no error")
+	}
+
+	renameOver(t, caFile, newCAx.pem)
+	waitFor(t, "the old CA to be refused", 5*time.Second, func() bool { return !accepted("h2", alice) })
+	want("with the new CA alone", false, true)
+	if n := logs.count(slog.LevelInfo, "client CA bundle reloaded"); n != 2 {
+		t.Errorf("%d reloads logged, want 2", n)
 	}
 }

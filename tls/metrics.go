@@ -20,9 +20,9 @@ import (
 // hand, nothing to go stale.
 type Metrics struct {
 	desc *prometheus.Desc
-	// reloads counts certificate pairs read again by result: "ok" when a
-	// changed pair went live, "refused" when one failed and the old pair
-	// kept serving. Alert on refused.
+	// reloads counts certificate pairs and client CA bundles read again by
+	// result: "ok" when a changed one went live, "refused" when one failed
+	// and the old one stayed in use. Alert on refused.
 	reloads *prometheus.CounterVec
 
 	mu      sync.Mutex
@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			[]string{"listener", "name"}, nil),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "azimuth_tls_certificate_reloads_total",
-			Help: "Certificate pairs read again after a change, by result: ok (now serving) or refused (old pair kept).",
+			Help: "Certificate pairs and client CA bundles read again after a change, by result: ok (now in use) or refused (old one kept).",
 		}, []string{"listener", "result"}),
 		sources: make(map[*Source]struct{}),
 	}

@@ -9,7 +9,8 @@ import (
 // expiryCheckInterval is how often Run repeats the expiry warnings.
 const expiryCheckInterval = 24 * time.Hour
 
-// Reload reads every pair again and publishes a new snapshot if any changed.
+// Reload reads every pair again and publishes a new snapshot if any changed,
+// and reads the client CA bundle again (see reloadClientCAs).
 // A pair that fails to read, parse or match its key is logged and keeps
 // serving its previous certificate; the error for it is returned (joined),
 // and the other pairs still update. Run calls it on file events; callers
@@ -48,7 +49,37 @@ func (s *Source) Reload() error {
 		s.certs.Store(newSnapshot(entries))
 		s.warnExpiring(changed)
 	}
+	if err := s.reloadClientCAs(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// reloadClientCAs reads the client CA bundle again, if the listener
+// verifies clients, and puts a changed one in use for new handshakes. A
+// bundle that fails to read or parse is logged and refused: the previous
+// one keeps verifying, so a half-written file never locks clients out.
+// The caller holds reloadMu.
+func (s *Source) reloadClientCAs() error {
+	prev := s.handshake.Load()
+	if prev == nil {
+		return nil
+	}
+	cas, err := loadCABundle(s.opts.ClientCAFile)
+	if err != nil {
+		s.log.Error("client CA bundle reload refused, previous bundle keeps verifying",
+			"client_ca_file", s.opts.ClientCAFile, "certificates", prev.cas.n, "error", err)
+		s.metrics.reloaded(s.opts.Listener, "refused")
+		return fmt.Errorf("client_ca_file: %w", err)
+	}
+	if cas.sum == prev.cas.sum {
+		return nil
+	}
+	s.handshake.Store(s.handshakeConfigs(cas))
+	s.metrics.reloaded(s.opts.Listener, "ok")
+	s.log.Info("client CA bundle reloaded", "client_ca_file", s.opts.ClientCAFile,
+		"certificates", cas.n, "previous", prev.cas.n)
+	return nil
 }
 
 // warnExpiring logs a warning for each entry with less than the configured

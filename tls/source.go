@@ -1,9 +1,12 @@
 package edgetls
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +36,10 @@ type Source struct {
 	tcp     *tls.Config
 	quic    *tls.Config
 	metrics *Metrics // nil without metrics
+
+	// With client authentication, the configs handshakes use, built around
+	// the client CA bundle last read (see reloadClientCAs).
+	handshake atomic.Pointer[handshakeConfigs]
 
 	// reloadMu serializes reloads (file events, daily checks, Reload calls).
 	reloadMu sync.Mutex
@@ -91,6 +98,15 @@ func New(opts Options, deps Deps) (*Source, error) {
 	s.quic = base.Clone()
 	s.quic.NextProtos = []string{ProtoH3}
 	s.quic.MinVersion = tls.VersionTLS13 // QUIC is TLS 1.3 only (RFC 9001)
+	if base.ClientAuth != tls.NoClientCert {
+		cas, err := loadCABundle(s.opts.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("client_ca_file of listener %q: %w", s.opts.Listener, err)
+		}
+		s.handshake.Store(s.handshakeConfigs(cas))
+		s.tcp.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.handshake.Load().tcp, nil }
+		s.quic.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.handshake.Load().quic, nil }
+	}
 
 	if deps.Metrics != nil {
 		s.metrics = deps.Metrics
@@ -109,28 +125,64 @@ func (s *Source) baseConfig() (*tls.Config, error) {
 		GetCertificate: s.GetCertificate,
 		ClientAuth:     auth,
 	}
-	if auth != tls.NoClientCert {
-		pool, err := loadCAPool(s.opts.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("client_ca_file of listener %q: %w", s.opts.Listener, err)
-		}
-		cfg.ClientCAs = pool
-	}
 	s.tickets.install(cfg)
 	return cfg, nil
 }
 
-// loadCAPool reads a PEM bundle that must hold at least one certificate.
-func loadCAPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
+// caBundle is one reading of a CA bundle file.
+type caBundle struct {
+	pool *x509.CertPool
+	n    int      // certificates in it
+	sum  [32]byte // SHA-256 of the file, to skip reloads that change nothing
+}
+
+// handshakeConfigs are the TCP and QUIC configs of one client CA bundle.
+// The listeners' configs hand them to each handshake (GetConfigForClient),
+// so a reloaded bundle verifies every connection that starts afterwards.
+type handshakeConfigs struct {
+	tcp, quic *tls.Config
+	cas       *caBundle
+}
+
+func (s *Source) handshakeConfigs(cas *caBundle) *handshakeConfigs {
+	h := &handshakeConfigs{tcp: s.tcp.Clone(), quic: s.quic.Clone(), cas: cas}
+	h.tcp.ClientCAs, h.quic.ClientCAs = cas.pool, cas.pool
+	return h
+}
+
+// loadCABundle reads a PEM bundle that must hold at least one certificate
+// and nothing that is not one: a block of another type, or a last block
+// cut short (a file still being written), is an error, where
+// x509.CertPool.AppendCertsFromPEM would skip it without a word.
+func loadCABundle(file string) (*caBundle, error) {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading CA bundle: %w", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
+	cas := &caBundle{pool: x509.NewCertPool(), sum: sha256.Sum256(data)}
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			if cas.n > 0 && len(bytes.TrimSpace(rest)) != 0 {
+				return nil, fmt.Errorf("%s: text after the last PEM block that is not one", file)
+			}
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s: a %q PEM block; the bundle holds certificates only", file, block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: certificate %d: %w", file, cas.n+1, err)
+		}
+		cas.pool.AddCert(cert)
+		cas.n++
+	}
+	if cas.n == 0 {
 		return nil, fmt.Errorf("no PEM certificate found in %s", file)
 	}
-	return pool, nil
+	return cas, nil
 }
 
 // TLSConfig returns the config for the TCP listener (ALPN h2, http/1.1).

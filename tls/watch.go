@@ -44,6 +44,9 @@ func (s *Source) newWatcher() (*watcher, error) {
 	for _, cf := range s.opts.Certs {
 		w.files = append(w.files, cf.CertFile, cf.KeyFile)
 	}
+	if s.handshake.Load() != nil {
+		w.files = append(w.files, s.opts.ClientCAFile)
+	}
 	for _, f := range w.files {
 		abs, err := filepath.Abs(f)
 		if err != nil {
