@@ -296,6 +296,57 @@ func TestH1TransportAnswerBeforeBody(t *testing.T) {
 	checkNoLeak(t, baseline+2) // serveRaw's accept loop and the test's
 }
 
+// A backend that answers, keeping the connection alive, before the
+// request body has been sent: the answer reaches the caller while the
+// body is still being written, and the connection, whose request never
+// went out whole, is closed rather than reused. Nothing keeps running once
+// the body ends.
+func TestH1TransportAnswerBeforeBodyKeepAlive(t *testing.T) {
+	baseline := runtime.NumGoroutine()
+	var conns atomic.Int32
+	closed := make(chan struct{}, 2)
+	addr := serveRaw(t, "127.0.1.1", func(c net.Conn) {
+		conns.Add(1)
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if req.Method == "POST" {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			_, _ = io.Copy(io.Discard, br) // until the proxy closes
+			closed <- struct{}{}
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	})
+	tr := NewTransport(TransportOptions{Connect: time.Second})
+	pr, pw := io.Pipe()
+	go func() { _, _ = pw.Write([]byte("first part")) }()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/", pr)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil || string(body) != "ok" {
+		t.Fatalf("body %q, %v; want ok with the request body still open", body, err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection with a half-sent request was not closed")
+	}
+	roundTrip(t, tr, "GET", addr, "", nil)
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2: the first may not be reused", n)
+	}
+	_ = pw.Close()
+	tr.CloseIdleConnections()
+	checkNoLeak(t, baseline+2) // serveRaw's accept loop and the test's
+}
+
 // Without a 1xx hook, a backend sending 1xx without end fails the attempt
 // after a few.
 func TestH1TransportInformationalWithoutHook(t *testing.T) {
