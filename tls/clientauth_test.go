@@ -151,3 +151,37 @@ func TestClientCABundleReload(t *testing.T) {
 		t.Errorf("%d reloads logged, want 2", n)
 	}
 }
+
+func TestLoadCABundle(t *testing.T) {
+	a, b := newCA(t, "a"), newCA(t, "b")
+	key := a.issue(t, leafSpec{dns: []string{"x.test"}}).keyPEM
+	both := append(append([]byte("# two CAs\n"), a.pem...), b.pem...)
+	tests := []struct {
+		name    string
+		data    []byte
+		want    int
+		wantErr string
+	}{
+		{name: "two certificates, a comment before", data: both, want: 2},
+		{name: "the second cut short", data: both[:len(both)-40], wantErr: "not a whole PEM block"},
+		{name: "a key among them", data: append(append([]byte{}, a.pem...), key...), wantErr: `PRIVATE KEY" PEM block`},
+		{name: "no PEM at all", data: []byte("junk\n"), wantErr: "no PEM certificate"},
+		{name: "empty", data: nil, wantErr: "no PEM certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := t.TempDir() + "/ca.pem"
+			writeFile(t, path, tt.data)
+			cas, err := loadCABundle(path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("error %v, want one naming %s and saying %q", err, path, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || cas.n != tt.want {
+				t.Fatalf("got %v certificates, %v; want %d", cas, err, tt.want)
+			}
+		})
+	}
+}

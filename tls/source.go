@@ -147,6 +147,8 @@ type handshakeConfigs struct {
 func (s *Source) handshakeConfigs(cas *caBundle) *handshakeConfigs {
 	h := &handshakeConfigs{tcp: s.tcp.Clone(), quic: s.quic.Clone(), cas: cas}
 	h.tcp.ClientCAs, h.quic.ClientCAs = cas.pool, cas.pool
+	// A handshake's config is final: it must not send it on again.
+	h.tcp.GetConfigForClient, h.quic.GetConfigForClient = nil, nil
 	return h
 }
 
@@ -165,7 +167,7 @@ func loadCABundle(file string) (*caBundle, error) {
 		block, rest = pem.Decode(rest)
 		if block == nil {
 			if cas.n > 0 && len(bytes.TrimSpace(rest)) != 0 {
-				return nil, fmt.Errorf("%s: text after the last PEM block that is not one", file)
+				return nil, fmt.Errorf("%s: ends in text that is not a whole PEM block (a file cut short?)", file)
 			}
 			break
 		}
