@@ -304,6 +304,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		if s.serving.Load() {
 			StopAccepting(ctx, s.tcp, s.ln, s.tcpServed, &s.busy)
+		} else {
+			_ = s.ln.Close() // never served: nothing tracks it but us
 		}
 		if err := s.tcp.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutting down http/1.1+h2: %w", err))

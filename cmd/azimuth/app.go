@@ -155,6 +155,9 @@ func (a *app) apply(cfg *configs.Config) (err error) {
 		next[l.Address].name = l.Name
 		next[l.Address].handler.set(a.listenerHandler(l, cfg, next))
 	}
+	for _, s := range opened {
+		s.serve()
+	}
 	for addr, s := range a.slots {
 		if next[addr] != s {
 			a.retireSlot(s)

@@ -43,6 +43,7 @@ type slot struct {
 	busy    edgetls.BusyConns  // the plain server's connections with a request to answer
 	cancel  context.CancelFunc // stops the TLS source's watcher
 	served  chan struct{}      // closed when the plain server stops serving
+	serving bool               // serve was called
 }
 
 // bindingOf is what cannot change on a live socket: protocol, TLS files and
@@ -52,7 +53,9 @@ func bindingOf(l *configs.Listener) string {
 }
 
 // openSlot binds l's sockets. prev is the slot it replaces on the same
-// address, or nil. Nothing is served until serve.
+// address, or nil. Nothing is served until serve: a socket shared with
+// prev has the clients' connections queued on it, and they must meet the
+// new generation's handler, not the placeholder.
 func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 	s := &slot{name: l.Name, addr: l.Address, binding: bindingOf(l), served: make(chan struct{})}
 	s.handler.set(http.NotFoundHandler())
@@ -81,10 +84,6 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 			ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
 			ConnState:         s.busy.Track,
 		}
-		go func() {
-			_ = s.plain.Serve(s.ln)
-			close(s.served)
-		}()
 		return s, nil
 	}
 	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: a.tlsMetrics, Logger: a.logger})
@@ -117,8 +116,20 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 	ctx, cancel := context.WithCancel(a.ctx)
 	s.source, s.tlsSrv, s.cancel, s.bound = src, srv, cancel, srv.Addr()
 	go func() { _ = src.Run(ctx) }()
-	go func() { _ = srv.Serve() }()
 	return s, nil
+}
+
+// serve starts accepting on the slot's sockets, once its handler is set.
+func (s *slot) serve() {
+	s.serving = true
+	if s.tlsSrv != nil {
+		go func() { _ = s.tlsSrv.Serve() }()
+		return
+	}
+	go func() {
+		_ = s.plain.Serve(s.ln)
+		close(s.served)
+	}()
 }
 
 // listenPlain binds a plain listener's socket. When prev, the slot it
@@ -151,6 +162,8 @@ func (s *slot) shutdown(ctx context.Context) error {
 		err = s.tlsSrv.Shutdown(ctx)
 		s.cancel()
 		_ = s.source.Close()
+	} else if !s.serving {
+		err = s.ln.Close() // opened by a reload that then failed
 	} else {
 		// Shutdown alone would drop a request read after it began.
 		edgetls.StopAccepting(ctx, s.plain, s.ln, s.served, &s.busy)
