@@ -2,16 +2,10 @@ package edgetls
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,41 +17,24 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/azimuthproxy/azimuth/internal/pki"
 )
 
 // testCA is a throw-away certificate authority, ECDSA P-256.
 type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	ca   *pki.CA
 	pem  []byte
 	pool *x509.CertPool
 }
 
-var serial atomic.Int64
-
 func newCA(t testing.TB, cn string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA(cn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pem: pemBlock("CERTIFICATE", der), pool: pool}
+	return &testCA{ca: ca, pem: ca.CertPEM, pool: ca.Pool}
 }
 
 // leafSpec describes a certificate to issue.
@@ -65,7 +42,7 @@ type leafSpec struct {
 	cn       string
 	dns      []string
 	ips      []string
-	notAfter time.Time // zero: a day from now
+	notAfter time.Time // zero: 90 days from now
 	client   bool      // client auth instead of server auth
 }
 
@@ -75,40 +52,25 @@ type issued struct {
 	leaf            *x509.Certificate
 }
 
+// issue signs s with the subject "CN=<cn>,O=Azimuth Test" and a random,
+// unique serial.
 func (ca *testCA) issue(t testing.TB, s leafSpec) issued {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.notAfter.IsZero() {
-		s.notAfter = time.Now().Add(90 * 24 * time.Hour)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: s.cn, Organization: []string{"Azimuth Test"}},
-		DNSNames:     s.dns,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     s.notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	l := pki.Leaf{CN: s.cn, Org: []string{"Azimuth Test"}, DNS: s.dns, NotAfter: s.notAfter}
+	if l.NotAfter.IsZero() {
+		l.NotAfter = time.Now().Add(90 * 24 * time.Hour)
 	}
 	if s.client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		l.Usage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
 	for _, ip := range s.ips {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+		l.IPs = append(l.IPs, net.ParseIP(ip))
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	iss, err := ca.ca.Issue(l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return issued{certPEM: pemBlock("CERTIFICATE", der), keyPEM: pemBlock("EC PRIVATE KEY", kder), leaf: leaf}
+	return issued{certPEM: iss.CertPEM, keyPEM: iss.KeyPEM, leaf: iss.Cert}
 }
 
 // tlsCert converts an issued pair for use in a client config.
@@ -119,10 +81,6 @@ func (c issued) tlsCert(t testing.TB) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tc
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
 // writePair writes c as name.pem and name-key.pem in dir.

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -22,12 +18,13 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/azimuthproxy/azimuth/internal/pki"
 )
 
 // tlsproxyCA is a certificate authority generated for one test.
 type tlsproxyCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	ca   *pki.CA
 	pem  []byte
 	pool *x509.CertPool
 }
@@ -35,38 +32,11 @@ type tlsproxyCA struct {
 // tlsproxyNewCA makes an ECDSA P-256 CA.
 func tlsproxyNewCA(t *testing.T, name string) *tlsproxyCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          tlsproxySerial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &tlsproxyCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: x509.NewCertPool()}
-	ca.pool.AddCert(cert)
-	return ca
-}
-
-func tlsproxySerial(t *testing.T) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return &tlsproxyCA{ca: ca, pem: ca.CertPEM, pool: ca.Pool}
 }
 
 // tlsproxyLeaf is an issued certificate with its key, in PEM and parsed.
@@ -77,47 +47,20 @@ type tlsproxyLeaf struct {
 }
 
 // issue signs a leaf for the DNS names (a server) or, with client set, a
-// client certificate whose subject is subject.
+// client certificate whose subject is subject (its CN and O).
 func (ca *tlsproxyCA) issue(t *testing.T, subject pkix.Name, client bool, dns ...string) *tlsproxyLeaf {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	usage := x509.ExtKeyUsageServerAuth
+	l := pki.Leaf{CN: subject.CommonName, Org: subject.Organization, DNS: dns}
 	if client {
-		usage = x509.ExtKeyUsageClientAuth
+		l.Usage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: tlsproxySerial(t),
-		Subject:      subject,
-		DNSNames:     dns,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	iss, err := ca.ca.Issue(l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &tlsproxyLeaf{
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
-		serial:  tmpl.SerialNumber,
-	}
-	if l.pair, err = tls.X509KeyPair(l.certPEM, l.keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return &tlsproxyLeaf{certPEM: iss.CertPEM, keyPEM: iss.KeyPEM, serial: iss.Cert.SerialNumber, pair: iss.TLSCertificate()}
 }
 
-// tlsproxyWriteFile writes data as dir/name through a temporary file
-// renamed over it, as deploy tools replace certificates.
 // tlsproxyWriteLeaf writes a certificate for a.test signed by ca, and its
 // key, as dir/a.pem and dir/a-key.pem.
 func tlsproxyWriteLeaf(t *testing.T, ca *tlsproxyCA, dir string) {
@@ -127,6 +70,8 @@ func tlsproxyWriteLeaf(t *testing.T, ca *tlsproxyCA, dir string) {
 	tlsproxyWriteFile(t, dir, "a-key.pem", leaf.keyPEM)
 }
 
+// tlsproxyWriteFile writes data as dir/name through a temporary file
+// renamed over it, as deploy tools replace certificates.
 func tlsproxyWriteFile(t *testing.T, dir, name string, data []byte) {
 	t.Helper()
 	tmp := filepath.Join(dir, "."+name+".tmp")
