@@ -35,14 +35,15 @@ func newReloadMetrics(reg prometheus.Registerer) *reloadMetrics {
 }
 
 func (m *reloadMetrics) record(ok bool) {
+	// The gauges first: whoever sees the count move sees them match it.
 	if ok {
-		m.total.WithLabelValues("success").Inc()
 		m.successful.Set(1)
 		m.lastSuccess.Set(float64(time.Now().UnixNano()) / 1e9)
+		m.total.WithLabelValues("success").Inc()
 		return
 	}
-	m.total.WithLabelValues("failure").Inc()
 	m.successful.Set(0)
+	m.total.WithLabelValues("failure").Inc()
 }
 
 // stateCollector reports the balancer's live state at scrape time: the
