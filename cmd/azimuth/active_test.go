@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -10,47 +9,11 @@ import (
 	"time"
 )
 
-// activeBackend answers its health check and requests at once until hung,
-// then holds both until the client gives up. It records when each request
-// (not check) arrived.
-type activeBackend struct {
-	hung atomic.Bool
-	mu   sync.Mutex
-	at   []time.Time
-}
-
-func (b *activeBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if b.hung.Load() {
-		<-r.Context().Done()
-		return
-	}
-	if r.URL.Path != "/healthz" {
-		b.mu.Lock()
-		b.at = append(b.at, time.Now())
-		b.mu.Unlock()
-	}
-	_, _ = io.WriteString(w, "ok")
-}
-
-// firstAfter returns how long after from the first request arrived, or -1.
-func (b *activeBackend) firstAfter(from time.Time) time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, a := range b.at {
-		if !a.Before(from) {
-			return a.Sub(from)
-		}
-	}
-	return -1
-}
-
-// between counts the requests that arrived in [from, to).
-func (b *activeBackend) between(from, to time.Time) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// between counts the requests b got in [from, to).
+func between(b *passiveBackend, from, to time.Time) int {
 	n := 0
-	for _, a := range b.at {
-		if !a.Before(from) && a.Before(to) {
+	for _, a := range b.arrivals(from) {
+		if a < to.Sub(from) {
 			n++
 		}
 	}
@@ -95,10 +58,10 @@ func activeBackendInfo(t *testing.T, admin, addr string) activeInfo {
 // test does not time it).
 func TestActiveHealthWithoutTraffic(t *testing.T) {
 	const slowStart = 2 * time.Second
-	target, sibling := &activeBackend{}, &activeBackend{}
+	target, sibling := &passiveBackend{}, &passiveBackend{}
 	tAddr := obsBackend(t, "127.0.1.41", target).addr
 	sAddr := obsBackend(t, "127.0.1.42", sibling).addr
-	bAddr := obsBackend(t, "127.0.2.41", &activeBackend{}).addr
+	bAddr := obsBackend(t, "127.0.2.41", &passiveBackend{}).addr
 	config := obsConfig(t, t.TempDir(), fmt.Sprintf(`pools:
   - name: web
     slow_start: %v
@@ -150,15 +113,7 @@ func TestActiveHealthWithoutTraffic(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(end) {
-				resp, err := client.Get(url)
-				if err != nil {
-					failed.Add(1)
-					t.Logf("request failed: %v", err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
+				if !getOK(t, client, url) {
 					failed.Add(1)
 				}
 				time.Sleep(5 * time.Millisecond) // pacing of the client loop
@@ -172,14 +127,18 @@ func TestActiveHealthWithoutTraffic(t *testing.T) {
 	// Its share of zone a's requests in each half second from coming up.
 	var shares []float64
 	for w := upAt; w.Before(end.Add(-time.Millisecond)); w = w.Add(500 * time.Millisecond) {
-		n, m := target.between(w, w.Add(500*time.Millisecond)), sibling.between(w, w.Add(500*time.Millisecond))
+		n, m := between(target, w, w.Add(500*time.Millisecond)), between(sibling, w, w.Add(500*time.Millisecond))
 		if n+m == 0 {
 			t.Fatalf("no request reached zone a in the half second from %v", w.Sub(upAt))
 		}
 		shares = append(shares, float64(n)/float64(n+m))
 	}
+	firstRequest := time.Duration(-1)
+	if got := target.arrivals(backAt); len(got) > 0 {
+		firstRequest = got[0]
+	}
 	t.Logf("hang to down %v; recovery to up %v, to its first request %v; its share of zone a per half second from up: %.2f",
-		down.Round(time.Millisecond), up.Round(time.Millisecond), target.firstAfter(backAt).Round(time.Millisecond), shares)
+		down.Round(time.Millisecond), up.Round(time.Millisecond), firstRequest.Round(time.Millisecond), shares)
 	first, last := shares[0], shares[len(shares)-1]
 	// In the first half second its weight is 10% to 32% of its sibling's
 	// (0.25 would be a third of the split); after slow start they are even.
