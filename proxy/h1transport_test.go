@@ -268,6 +268,21 @@ func TestH1TransportExpectContinue(t *testing.T) {
 	}
 }
 
+// postOpenBody sends a POST whose body has begun and not ended, and returns
+// the response with the body's writer; closing it ends the body.
+func postOpenBody(t *testing.T, tr http.RoundTripper, addr string) (*http.Response, *io.PipeWriter) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	go func() { _, _ = pw.Write([]byte("first part")) }()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/", pr)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		_ = pw.Close()
+		t.Fatal(err)
+	}
+	return resp, pw
+}
+
 // A backend that answers before it read a streaming request body gets its
 // answer to the caller at once; the rest of the body is not waited for,
 // and nothing keeps running once the body ends.
@@ -280,13 +295,7 @@ func TestH1TransportAnswerBeforeBody(t *testing.T) {
 		_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 	})
 	tr := NewTransport(TransportOptions{Connect: time.Second})
-	pr, pw := io.Pipe()
-	go func() { _, _ = pw.Write([]byte("first part")) }()
-	req, _ := http.NewRequest("POST", "http://"+addr+"/", pr)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, pw := postOpenBody(t, tr, addr)
 	_ = resp.Body.Close()
 	if resp.StatusCode != 413 {
 		t.Fatalf("status %d, want 413", resp.StatusCode)
@@ -321,13 +330,7 @@ func TestH1TransportAnswerBeforeBodyKeepAlive(t *testing.T) {
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	})
 	tr := NewTransport(TransportOptions{Connect: time.Second})
-	pr, pw := io.Pipe()
-	go func() { _, _ = pw.Write([]byte("first part")) }()
-	req, _ := http.NewRequest("POST", "http://"+addr+"/", pr)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, pw := postOpenBody(t, tr, addr)
 	body, err := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	if err != nil || string(body) != "ok" {
