@@ -5,8 +5,8 @@ import (
 	"net/http"
 )
 
-// answerError is ReverseProxy's ErrorHandler: the client's answer when no
-// attempt produced a response. 503 with Retry-After when the pool had no
+// answerError writes the client's answer when no attempt produced a
+// response. 503 with Retry-After when the pool had no
 // backend or capacity; 504 when time ran out; 502 when the backend failed.
 // A client that left gets nothing it could read; the log says 499.
 func (s *Server) answerError(w http.ResponseWriter, r *http.Request, err error) {

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"time"
 
 	"github.com/azimuthproxy/azimuth/balancer"
 )
 
-// failure is the error RoundTrip returns when no attempt produced a
+// failure is the error the attempt loop returns when no attempt produced a
 // response; answerError turns it into the client's status.
 type failure struct {
 	cause Cause
@@ -22,14 +23,12 @@ type failure struct {
 func (f *failure) Error() string { return f.cause.String() + ": " + f.err.Error() }
 func (f *failure) Unwrap() error { return f.err }
 
-// roundTripper runs the attempt loop. ReverseProxy calls it once per request
-// and writes nothing to the client before it returns, so every retry happens
-// before the first response byte.
-type roundTripper struct{ s *Server }
-
-func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
-	clientCtx := out.Context()
-	x := exchangeOf(clientCtx)
+// attempts runs the attempt loop for out: pick a backend, send, and when
+// the attempt failed and replay is safe, try another. It returns the
+// response to pass on, or the failure. Nothing has been written to the
+// client when it returns.
+func (s *Server) attempts(x *exchange, out *http.Request) (*http.Response, error) {
+	clientCtx := x.ctx
 	p := x.pool
 	deadline := x.start.Add(p.Timeouts.Request)
 	if p.Timeouts.Request <= 0 {
@@ -61,7 +60,7 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 		if last != nil && p.metrics != nil {
 			p.metrics.retries.get(retryKey{from: lastZone, to: b.Zone(), cause: last.cause}).Inc()
 		}
-		resp, cause, err := rt.try(x, out, lease, deadline)
+		resp, cause, err := x.try(out, lease, deadline)
 		if cause == CauseNone {
 			return resp, nil
 		}
@@ -100,30 +99,29 @@ func (rt roundTripper) RoundTrip(out *http.Request) (*http.Response, error) {
 // try sends one attempt to the lease's backend. It returns the response,
 // or the cause and error of the failure; for CauseStatus it returns both
 // the response and the cause, so the caller can still pass the response on.
-func (rt roundTripper) try(x *exchange, out *http.Request, lease balancer.Lease, deadline time.Time) (*http.Response, Cause, error) {
+func (x *exchange) try(out *http.Request, lease balancer.Lease, deadline time.Time) (*http.Response, Cause, error) {
 	b := lease.Backend()
 	p := x.pool
-	clientCtx := out.Context()
+	clientCtx := x.ctx
 	limit := time.Until(deadline)
 	if pt := p.Timeouts.PerTry; pt > 0 && pt < limit {
 		limit = pt
 	}
 	ctx, cancel := context.WithCancelCause(clientCtx)
 	timer := time.AfterFunc(limit, func() { cancel(errPerTryTimeout) })
-	var req *http.Request
+	req := out.WithContext(ctx)
 	if x.tries > 0 {
-		// A retry: a fresh request with its own URL and body reader, since
-		// the failed attempt's transport may still hold the old ones.
-		req = out.Clone(ctx)
+		// A retry: its own URL and body reader, since the failed attempt's
+		// transport may still hold the old ones. The header map is shared:
+		// nothing writes to it once the request is made.
+		u := *out.URL
+		req.URL = &u
 		req.Body = x.body.reader()
-	} else {
-		req = out.WithContext(ctx) // shares out.URL, a copy ReverseProxy made
 	}
 	req.URL.Host = b.Address()
 	x.rec.info.attempt(cancel)
-
 	start := time.Now()
-	resp, err := p.Transport.RoundTrip(req)
+	resp, err := x.roundTrip(p.Transport, req)
 	fired := !timer.Stop()
 	if err == nil && fired {
 		// The timer went off as the headers arrived; the body is cut.
@@ -155,6 +153,19 @@ func (rt roundTripper) try(x *exchange, out *http.Request, lease balancer.Lease,
 		return resp, cause, errors.New("status " + resp.Status)
 	}
 	return resp, CauseNone, nil
+}
+
+// roundTrip sends one attempt's request with the client's exchange as the
+// receiver of 1xx responses: the proxy's HTTP/1.1 transport calls it
+// directly, on this goroutine; others get it through httptrace.
+func (x *exchange) roundTrip(t http.RoundTripper, req *http.Request) (*http.Response, error) {
+	if h1, ok := t.(*h1Transport); ok {
+		return h1.roundTrip(req, x.informational)
+	}
+	hook := &informationalHook{x: x}
+	defer hook.end()
+	trace := &httptrace.ClientTrace{Got1xxResponse: hook.got}
+	return t.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 }
 
 // drain discards a little of a response body, so its connection can be
@@ -189,8 +200,7 @@ type releasingBody struct {
 
 // Read flushes the bytes written to the client since the last read before
 // it reads more from the backend: a slow backend's pieces reach the client
-// as they come, with or without a Content-Length (ReverseProxy flushes by
-// itself only bodies of unknown length). A response with no body written
+// as they come, with or without a Content-Length. A response with no body written
 // yet is never flushed here, so its headers still go out with the end of
 // the stream (a gRPC trailers-only answer stays one HEADERS frame).
 func (r *releasingBody) Read(p []byte) (int, error) {

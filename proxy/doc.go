@@ -3,9 +3,8 @@
 // timeout and, when replay is safe, redispatches to another zone, and the
 // answers a client gets when every attempt failed.
 //
-// The loop runs inside an http.RoundTripper handed to
-// httputil.ReverseProxy, so it finishes before ReverseProxy writes a byte to
-// the client: a retry can never follow a partial response. Health checks and
+// The loop runs before the forwarder (forward.go) writes a byte to the
+// client: a retry can never follow a partial response. Health checks and
 // discovery never sit on this path; they write backend state that the
 // balancer reads lock-free.
 package proxy

@@ -18,6 +18,7 @@ const maxLoggedAttempts = 8
 type exchange struct {
 	listener *listener
 	pool     *Pool
+	ctx      context.Context // the client's request
 	id       string
 	start    time.Time
 	body     body
@@ -37,13 +38,7 @@ type attemptRecord struct {
 	duration time.Duration
 }
 
-type exchangeKey struct{}
-
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
-
-func exchangeOf(ctx context.Context) *exchange {
-	return ctx.Value(exchangeKey{}).(*exchange)
-}
 
 func (x *exchange) record(b *balancer.Backend, cause Cause, status int, d time.Duration) {
 	if x.tries < maxLoggedAttempts {
@@ -63,8 +58,8 @@ func (x *exchange) reset() {
 //
 // It also bounds the 1xx responses a backend can push through
 // (informational), and keeps Connection: close on the final answer when
-// the handler asked for it: ReverseProxy clears the header map after each
-// 1xx it forwards.
+// the handler asked for it: the header map is cleared after each 1xx
+// forwarded (see exchange.informational).
 type recorder struct {
 	http.ResponseWriter
 	status    int

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/textproto"
 	"sync"
 	"sync/atomic"
@@ -43,7 +42,7 @@ const maxInformationalWithoutHook = 5
 // roundTrip sends req on bc and reads the response head. On success the
 // response body owns bc: it returns it to the pool or closes it. On error
 // bc is closed.
-func (bc *backendConn) roundTrip(req *http.Request) (*http.Response, error) {
+func (bc *backendConn) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
 	ctx := req.Context()
 	stop := context.AfterFunc(ctx, bc.abort)
 	bc.answered = false
@@ -67,7 +66,6 @@ func (bc *backendConn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	bc.limit.n = maxResponseHeaderBytes
-	trace := httptrace.ContextClientTrace(ctx)
 	var resp *http.Response
 	var err error
 	for n1xx := 0; ; {
@@ -83,10 +81,9 @@ func (bc *backendConn) roundTrip(req *http.Request) (*http.Response, error) {
 			break
 		}
 		bc.limit.n = maxResponseHeaderBytes // each 1xx head has its own limit
-		if trace != nil && trace.Got1xxResponse != nil {
-			// Whoever forwards them bounds them (ReverseProxy's hook and
-			// the recorder's cap).
-			if err = trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+		if got1xx != nil {
+			// Whoever forwards them bounds them (the recorder's cap).
+			if err = got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
 				break
 			}
 			continue
@@ -114,8 +111,8 @@ func (bc *backendConn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		// The connection is the client's now (ReverseProxy copies both
-		// ways); it never returns to the pool. Cancelling the attempt
+		// The connection is the client's now (the forwarder's tunnel
+		// copies both ways); it never returns to the pool. Cancelling the attempt
 		// still closes it.
 		resp.Body = &upgradedBody{bc: bc}
 		return resp, nil

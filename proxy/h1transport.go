@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -19,7 +21,7 @@ import (
 // h1Transport is the proxy's HTTP/1.1 transport. An attempt writes its
 // request and reads the response head on the request's own goroutine, and
 // the response body is read from the connection by whoever reads the body
-// (ReverseProxy, on the same goroutine). net/http's Transport instead runs
+// (the forwarder, on the same goroutine). net/http's Transport instead runs
 // a read loop and a write loop goroutine per connection and hands every
 // request and response across them through channels and the scheduler;
 // with one core that was the largest part of the proxy's cost per request.
@@ -34,8 +36,8 @@ import (
 //     neither side asked to close; a body closed early closes it;
 //   - the attempt's context ends the connection (context.AfterFunc), so a
 //     per-try timeout or a client that left cuts a hung read or write;
-//   - 1xx responses go to the request's httptrace Got1xxResponse hook (as
-//     ReverseProxy installs it, with its own cap); without a hook more
+//   - 1xx responses go to the caller's hook (the forwarder's, with its
+//     own cap) or the request's httptrace Got1xxResponse; without one more
 //     than five end the attempt; 101 hands over the connection
 //     (Upgrade, WebSocket) as a writable body;
 //   - a request body is written by a goroutine of the attempt while the
@@ -74,8 +76,19 @@ func newH1Transport(o TransportOptions) *h1Transport {
 // gave its final answer to an Expect: 100-continue request first.
 var errBodyNotSent = errors.New("request body not sent: the backend answered first")
 
-// RoundTrip sends req on a pooled or new connection to req.URL.Host.
+// RoundTrip sends req on a pooled or new connection to req.URL.Host. 1xx
+// responses go to the request's httptrace Got1xxResponse hook, if any.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var got1xx func(int, textproto.MIMEHeader) error
+	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil {
+		got1xx = trace.Got1xxResponse
+	}
+	return t.roundTrip(req, got1xx)
+}
+
+// roundTrip is RoundTrip with the receiver of 1xx responses given, called
+// on the request's goroutine before the final response returns.
+func (t *h1Transport) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
 	if err := checkRequest(req); err != nil {
 		closeRequestBody(req)
 		return nil, err
@@ -88,7 +101,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeRequestBody(req)
 			return nil, err
 		}
-		resp, err := bc.roundTrip(req)
+		resp, err := bc.roundTrip(req, got1xx)
 		if err == nil {
 			return resp, nil
 		}

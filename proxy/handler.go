@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -49,7 +48,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x := exchanges.Get().(*exchange)
-	*x = exchange{listener: l, pool: p, start: time.Now()}
+	*x = exchange{listener: l, pool: p, start: time.Now(), ctx: r.Context()}
 	x.rec.ResponseWriter = w
 	x.rec.closeConn = closeConn
 	defer func() {
@@ -86,8 +85,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.budget.begin()
 	defer p.budget.end()
-	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
-	h.s.rp.ServeHTTP(&x.rec, r.WithContext(ctx))
+	h.s.forward(x, r)
 }
 
 // oneContentLength reports whether the request's Content-Length fields, if

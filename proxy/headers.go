@@ -3,9 +3,7 @@ package proxy
 import (
 	"encoding/hex"
 	"math/rand/v2"
-	"net/http/httputil"
 	"net/netip"
-	"strings"
 )
 
 // maxRequestIDLen bounds a client-supplied X-Request-Id; a longer one is
@@ -40,52 +38,9 @@ func (l *listener) trusted(remoteAddr string) bool {
 	return false
 }
 
-// rewrite sets the outbound request's forwarding headers. ReverseProxy has
-// already removed hop-by-hop headers (RFC 9110 section 7.6.1, including
-// those named in Connection), Forwarded and X-Forwarded-For, -Host and
-// -Proto; rewrite also drops every other forwarding header (see
-// forwarding). They come back only from a trusted proxy, and never in a
-// spelling with underscores. The client's Host is kept.
-func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
-	in, out := pr.In, pr.Out
-	trusted := x.listener.trusted(in.RemoteAddr)
-	for name := range out.Header {
-		if forwarding(name) && (!trusted || strings.ContainsRune(name, '_')) {
-			delete(out.Header, name)
-		}
-	}
-	if trusted {
-		if v := in.Header["X-Forwarded-For"]; len(v) > 0 {
-			out.Header["X-Forwarded-For"] = v
-		}
-	}
-	pr.SetXForwarded()
-	if trusted {
-		for _, h := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
-			if v := in.Header[h]; len(v) > 0 {
-				out.Header[h] = v
-			}
-		}
-	}
-	out.Header.Set("X-Request-Id", x.id)
-	if h := x.listener.ClientSubjectHeader; h != "" {
-		out.Header.Del(h)
-		if f := x.listener.ClientSubject; f != nil {
-			if s := f(in); s != "" {
-				out.Header.Set(h, s)
-			}
-		}
-	}
-	out.URL.Scheme = x.pool.Scheme
-	out.Body = x.body.reader()
-	if out.Body == nil {
-		out.ContentLength = 0
-	}
-}
-
 // forwarding reports whether a header name is one a backend may trust as
-// set by its proxy: X-Forwarded-* (Port, Prefix, Server... which
-// ReverseProxy leaves alone), X-Real-Ip and Forwarded, compared without
+// set by its proxy: X-Forwarded-* (Port, Prefix, Server... as well as
+// For, Host and Proto), X-Real-Ip and Forwarded, compared without
 // case and with '_' as '-', since CGI-style servers (WSGI, PHP) read
 // X_Forwarded_For as X-Forwarded-For.
 func forwarding(name string) bool {

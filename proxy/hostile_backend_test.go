@@ -111,7 +111,7 @@ func TestHostileBackendResponses(t *testing.T) {
 }
 
 // A 1xx response from the backend does not lose the Connection: close a
-// chunked request earned (ReverseProxy clears the header map after each
+// chunked request earned (the forwarder clears the header map after each
 // 1xx): the request after the body is never read.
 func TestInformationalKeepsConnectionClose(t *testing.T) {
 	var got []string

@@ -549,7 +549,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	}
 }
 
-// Forwarding headers beyond the three ReverseProxy replaces (Port,
+// Forwarding headers beyond the three the proxy sets itself (Port,
 // Prefix, X-Real-Ip, underscore spellings that CGI-style servers read as
 // dashes) never reach a backend from an untrusted client; from a trusted
 // proxy only the proper spellings do.

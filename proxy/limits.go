@@ -8,9 +8,9 @@ import (
 )
 
 // maxInformational bounds the 1xx responses (103 Early Hints, 100
-// Continue...) passed to a client for one request. ReverseProxy forwards
-// every 1xx a backend sends, and with a forwarding hook net/http's
-// transport resets its header limit after each one, so a backend writing
+// Continue...) passed to a client for one request. A transport with a
+// forwarding hook resets its header limit after each 1xx (the proxy's
+// HTTP/1.1 transport and net/http's do), so a backend writing
 // 1xx responses without end would stream them to the client until the
 // per-try timeout. Past the bound the attempt ends and the client gets 502.
 const maxInformational = 16
@@ -19,10 +19,11 @@ const maxInformational = 16
 // maxInformational 1xx responses.
 var errTooManyInformational = errors.New("too many 1xx responses")
 
-// informational counts a request's forwarded 1xx responses. ReverseProxy
-// calls its 1xx hook from the transport's goroutine and never after its
-// RoundTrip returns, but a cancelled attempt's goroutine may still report
-// while the next attempt starts, so the stop function is guarded.
+// informational counts a request's forwarded 1xx responses. The hook is
+// never called after its attempt's RoundTrip returns (see
+// informationalHook), but a cancelled attempt's transport goroutine may
+// still report while the next attempt starts, so the stop function is
+// guarded.
 type informational struct {
 	mu   sync.Mutex
 	n    int
@@ -51,8 +52,8 @@ func (i *informational) allow() bool {
 	return false
 }
 
-// forwardInformational reports whether code is a 1xx response that
-// ReverseProxy forwards from its hook (101 ends the exchange instead).
+// forwardInformational reports whether code is a 1xx response that the
+// forwarder passes on from its hook (101 ends the exchange instead).
 func forwardInformational(code int) bool {
 	return code >= 100 && code < 200 && code != http.StatusSwitchingProtocols
 }

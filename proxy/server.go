@@ -2,10 +2,8 @@ package proxy
 
 import (
 	"context"
-	"log"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +25,6 @@ type Server struct {
 	logger  *slog.Logger
 	metrics *Metrics
 	access  *AccessLog
-	rp      *httputil.ReverseProxy
 	current atomic.Pointer[Generation]
 
 	mu    sync.Mutex
@@ -44,16 +41,6 @@ func NewServer(ctx context.Context, o Options) *Server {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{logger: o.Logger, metrics: o.Metrics, access: o.AccessLog, pools: map[string]poolState{}, ctx: ctx}
-	s.rp = &httputil.ReverseProxy{
-		Rewrite:      func(pr *httputil.ProxyRequest) { exchangeOf(pr.In.Context()).rewrite(pr) },
-		Transport:    roundTripper{s},
-		ErrorHandler: s.answerError,
-		// A backend's Alt-Svc would advertise the backend's protocols as
-		// the proxy's; the listener sets its own.
-		ModifyResponse: func(r *http.Response) error { r.Header.Del("Alt-Svc"); return nil },
-		BufferPool:     copyBuffers{},
-		ErrorLog:       log.New(slogWriter{o.Logger}, "", 0),
-	}
 	return s
 }
 
@@ -110,11 +97,4 @@ func (s *Server) retire(old, next *Generation) {
 // Handler returns the http.Handler of the named listener.
 func (s *Server) Handler(listener string) http.Handler {
 	return &listenerHandler{s: s, name: listener}
-}
-
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn("reverse proxy", "msg", string(p))
-	return len(p), nil
 }

@@ -1,0 +1,432 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// forward sends the client's request through the attempt loop and writes
+// what comes back to the client. Nothing reaches the client before the
+// loop returns, so a retry can never follow a partial response.
+//
+// The proxy forwards by itself rather than through httputil.ReverseProxy,
+// which cloned the request (its header map and URL), wrapped the context
+// twice, copied response headers one value at a time and parsed every
+// response's Content-Type: a third of the allocations of a request. Here
+// the outbound request is made once, shares the client's header map after
+// hop-by-hop and forwarding headers are cleaned from it (net/http lets a
+// handler change its request's headers), and an attempt adds only its own
+// context and, on a retry, a URL.
+func (s *Server) forward(x *exchange, in *http.Request) {
+	out, err := x.outbound(in)
+	if err != nil {
+		plain(&x.rec, http.StatusBadRequest, "bad upgrade\n", false)
+		return
+	}
+	resp, err := s.attempts(x, out)
+	if err != nil {
+		s.answerError(&x.rec, in, err)
+		return
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		s.tunnel(x, out, resp)
+		return
+	}
+	s.respond(x, resp)
+}
+
+// errBadUpgrade refuses a request asking to switch to a protocol whose
+// name is not printable ASCII.
+var errBadUpgrade = errors.New("upgrade to a protocol with a name that is not printable")
+
+// outbound makes the request the attempts send: the client's, with its
+// header map cleaned in place (RFC 9110 section 7.6.1 hop-by-hop fields,
+// fields named in Connection, and forwarding fields the client may not
+// set; see forwarding) and the proxy's own forwarding fields added. The
+// Host stays the client's. Forwarding fields from a trusted proxy are
+// kept, and X-Forwarded-For gets the client's address appended.
+func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
+	h := in.Header
+	if h == nil {
+		h = http.Header{}
+	}
+	up := upgradeType(h)
+	if !printableASCII(up) {
+		return nil, errBadUpgrade
+	}
+	teTrailers := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
+	trusted := x.listener.trusted(in.RemoteAddr)
+	var priorFor, priorHost, priorProto []string
+	if trusted {
+		priorFor, priorHost, priorProto = h["X-Forwarded-For"], h["X-Forwarded-Host"], h["X-Forwarded-Proto"]
+	}
+
+	removeHopByHop(h)
+	for name := range h {
+		if forwarding(name) && (!trusted || strings.ContainsRune(name, '_') || replacedForwarding(name)) {
+			delete(h, name)
+		}
+	}
+	if teTrailers {
+		// Backends that care may send trailers: the proxy passes them on.
+		h["Te"] = []string{"trailers"}
+	}
+	if up != "" {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{up}
+	}
+	// The fields the proxy sets share one array, a slice of one each.
+	v := new([4]string)
+	one := func(i int, s string) []string { v[i] = s; return v[i : i+1 : i+1] }
+	if ip := clientIP(in.RemoteAddr); ip != "" {
+		if len(priorFor) > 0 {
+			ip = strings.Join(priorFor, ", ") + ", " + ip
+		}
+		h["X-Forwarded-For"] = one(0, ip)
+	}
+	if len(priorHost) > 0 {
+		h["X-Forwarded-Host"] = priorHost
+	} else {
+		h["X-Forwarded-Host"] = one(1, in.Host)
+	}
+	switch {
+	case len(priorProto) > 0:
+		h["X-Forwarded-Proto"] = priorProto
+	case in.TLS != nil:
+		h["X-Forwarded-Proto"] = one(2, "https")
+	default:
+		h["X-Forwarded-Proto"] = one(2, "http")
+	}
+	h["X-Request-Id"] = one(3, x.id)
+	if name := x.listener.ClientSubjectHeader; name != "" {
+		h.Del(name)
+		if f := x.listener.ClientSubject; f != nil {
+			if s := f(in); s != "" {
+				h.Set(name, s)
+			}
+		}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		// An empty value keeps the transport from adding its own.
+		h["User-Agent"] = noUserAgent
+	}
+
+	o := &outboundRequest{req: *in, url: *in.URL}
+	r := &o.req
+	r.URL = &o.url
+	r.URL.Scheme = x.pool.Scheme
+	r.URL.RawQuery = cleanQuery(r.URL.RawQuery)
+	r.Header = h
+	r.RequestURI = ""
+	r.Close = false
+	r.Body = x.body.reader()
+	if r.Body == nil {
+		r.ContentLength = 0
+	}
+	return r, nil
+}
+
+// noUserAgent is shared by every request without one: its capacity is its
+// length, so an append never writes into it.
+var noUserAgent = []string{""}
+
+// outboundRequest holds a request and its URL in one allocation.
+type outboundRequest struct {
+	req http.Request
+	url url.URL
+}
+
+// replacedForwarding reports the forwarding fields the proxy always sets
+// itself (from a trusted proxy's values where it has them).
+func replacedForwarding(name string) bool {
+	switch name {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
+}
+
+// clientIP is the host part of a RemoteAddr, or "" when it has none.
+func clientIP(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// hopByHopFields are the fields that describe one connection, not the message
+// (RFC 9110 section 7.6.1), with the older names still sent in the wild
+// (Proxy-Connection, Keep-Alive) and the proxy authentication fields,
+// which are meant for this proxy, not the next.
+var hopByHopFields = [...]string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHopByHop deletes hop-by-hop fields and the fields Connection names.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for len(v) > 0 {
+			var name string
+			name, v, _ = strings.Cut(v, ",")
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHopFields {
+		delete(h, name)
+	}
+}
+
+// upgradeType is the protocol a message asks to switch to, or "".
+func upgradeType(h http.Header) string {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// maxQueryParams is net/url's bound on the parameters of a query.
+const maxQueryParams = 10000
+
+// cleanQuery returns the query unchanged when every parameter parses, and
+// otherwise only the parameters that do, encoded again. A query with a
+// ';' or a bad escape is read differently by different servers, a way to
+// smuggle a parameter past the proxy's view of the request; net/url
+// refuses both.
+func cleanQuery(q string) string {
+	clean := strings.Count(q, "&") < maxQueryParams
+	for i := 0; clean && i < len(q); i++ {
+		switch q[i] {
+		case ';':
+			clean = false
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				clean = false
+			}
+			i += 2
+		}
+	}
+	if clean {
+		return q
+	}
+	v, _ := url.ParseQuery(q)
+	return v.Encode()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// respond writes a backend's response to the client: its header without
+// hop-by-hop fields and Alt-Svc (a backend's Alt-Svc would advertise its
+// protocols as the proxy's; the listener sets its own), the body as it
+// comes (see releasingBody.Read), and its trailers. A body that breaks
+// after it began aborts the client's connection (http.ErrAbortHandler), so
+// the client sees a failure, never a short body passed off as whole.
+func (s *Server) respond(x *exchange, resp *http.Response) {
+	h := resp.Header
+	removeHopByHop(h)
+	delete(h, "Alt-Svc")
+	dst := x.rec.Header()
+	addHeader(dst, h)
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for name := range resp.Trailer {
+			names = append(names, name)
+		}
+		dst.Add("Trailer", strings.Join(names, ", "))
+	}
+	x.rec.WriteHeader(resp.StatusCode)
+	if eventStream(h) {
+		x.rec.Flush() // the client learns the stream is open before its first event
+	}
+
+	rerr, werr := copyBody(&x.rec, resp.Body)
+	_ = resp.Body.Close() // before the trailers: closing reads them
+	if rerr != nil || werr != nil {
+		if rerr != nil {
+			s.logger.Warn("backend response body broke", "request_id", x.id, "err", rerr)
+		}
+		panic(http.ErrAbortHandler)
+	}
+	if len(resp.Trailer) == 0 {
+		return
+	}
+	// Trailers go out only after a chunked body: flushing forces chunking
+	// where the server would otherwise count a short body's length.
+	x.rec.Flush()
+	if len(resp.Trailer) == announced {
+		addHeader(dst, resp.Trailer)
+		return
+	}
+	for name, vs := range resp.Trailer {
+		for _, v := range vs {
+			dst.Add(http.TrailerPrefix+name, v)
+		}
+	}
+}
+
+// addHeader adds src's fields to dst. A field dst does not have takes
+// src's slice as it is: src is the backend's response, read only here.
+func addHeader(dst, src http.Header) {
+	for name, vs := range src {
+		if prev, ok := dst[name]; ok {
+			dst[name] = append(prev[:len(prev):len(prev)], vs...)
+		} else {
+			dst[name] = vs
+		}
+	}
+}
+
+// eventStream reports a text/event-stream response (server-sent events).
+func eventStream(h http.Header) bool {
+	ct := h["Content-Type"]
+	if len(ct) == 0 {
+		return false
+	}
+	mt, _, _ := strings.Cut(ct[0], ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
+}
+
+// copyBody copies a response body to the client through a pooled buffer.
+// It returns the error of the read or of the write that ended it early.
+func copyBody(w io.Writer, r io.Reader) (rerr, werr error) {
+	bp := copyPool.Get().(*[]byte)
+	defer copyPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr = w.Write(buf[:n]); werr != nil {
+				return nil, werr
+			}
+		}
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return err, nil
+		}
+	}
+}
+
+// tunnel finishes a protocol switch (WebSocket): the backend's 101 goes to
+// the client, and then bytes are copied both ways until one side closes.
+// The attempt's lease is held until then, so an open tunnel counts as a
+// request in flight on its backend.
+func (s *Server) tunnel(x *exchange, out *http.Request, resp *http.Response) {
+	fail := func(msg string) {
+		_ = resp.Body.Close()
+		s.logger.Warn("protocol switch failed", "request_id", x.id, "err", msg)
+		plain(&x.rec, http.StatusBadGateway, "backend failed\n", false)
+	}
+	want, got := upgradeType(out.Header), upgradeType(resp.Header)
+	if !printableASCII(got) || !strings.EqualFold(want, got) {
+		fail("backend switched to " + got + ", not the requested " + want)
+		return
+	}
+	backend, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		fail("101 response without a writable connection")
+		return
+	}
+	client, brw, err := http.NewResponseController(&x.rec).Hijack()
+	if err != nil {
+		fail("taking over the client connection: " + err.Error())
+		return
+	}
+	defer client.Close()
+	defer backend.Close()
+
+	delete(resp.Header, "Alt-Svc")
+	addHeader(x.rec.Header(), resp.Header)
+	resp.Header = x.rec.Header()
+	resp.Body = nil // Write sends the head only
+	if err := resp.Write(brw); err != nil {
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	x.rec.status = http.StatusSwitchingProtocols
+
+	// Each direction ends at its source's end of stream or at an error;
+	// the first to end without a half-close to pass on ends both (the
+	// deferred closes), and the second is waited for before returning.
+	done := make(chan bool, 2)
+	go func() { done <- pipe(client, backend) }()
+	go func() { done <- pipe(backend, brw.Reader) }()
+	if <-done {
+		<-done
+		return
+	}
+	_ = backend.Close()
+	_ = client.Close()
+	<-done
+}
+
+// pipe copies src to dst, then passes the end of stream on as a
+// half-close where dst has one. It reports whether it did.
+func pipe(dst io.Writer, src io.Reader) bool {
+	if _, err := io.Copy(dst, src); err != nil {
+		return false
+	}
+	cw, ok := dst.(interface{ CloseWrite() error })
+	return ok && cw.CloseWrite() == nil
+}
+
+// informationalHook passes a backend's 1xx responses to the client for
+// transports that report them from a goroutine of their own (net/http's
+// HTTP/2 transport): after its attempt ended it forwards nothing, so it
+// never touches the client's header map while the final answer is written.
+type informationalHook struct {
+	mu    sync.Mutex
+	ended bool
+	x     *exchange
+}
+
+func (h *informationalHook) got(code int, header textproto.MIMEHeader) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ended {
+		return nil
+	}
+	return h.x.informational(code, header)
+}
+
+func (h *informationalHook) end() {
+	h.mu.Lock()
+	h.ended = true
+	h.mu.Unlock()
+}
+
+// informational forwards one 1xx response to the client. The header map
+// is cleared after it, since a 1xx head does not clear it by itself.
+func (x *exchange) informational(code int, header textproto.MIMEHeader) error {
+	dst := x.rec.Header()
+	addHeader(dst, http.Header(header))
+	x.rec.WriteHeader(code)
+	clear(dst)
+	return nil
+}

@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCleanQuery(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"a=1&b=2", "a=1&b=2"},             // parses: passed on as it came
+		{"b=2&a=%41", "b=2&a=%41"},         // escapes kept, order kept
+		{"a=1;b=2&c=3", "c=3"},             // ';' splits differently in different servers
+		{"a=%zz&c=3", "c=3"},               // a bad escape
+		{"c=3&a=%4", "c=3"},                // an escape cut short
+		{"d=4&a=1;admin=1", "d=4"},         // the smuggled parameter goes with its pair
+		{"x=%", ""},                        // nothing left
+		{"q=caf%C3%A9", "q=caf%C3%A9"},     // UTF-8 escapes are fine
+		{"k&k=&=v", "k&k=&=v"},             // odd but parseable
+		{"a=1&b=2;&c=%zz", "a=1"},          // several bad pairs
+		{"z=1&a=1;b", "z=1"},               // re-encoded: sorted by key
+		{"b=1&a=2&c=%", "a=2&b=1"},         // re-encoded: sorted by key
+		{"sp=a+b&a=%", "sp=a+b"},           // re-encoded spaces stay '+'
+		{"e=%e2%82%ac&x=;", "e=%E2%82%AC"}, // re-encoded escapes are upper case
+	} {
+		if got := cleanQuery(tc.in); got != tc.want {
+			t.Errorf("cleanQuery(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	many := strings.Repeat("a=1&", maxQueryParams) + "b=2"
+	if got := cleanQuery(many); got == many {
+		t.Errorf("a query of %d parameters passed as it came", maxQueryParams+1)
+	}
+}
+
+// A query that backends could read differently from the proxy reaches the
+// backend with only the parameters that parse.
+func TestQueryCleanedOnTheWire(t *testing.T) {
+	b := startBackend(t, "127.0.1.1", "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.URL.RawQuery)
+	}))
+	px := startProxy(t, singleBackendPool(b.addr, "http1"))
+	for in, want := range map[string]string{
+		"a=1&b=2":           "a=1&b=2",
+		"user=me;admin=1&x": "x=",
+		"c=%zz&d=4":         "d=4",
+	} {
+		resp, err := http.Get(px.URL + "/q?" + in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(got) != want {
+			t.Errorf("backend got query %q for %q, want %q", got, in, want)
+		}
+	}
+}
+
+// A server-sent event stream's head reaches the client before its first
+// event does.
+func TestEventStreamHeadBeforeFirstEvent(t *testing.T) {
+	first := make(chan struct{})
+	b := startBackend(t, "127.0.1.1", "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-first:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "data: one\n\n")
+	}))
+	px := startProxy(t, singleBackendPool(b.addr, "http1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", px.URL+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no response head while the stream waits for its first event: %v", err)
+	}
+	defer resp.Body.Close()
+	close(first)
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("first event = %q, %v", line, err)
+	}
+}
+
+// Trailers the backend announced, and those it did not, reach the client
+// after the body.
+func TestTrailersForwarded(t *testing.T) {
+	b := startBackend(t, "127.0.1.1", "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set("X-Checksum", "abc")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
+	}))
+	px := startProxy(t, singleBackendPool(b.addr, "http1"))
+	resp, err := http.Get(px.URL + "/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "body" {
+		t.Fatalf("body = %q, %v", body, err)
+	}
+	if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
+		t.Errorf("announced trailer X-Checksum = %q, want abc (trailers %v)", got, resp.Trailer)
+	}
+	if got := resp.Trailer.Get("X-Late"); got != "late" {
+		t.Errorf("unannounced trailer X-Late = %q, want late (trailers %v)", got, resp.Trailer)
+	}
+}
+
+// A 103 from an HTTP/2 backend reaches the client through net/http's
+// transport, which reports it from a goroutine of its own.
+func TestEarlyHintsOverH2C(t *testing.T) {
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &h2c, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = io.WriteString(w, "ok")
+	})}
+	ln, err := net.Listen("tcp", "127.0.1.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	px := startProxy(t, singleBackendPool(ln.Addr().String(), "h2c"))
+	var hints []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, http.StatusText(code)+": "+h.Get("Link"))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", px.URL+"/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("final answer %d %q", resp.StatusCode, body)
+	}
+	if len(hints) != 1 || hints[0] != "Early Hints: </a.css>; rel=preload" {
+		t.Fatalf("1xx the client saw: %q, want one 103 with its Link", hints)
+	}
+	if resp.Header.Get("Link") != "" {
+		t.Errorf("the 103's Link leaked into the final answer")
+	}
+}
+
+// A request to switch to a protocol with a name that is not printable is
+// refused with 400, and a backend that switches to a protocol the client
+// did not ask for gets the client a 502, not a tunnel.
+func TestUpgradeChecks(t *testing.T) {
+	b := startBackend(t, "127.0.1.1", "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+		_ = brw.Flush()
+	}))
+	px := startProxy(t, singleBackendPool(b.addr, "http1"))
+	for _, tc := range []struct {
+		upgrade string
+		want    int
+	}{
+		{"caf\xc3\xa9", http.StatusBadRequest},
+		{"websocket", http.StatusBadGateway},
+	} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(px.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.example.com\r\nConnection: Upgrade\r\nUpgrade: "+tc.upgrade+"\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("upgrade to %q: %v", tc.upgrade, err)
+		}
+		if resp.StatusCode != tc.want {
+			t.Errorf("upgrade to %q: status %d, want %d", tc.upgrade, resp.StatusCode, tc.want)
+		}
+	}
+}
