@@ -12,7 +12,7 @@ import (
 func (s *Server) answerError(w http.ResponseWriter, r *http.Request, err error) {
 	var f *failure
 	if !errors.As(err, &f) {
-		f = &failure{cause: classify(err, r.Context(), r.Context()), err: err}
+		f = &failure{cause: classify(err, nil, r.Context()), err: err}
 	}
 	switch {
 	case f.noBackend:

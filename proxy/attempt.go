@@ -107,28 +107,27 @@ func (x *exchange) try(out *http.Request, lease balancer.Lease, deadline time.Ti
 	if pt := p.Timeouts.PerTry; pt > 0 && pt < limit {
 		limit = pt
 	}
-	ctx, cancel := context.WithCancelCause(clientCtx)
-	timer := time.AfterFunc(limit, func() { cancel(errPerTryTimeout) })
-	req := out.WithContext(ctx)
+	life := startLifetime(clientCtx, limit)
+	req := out
 	if x.tries > 0 {
-		// A retry: its own URL and body reader, since the failed attempt's
-		// transport may still hold the old ones. The header map is shared:
-		// nothing writes to it once the request is made.
-		u := *out.URL
-		req.URL = &u
+		// A retry: its own request, URL and body reader, since the failed
+		// attempt's transport may still hold the old ones. The header map
+		// is shared: nothing writes to it once the request is made.
+		o := &outboundRequest{req: *out, url: *out.URL}
+		req = &o.req
+		req.URL = &o.url
 		req.Body = x.body.reader()
 	}
 	req.URL.Host = b.Address()
-	x.rec.info.attempt(cancel)
+	x.rec.info.attempt(life.end)
 	start := time.Now()
-	resp, err := x.roundTrip(p.Transport, req)
-	fired := !timer.Stop()
-	if err == nil && fired {
+	resp, err := x.roundTrip(p.Transport, req, life)
+	if late := life.headArrived(); err == nil && late {
 		// The timer went off as the headers arrived; the body is cut.
 		drain(resp.Body)
 		resp, err = nil, errPerTryTimeout
 	}
-	cause := classify(err, ctx, clientCtx)
+	cause := classify(err, life.Cause(), clientCtx)
 	status := 0
 	if err == nil {
 		status = resp.StatusCode
@@ -144,11 +143,11 @@ func (x *exchange) try(out *http.Request, lease balancer.Lease, deadline time.Ti
 		p.Outlier.Observe(b, cause.BackendFault())
 	}
 	if err != nil {
-		cancel(err)
+		life.finish()
 		lease.Release()
 		return nil, cause, err
 	}
-	resp.Body = x.releaseOnClose(resp.Body, lease, cancel)
+	resp.Body = x.releaseOnClose(resp.Body, lease, life)
 	if cause == CauseStatus {
 		return resp, cause, errors.New("status " + resp.Status)
 	}
@@ -156,16 +155,20 @@ func (x *exchange) try(out *http.Request, lease balancer.Lease, deadline time.Ti
 }
 
 // roundTrip sends one attempt's request with the client's exchange as the
-// receiver of 1xx responses: the proxy's HTTP/1.1 transport calls it
-// directly, on this goroutine; others get it through httptrace.
-func (x *exchange) roundTrip(t http.RoundTripper, req *http.Request) (*http.Response, error) {
+// receiver of 1xx responses. The proxy's HTTP/1.1 transport takes the
+// attempt's lifetime and the receiver directly and calls it on this
+// goroutine. Others get a context that the lifetime's end cancels, and
+// the receiver through httptrace.
+func (x *exchange) roundTrip(t http.RoundTripper, req *http.Request, life *lifetime) (*http.Response, error) {
 	if h1, ok := t.(*h1Transport); ok {
-		return h1.roundTrip(req, x.informational)
+		return h1.roundTrip(req, life, x.informational)
 	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	life.onEnd(func() { cancel(life.Cause()) })
 	hook := &informationalHook{x: x}
 	defer hook.end()
 	trace := &httptrace.ClientTrace{Got1xxResponse: hook.got}
-	return t.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	return t.RoundTrip(req.WithContext(httptrace.WithClientTrace(ctx, trace)))
 }
 
 // drain discards a little of a response body, so its connection can be
@@ -176,11 +179,11 @@ func drain(rc io.ReadCloser) {
 }
 
 // releaseOnClose returns a body that ends the attempt when closed: the
-// backend's in-flight count drops and the attempt's context ends. Only the
+// backend's in-flight count drops and the attempt's lifetime ends. Only the
 // attempt whose response goes to the client gets one, so it lives in the
 // pooled exchange. An upgraded connection's body (101) stays writable.
-func (x *exchange) releaseOnClose(rc io.ReadCloser, lease balancer.Lease, cancel context.CancelCauseFunc) io.ReadCloser {
-	x.respBody = releasingBody{ReadCloser: rc, lease: lease, cancel: cancel, rec: &x.rec}
+func (x *exchange) releaseOnClose(rc io.ReadCloser, lease balancer.Lease, life *lifetime) io.ReadCloser {
+	x.respBody = releasingBody{ReadCloser: rc, lease: lease, life: life, rec: &x.rec}
 	if rw, ok := rc.(io.ReadWriteCloser); ok {
 		return &releasingRWBody{releasingBody: x.respBody, w: rw}
 	}
@@ -189,9 +192,9 @@ func (x *exchange) releaseOnClose(rc io.ReadCloser, lease balancer.Lease, cancel
 
 type releasingBody struct {
 	io.ReadCloser
-	lease  balancer.Lease
-	cancel context.CancelCauseFunc
-	done   bool
+	lease balancer.Lease
+	life  *lifetime
+	done  bool
 	// rec and flushed let Read flush what the client was sent before it
 	// waits for more (see Read).
 	rec     *recorder
@@ -216,7 +219,7 @@ func (r *releasingBody) Close() error {
 	if !r.done {
 		r.done = true
 		r.lease.Release()
-		r.cancel(nil)
+		r.life.finish()
 	}
 	return err
 }

@@ -49,19 +49,20 @@ func (c Cause) BackendFault() bool {
 	return c == CauseConnect || c == CauseTimeout || c == CauseReset || c == CauseStatus || c == CauseOther
 }
 
-// errPerTryTimeout is the cancel cause of an attempt whose per-try timer fired.
+// errPerTryTimeout ends an attempt whose per-try timer fired.
 var errPerTryTimeout = errors.New("per-try timeout")
 
-// classify maps a RoundTrip error to a Cause. attemptCtx is the attempt's
-// context and clientCtx the inbound request's, so a timeout of ours and a
-// client that left are told apart from the transport's own errors.
-func classify(err error, attemptCtx, clientCtx context.Context) Cause {
+// classify maps a RoundTrip error to a Cause. ended is why the attempt's
+// lifetime ended (nil if it has not) and clientCtx the inbound request's
+// context, so a timeout of ours and a client that left are told apart
+// from the transport's own errors.
+func classify(err error, ended error, clientCtx context.Context) Cause {
 	switch {
 	case err == nil:
 		return CauseNone
 	case clientCtx.Err() != nil:
 		return CauseClientGone
-	case context.Cause(attemptCtx) == errPerTryTimeout:
+	case ended == errPerTryTimeout:
 		return CauseTimeout
 	}
 	var op *net.OpError

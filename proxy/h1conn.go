@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +26,7 @@ type backendConn struct {
 	raw   net.Conn // the TCP connection beneath, for closedByPeer
 	limit limitReader
 	br    *bufio.Reader
-	abort func() // closes conn; made once, run by context.AfterFunc
+	abort func() // closes conn; made once, run when the attempt ends
 
 	reused    bool        // taken from the idle pool for this request
 	answered  bool        // a byte of this request's response arrived
@@ -42,9 +41,8 @@ const maxInformationalWithoutHook = 5
 // roundTrip sends req on bc and reads the response head. On success the
 // response body owns bc: it returns it to the pool or closes it. On error
 // bc is closed.
-func (bc *backendConn) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
-	ctx := req.Context()
-	stop := context.AfterFunc(ctx, bc.abort)
+func (bc *backendConn) roundTrip(req *http.Request, life *lifetime, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
+	life.onEnd(bc.abort)
 	bc.answered = false
 	bc.limit.read = 0
 
@@ -57,7 +55,7 @@ func (bc *backendConn) roundTrip(req *http.Request, got1xx func(int, textproto.M
 		}
 		putWriter(bw)
 		if err != nil {
-			stop()
+			life.clear()
 			_ = bc.conn.Close()
 			return nil, err
 		}
@@ -95,7 +93,7 @@ func (bc *backendConn) roundTrip(req *http.Request, got1xx func(int, textproto.M
 	}
 	bc.answered = bc.limit.read > 0
 	if err != nil {
-		stop()
+		life.clear()
 		_ = bc.conn.Close()
 		if w != nil {
 			w.proceed(false)
@@ -112,17 +110,17 @@ func (bc *backendConn) roundTrip(req *http.Request, got1xx func(int, textproto.M
 
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The connection is the client's now (the forwarder's tunnel
-		// copies both ways); it never returns to the pool. Cancelling the attempt
-		// still closes it.
+		// copies both ways); it never returns to the pool. The end of
+		// the attempt still closes it.
 		resp.Body = &upgradedBody{bc: bc}
 		return resp, nil
 	}
 	keep := !resp.Close && !req.Close
 	if resp.Body == http.NoBody {
-		bc.release(stop, w, keep)
+		bc.release(life, w, keep)
 		return resp, nil
 	}
-	resp.Body = &backendBody{bc: bc, rc: resp.Body, stop: stop, w: w, keep: keep}
+	resp.Body = &backendBody{bc: bc, rc: resp.Body, life: life, w: w, keep: keep}
 	return resp, nil
 }
 
@@ -143,9 +141,9 @@ func (bc *backendConn) sentAgainSafe(req *http.Request) bool {
 
 // release ends a request on bc: back to the idle pool if keep and the
 // request went out whole, closed otherwise.
-func (bc *backendConn) release(stop func() bool, w *bodyWriter, keep bool) {
-	if !stop() {
-		keep = false // the attempt's context ended: abort closes conn
+func (bc *backendConn) release(life *lifetime, w *bodyWriter, keep bool) {
+	if !life.clear() {
+		keep = false // the attempt ended: its abort closes conn
 	}
 	if keep && w != nil {
 		keep = w.sent()
@@ -171,7 +169,7 @@ func (bc *backendConn) expire() {
 type backendBody struct {
 	bc   *backendConn
 	rc   io.ReadCloser // net/http's framing of the body over bc.br
-	stop func() bool
+	life *lifetime
 	w    *bodyWriter
 	keep bool
 	done atomic.Bool // the connection was released
@@ -186,7 +184,7 @@ func (b *backendBody) Read(p []byte) (int, error) {
 	if err != nil {
 		b.err = err
 		if b.done.CompareAndSwap(false, true) {
-			b.bc.release(b.stop, b.w, b.keep && err == io.EOF)
+			b.bc.release(b.life, b.w, b.keep && err == io.EOF)
 		}
 	}
 	return n, err
@@ -196,7 +194,7 @@ func (b *backendBody) Read(p []byte) (int, error) {
 // is never read.
 func (b *backendBody) Close() error {
 	if b.done.CompareAndSwap(false, true) {
-		b.bc.release(b.stop, b.w, false)
+		b.bc.release(b.life, b.w, false)
 	}
 	return nil
 }

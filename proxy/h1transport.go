@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -78,34 +79,67 @@ var errBodyNotSent = errors.New("request body not sent: the backend answered fir
 
 // RoundTrip sends req on a pooled or new connection to req.URL.Host. 1xx
 // responses go to the request's httptrace Got1xxResponse hook, if any.
+// The request's context ends the attempt until the response body is
+// closed.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var got1xx func(int, textproto.MIMEHeader) error
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil {
 		got1xx = trace.Got1xxResponse
 	}
-	return t.roundTrip(req, got1xx)
+	life := startLifetime(req.Context(), 0)
+	resp, err := t.roundTrip(req, life, got1xx)
+	if err != nil {
+		life.finish()
+		return nil, err
+	}
+	if rw, ok := resp.Body.(io.ReadWriteCloser); ok { // 101: the connection
+		resp.Body = &finishingRWBody{finishingBody{rw, life}, rw}
+	} else {
+		resp.Body = &finishingBody{resp.Body, life}
+	}
+	return resp, nil
 }
 
-// roundTrip is RoundTrip with the receiver of 1xx responses given, called
-// on the request's goroutine before the final response returns.
-func (t *h1Transport) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
+// finishingBody ends its attempt's lifetime when closed.
+type finishingBody struct {
+	io.ReadCloser
+	life *lifetime
+}
+
+func (b *finishingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.life.finish()
+	return err
+}
+
+type finishingRWBody struct {
+	finishingBody
+	w io.Writer
+}
+
+func (b *finishingRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// roundTrip is RoundTrip within an attempt's lifetime, whose end aborts
+// the exchange (the connection is closed), with the receiver of 1xx
+// responses given, called on the request's goroutine before the final
+// response returns. The request's context is not consulted.
+func (t *h1Transport) roundTrip(req *http.Request, life *lifetime, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
 	if err := checkRequest(req); err != nil {
 		closeRequestBody(req)
 		return nil, err
 	}
 	addr := backendAddr(req.URL)
-	ctx := req.Context()
 	for {
-		bc, err := t.conn(ctx, addr)
+		bc, err := t.conn(life, addr)
 		if err != nil {
 			closeRequestBody(req)
 			return nil, err
 		}
-		resp, err := bc.roundTrip(req, got1xx)
+		resp, err := bc.roundTrip(req, life, got1xx)
 		if err == nil {
 			return resp, nil
 		}
-		if !bc.reused || !bc.sentAgainSafe(req) || ctx.Err() != nil {
+		if !bc.reused || !bc.sentAgainSafe(req) || life.Cause() != nil {
 			return nil, err
 		}
 		// The backend closed a kept-alive connection as the request went
@@ -158,7 +192,7 @@ func closeRequestBody(req *http.Request) {
 
 // conn returns an idle connection to addr that the backend has not
 // closed, or dials a new one.
-func (t *h1Transport) conn(ctx context.Context, addr string) (*backendConn, error) {
+func (t *h1Transport) conn(life *lifetime, addr string) (*backendConn, error) {
 	for {
 		bc := t.takeIdle(addr)
 		if bc == nil {
@@ -171,10 +205,29 @@ func (t *h1Transport) conn(ctx context.Context, addr string) (*backendConn, erro
 		bc.reused = true
 		return bc, nil
 	}
-	return t.dial(ctx, addr)
+	return t.dial(life, addr)
 }
 
-func (t *h1Transport) dial(ctx context.Context, addr string) (*backendConn, error) {
+// errAttemptEnded fails a connection that was made as its attempt ended.
+var errAttemptEnded = errors.New("http1 transport: the attempt ended")
+
+// dial connects to addr, within the attempt's lifetime: its end cancels
+// the dial and the TLS handshake.
+func (t *h1Transport) dial(life *lifetime, addr string) (*backendConn, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	life.onEnd(cancel)
+	bc, err := t.dialContext(ctx, addr)
+	if !life.clear() {
+		if err == nil {
+			_ = bc.conn.Close()
+		}
+		return nil, errAttemptEnded
+	}
+	return bc, err
+}
+
+func (t *h1Transport) dialContext(ctx context.Context, addr string) (*backendConn, error) {
 	c, err := t.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"sync"
@@ -27,11 +26,11 @@ var errTooManyInformational = errors.New("too many 1xx responses")
 type informational struct {
 	mu   sync.Mutex
 	n    int
-	stop context.CancelCauseFunc // ends the current attempt
+	stop func(error) // ends the current attempt
 }
 
 // attempt installs the current attempt's cancel function.
-func (i *informational) attempt(stop context.CancelCauseFunc) {
+func (i *informational) attempt(stop func(error)) {
 	i.mu.Lock()
 	i.stop = stop
 	i.mu.Unlock()

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// lifetime is one attempt's span: it ends, once, when its per-try time
+// runs out before the response head, when the client leaves, when the
+// forwarder ends it (too many 1xx) or when its response is done. Ending it
+// runs the transport's abort, if one is set (the proxy's HTTP/1.1
+// transport closes the connection in use; for other transports it cancels
+// the attempt's context).
+//
+// It replaces a context per attempt with a cancel cause and a timer, on
+// which the transport registered its abort with context.AfterFunc: two
+// registrations, each with its lock, children map and channel, on every
+// request. Here the client's context has one registration, and the
+// transport's abort is a field.
+type lifetime struct {
+	client    context.Context
+	stopWatch func() bool // stops watching the client
+	timer     *time.Timer // the per-try limit, until the response head
+
+	mu    sync.Mutex
+	cause error  // why it ended; nil while it runs
+	abort func() // run when it ends, unless cleared first
+}
+
+// errAttemptDone is the cause of an attempt that ended because its
+// response was done with (or it failed and the loop moved on).
+var errAttemptDone = errors.New("attempt done")
+
+// startLifetime starts an attempt's lifetime under the client's context,
+// with a per-try limit when limit > 0.
+func startLifetime(client context.Context, limit time.Duration) *lifetime {
+	l := &lifetime{client: client}
+	l.stopWatch = context.AfterFunc(client, l.clientGone)
+	if limit > 0 {
+		l.timer = time.AfterFunc(limit, l.timedOut)
+	}
+	return l
+}
+
+func (l *lifetime) clientGone() { l.end(context.Cause(l.client)) }
+func (l *lifetime) timedOut()   { l.end(errPerTryTimeout) }
+
+// headArrived stops the per-try timer and reports whether it fired first.
+func (l *lifetime) headArrived() (late bool) {
+	return l.timer != nil && !l.timer.Stop()
+}
+
+// end ends the lifetime with cause, if it has not ended yet, and runs the
+// abort that was set.
+func (l *lifetime) end(cause error) {
+	l.mu.Lock()
+	if l.cause != nil {
+		l.mu.Unlock()
+		return
+	}
+	l.cause = cause
+	abort := l.abort
+	l.abort = nil
+	l.mu.Unlock()
+	if abort != nil {
+		abort()
+	}
+}
+
+// finish ends the lifetime for good: its watches stop, and an abort still
+// set runs (an upgraded connection is closed this way).
+func (l *lifetime) finish() {
+	l.stopWatch()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.end(errAttemptDone)
+}
+
+// Cause is why the lifetime ended, or nil while it runs.
+func (l *lifetime) Cause() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cause
+}
+
+// onEnd sets f to run when the lifetime ends, until clear. If it has
+// already ended, f runs now.
+func (l *lifetime) onEnd(f func()) {
+	l.mu.Lock()
+	if l.cause != nil {
+		l.mu.Unlock()
+		f()
+		return
+	}
+	l.abort = f
+	l.mu.Unlock()
+}
+
+// clear unsets the abort; it reports whether the lifetime is still
+// running, so that the abort did not run and will not.
+func (l *lifetime) clear() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.abort = nil
+	return l.cause == nil
+}
