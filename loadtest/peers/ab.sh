@@ -51,6 +51,14 @@ build old "$old"
 build new "$new"
 (cd "$repo" && go build -o "$work/backend" ./loadtest/peers/backend)
 
+# Anything already on these ports would take the load and void the result.
+for p in $BPORT $((PORT_BASE + 100)) $((PORT_BASE + 101)) $((PORT_BASE + 901)) $((PORT_BASE + 902)); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || (exec 3<>"/dev/tcp/127.0.1.1/$p") 2>/dev/null; then
+		echo "ab: port $p is in use; stop what listens there or set PORT_BASE" >&2
+		exit 1
+	fi
+done
+
 addrs=127.0.1.1:$BPORT,127.0.1.2:$BPORT,127.0.2.1:$BPORT,127.0.2.2:$BPORT,127.0.3.1:$BPORT,127.0.3.2:$BPORT
 taskset -c "$PROXY_CPU" env GOMAXPROCS=1 "$work/backend" -addrs "$addrs" -size 100 >"$work/backend.log" 2>&1 &
 pids+=($!)
@@ -72,6 +80,9 @@ for v in old new; do
 	for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:${port[$v]}/" && break; sleep 0.1; done
 	curl -sf -o /dev/null "http://127.0.0.1:${port[$v]}/" || { echo "ab: $v does not answer" >&2; cat "$work/$v.log" >&2; exit 1; }
 	taskset -c "$LOAD_CPU" wrk -t1 -c "$CONNS" -d 1s "http://127.0.0.1:${port[$v]}/" >/dev/null
+done
+for p in "${pids[@]}"; do
+	kill -0 "$p" 2>/dev/null || { echo "ab: a process it started has exited; logs in $work" >&2; KEEP=1; exit 1; }
 done
 
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
