@@ -2,6 +2,7 @@
 # ab.sh — two builds of Azimuth side by side, for what one change bought.
 #
 #   loadtest/peers/ab.sh OLD_REV [NEW_REV]     # NEW_REV defaults to HEAD
+#   loadtest/peers/ab.sh --serverloop [REV]    # net/http's server against a bare loop
 #
 # Both builds run at once on the proxy core, each with the peer config's
 # plain listener and pool of six backends (one backend process, also on
@@ -10,14 +11,23 @@
 # both. Each line is one run; the summary is the median of each column.
 # CPU is the proxy's user+system time over the run per request.
 #
+# With --serverloop the two contenders are loadtest/peers/serverloop built
+# from REV, serving the proxy's request path behind net/http's server
+# ("nethttp") and behind a bare HTTP/1.1 loop ("loop"): what net/http's
+# server costs per request.
+#
 # Environment: ROUNDS=8, DURATION=3s, CONNS=64, PORT_BASE=29000,
 # LOAD_CPU=0, PROXY_CPU=1, KEEP=1 keeps the work directory.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-old=${1:?usage: ab.sh OLD_REV [NEW_REV]}
-new=${2:-HEAD}
+usage="usage: ab.sh OLD_REV [NEW_REV] | ab.sh --serverloop [REV]"
+if [[ ${1:?$usage} == --serverloop ]]; then
+	mode=serverloop names=(nethttp loop) old=${2:-HEAD} new=$old
+else
+	mode=azimuth names=(old new) old=$1 new=${2:-HEAD}
+fi
 ROUNDS=${ROUNDS:-8}
 DURATION=${DURATION:-3s}
 CONNS=${CONNS:-64}
@@ -44,11 +54,15 @@ trap cleanup EXIT
 
 build() { # build NAME REV
 	git -C "$repo" worktree add -q --detach "$work/src-$1" "$2"
-	(cd "$work/src-$1" && go build -o "$work/azimuth-$1" ./cmd/azimuth)
+	if [[ $mode == serverloop ]]; then
+		(cd "$work/src-$1" && go build -o "$work/serverloop" ./loadtest/peers/serverloop)
+	else
+		(cd "$work/src-$1" && go build -o "$work/azimuth-$1" ./cmd/azimuth)
+	fi
 	echo "$1: $(git -C "$repo" rev-parse --short "$2") $(git -C "$repo" log -1 --format=%s "$2" | cut -c1-70)" >&2
 }
 build old "$old"
-build new "$new"
+[[ $mode == serverloop ]] || build new "$new"
 (cd "$repo" && go build -o "$work/backend" ./loadtest/peers/backend)
 
 # Anything already on these ports would take the load and void the result.
@@ -65,18 +79,23 @@ pids+=($!)
 
 declare -A port pid
 i=0
-for v in old new; do
+for v in "${names[@]}"; do
 	port[$v]=$((PORT_BASE + 100 + i))
-	# The peer config without its TLS listener, on its own ports.
-	sed -e "s#@PLAIN@#${port[$v]}#g" -e "s#@BPORT@#$BPORT#g" -e "s#@ADMIN@#$((PORT_BASE + 901 + i))#g" \
-		"$here/configs/azimuth.yaml" | awk '/^  - name: tls/{skip=1} /^pools:/{skip=0} !skip' >"$work/$v.yaml"
-	"$work/azimuth-$v" validate "$work/$v.yaml" >&2
-	taskset -c "$PROXY_CPU" env GOMAXPROCS=1 "$work/azimuth-$v" -config "$work/$v.yaml" >"$work/$v.log" 2>&1 &
+	if [[ $mode == serverloop ]]; then
+		taskset -c "$PROXY_CPU" env GOMAXPROCS=1 "$work/serverloop" -server "$v" \
+			-addr "127.0.0.1:${port[$v]}" -backends "$addrs" >"$work/$v.log" 2>&1 &
+	else
+		# The peer config without its TLS listener, on its own ports.
+		sed -e "s#@PLAIN@#${port[$v]}#g" -e "s#@BPORT@#$BPORT#g" -e "s#@ADMIN@#$((PORT_BASE + 901 + i))#g" \
+			"$here/configs/azimuth.yaml" | awk '/^  - name: tls/{skip=1} /^pools:/{skip=0} !skip' >"$work/$v.yaml"
+		"$work/azimuth-$v" validate "$work/$v.yaml" >&2
+		taskset -c "$PROXY_CPU" env GOMAXPROCS=1 "$work/azimuth-$v" -config "$work/$v.yaml" >"$work/$v.log" 2>&1 &
+	fi
 	pid[$v]=$!
 	pids+=($!)
 	i=$((i + 1))
 done
-for v in old new; do
+for v in "${names[@]}"; do
 	for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:${port[$v]}/" && break; sleep 0.1; done
 	curl -sf -o /dev/null "http://127.0.0.1:${port[$v]}/" || { echo "ab: $v does not answer" >&2; cat "$work/$v.log" >&2; exit 1; }
 	taskset -c "$LOAD_CPU" wrk -t1 -c "$CONNS" -d 1s "http://127.0.0.1:${port[$v]}/" >/dev/null
@@ -91,7 +110,7 @@ us_of() { awk -v v="$1" -v u="$2" 'BEGIN{m=(u=="ms")?1000:(u=="s")?1e6:1; printf
 
 printf 'build round req/s p50_us p99_us cpu_us_per_req\n' >"$work/runs"
 for r in $(seq "$ROUNDS"); do
-	for v in old new; do
+	for v in "${names[@]}"; do
 		t0=$(ticks "${pid[$v]}")
 		out=$(taskset -c "$LOAD_CPU" wrk -t1 -c "$CONNS" -d "$DURATION" --latency "http://127.0.0.1:${port[$v]}/")
 		t1=$(ticks "${pid[$v]}")
@@ -108,7 +127,7 @@ done
 
 echo "| build | req/s | p50 µs | p99 µs | CPU µs/req |"
 echo "|---|--:|--:|--:|--:|"
-for v in old new; do
+for v in "${names[@]}"; do
 	row="| $v"
 	for col in 3 4 5 6; do
 		row+=" | $(awk -v b="$v" -v c="$col" 'NR>1 && $1==b {print $c}' "$work/runs" | sort -g |
@@ -117,4 +136,8 @@ for v in old new; do
 	echo "$row |"
 done
 echo
-echo "Medians of $ROUNDS alternating runs of $DURATION at $CONNS connections; old = $(git -C "$repo" rev-parse --short "$old"), new = $(git -C "$repo" rev-parse --short "$new")."
+if [[ $mode == serverloop ]]; then
+	echo "Medians of $ROUNDS alternating runs of $DURATION at $CONNS connections; serverloop built from $(git -C "$repo" rev-parse --short "$old")."
+else
+	echo "Medians of $ROUNDS alternating runs of $DURATION at $CONNS connections; old = $(git -C "$repo" rev-parse --short "$old"), new = $(git -C "$repo" rev-parse --short "$new")."
+fi
