@@ -9,22 +9,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // testDebounce keeps the tests quick; the behaviour does not depend on it.
 const testDebounce = 30 * time.Millisecond
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
-	}
-}
 
 func write(t *testing.T, path, content string) {
 	t.Helper()
@@ -159,14 +149,14 @@ func TestWatchReplacementStyles(t *testing.T) {
 			path := tt.setup(t, dir)
 			w := startWatch(t, path, testDebounce)
 			tt.change(t, dir, path)
-			waitFor(t, "onChange", func() bool { return w.changes.Load() >= 1 })
+			testwait.Until(t, 10*time.Second, "onChange", func() bool { return w.changes.Load() >= 1 })
 			got, err := os.ReadFile(path)
 			if err != nil || string(got) != "v2" {
 				t.Fatalf("after change the path reads %q, %v; want v2", got, err)
 			}
 			// A second change is seen too: the watch survived the first.
 			write(t, path, "v3")
-			waitFor(t, "second onChange", func() bool { return w.changes.Load() >= 2 })
+			testwait.Until(t, 10*time.Second, "second onChange", func() bool { return w.changes.Load() >= 2 })
 		})
 	}
 }
@@ -211,7 +201,7 @@ func TestWatchIgnoresTouchAndOtherFiles(t *testing.T) {
 	// Same content rewritten, and a neighbour changed: looked at, no call.
 	write(t, path, "v1")
 	write(t, filepath.Join(dir, "other.yaml"), "x")
-	waitFor(t, "a check", func() bool { return w.checks.Load() >= 1 })
+	testwait.Until(t, 10*time.Second, "a check", func() bool { return w.checks.Load() >= 1 })
 	if n := w.changes.Load(); n != 0 {
 		t.Fatalf("onChange called %d times for unchanged content", n)
 	}
@@ -221,12 +211,12 @@ func TestWatchIgnoresTouchAndOtherFiles(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a check after delete", func() bool { return w.checks.Load() > checks })
+	testwait.Until(t, 10*time.Second, "a check after delete", func() bool { return w.checks.Load() > checks })
 	if n := w.changes.Load(); n != 0 {
 		t.Fatalf("onChange called %d times for a deleted file", n)
 	}
 	write(t, path, "v2")
-	waitFor(t, "onChange", func() bool { return w.changes.Load() == 1 })
+	testwait.Until(t, 10*time.Second, "onChange", func() bool { return w.changes.Load() == 1 })
 }
 
 func TestWatchDebouncesBursts(t *testing.T) {
@@ -237,7 +227,7 @@ func TestWatchDebouncesBursts(t *testing.T) {
 	for i := range writes {
 		write(t, path, "burst "+string(rune('a'+i)))
 	}
-	waitFor(t, "onChange", func() bool { return w.changes.Load() >= 1 })
+	testwait.Until(t, 10*time.Second, "onChange", func() bool { return w.changes.Load() >= 1 })
 	// A burst far shorter than the debounce is seen as one change; allow a
 	// second in case the machine stalled mid-burst past the debounce.
 	if n := w.changes.Load(); n > 2 {
@@ -252,7 +242,7 @@ func TestWatchStopsWithContext(t *testing.T) {
 	w := startWatch(t, path, testDebounce)
 	w.stop()
 	// The fsnotify reader goroutine and Run's own are gone once Run returns.
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testwait.Until(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 	write(t, path, "after stop")
 	if n := w.changes.Load(); n != 0 {
 		t.Fatalf("onChange called %d times", n)

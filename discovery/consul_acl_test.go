@@ -14,6 +14,7 @@ import (
 
 	"github.com/azimuthproxy/azimuth/balancer"
 	"github.com/azimuthproxy/azimuth/internal/consultest"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // TestConsulACL follows a service on an agent with default-deny ACLs.
@@ -73,7 +74,7 @@ func TestConsulACL(t *testing.T) {
 				}
 			}()
 			if tt.wantErr != "" {
-				pollUntil(t, 5*time.Second, "a failed query", func() bool {
+				testwait.Until(t, 5*time.Second, "a failed query", func() bool {
 					return testutil.ToFloat64(w.metrics.errors.WithLabelValues("api")) >= 1
 				})
 				if st := w.State(); st.Synced || !strings.Contains(st.LastError, tt.wantErr) || st.FilteredByACLs != tt.wantFiltered {

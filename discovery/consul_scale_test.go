@@ -7,6 +7,7 @@ import (
 
 	"github.com/azimuthproxy/azimuth/balancer"
 	"github.com/azimuthproxy/azimuth/internal/consultest"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 func TestConsul500Instances(t *testing.T) {
@@ -54,7 +55,7 @@ func TestConsulFeedsRealPool(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	pollUntil(t, 5*time.Second, "six backends in the pool", func() bool { return len(pool.Backends()) == 6 })
+	testwait.Until(t, 5*time.Second, "six backends in the pool", func() bool { return len(pool.Backends()) == 6 })
 	for _, want := range fleetSpecs {
 		b := pool.Backend(want.Address)
 		if b == nil || b.Spec() != want {
@@ -66,7 +67,7 @@ func TestConsulFeedsRealPool(t *testing.T) {
 	if err := c.Agent().ServiceDeregister("api-a2"); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 5*time.Second, "api-a2 out of the pool", func() bool { return pool.Backend("127.0.1.2:8080") == nil })
+	testwait.Until(t, 5*time.Second, "api-a2 out of the pool", func() bool { return pool.Backend("127.0.1.2:8080") == nil })
 	if got := pool.Backend("127.0.1.1:8080"); got != kept {
 		t.Error("a backend present before and after the update lost its live state")
 	}

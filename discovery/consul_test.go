@@ -15,6 +15,7 @@ import (
 
 	"github.com/azimuthproxy/azimuth/balancer"
 	"github.com/azimuthproxy/azimuth/internal/consultest"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // These tests run the watcher against a real consul agent
@@ -70,18 +71,6 @@ func waitFor(t testing.TB, rec *recorder, timeout time.Duration, what string, ok
 		case <-rec.notify:
 		case <-tick.C:
 		}
-	}
-}
-
-// pollUntil polls cond until it is true or timeout passes.
-func pollUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting %v for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
 	}
 }
 
@@ -237,7 +226,7 @@ func TestConsulFleet(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		pollUntil(t, 5*time.Second, "the watcher holding its last set", func() bool { return w.State().Holding })
+		testwait.Until(t, 5*time.Second, "the watcher holding its last set", func() bool { return w.State().Holding })
 		// The deregistrations land one by one, so the sink may see
 		// shrinking sets, but never an empty one.
 		all := rec.all()
@@ -291,7 +280,7 @@ func TestConsulUnreachableAtStart(t *testing.T) {
 	agent.Stop()
 	rec := newRecorder()
 	w, _ := startWatcher(t, agent, fleetOpts, rec)
-	pollUntil(t, 5*time.Second, "three errors", func() bool {
+	testwait.Until(t, 5*time.Second, "three errors", func() bool {
 		return testutil.ToFloat64(w.metrics.errors.WithLabelValues("api")) >= 3
 	})
 	if n := rec.count(); n != 0 {
@@ -327,7 +316,7 @@ func TestConsulOutageKeepsLastSetAndResyncs(t *testing.T) {
 	updates := rec.count()
 
 	agent.Stop()
-	pollUntil(t, 5*time.Second, "errors counted", func() bool {
+	testwait.Until(t, 5*time.Second, "errors counted", func() bool {
 		return testutil.ToFloat64(w.metrics.errors.WithLabelValues("api")) >= 2
 	})
 	st := w.State()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/azimuthproxy/azimuth/balancer"
 	"github.com/azimuthproxy/azimuth/internal/consultest"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // TestConsulOverTLS follows a service over HTTPS to an agent that requires
@@ -68,7 +69,7 @@ func TestConsulOverTLS(t *testing.T) {
 				}
 				return
 			}
-			pollUntil(t, 5*time.Second, "a failed query", func() bool {
+			testwait.Until(t, 5*time.Second, "a failed query", func() bool {
 				return testutil.ToFloat64(w.metrics.errors.WithLabelValues("api")) >= 1
 			})
 			st := w.State()

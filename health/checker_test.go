@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // fixedJitter makes intervals exact: 0.5 is the middle of ±10%.
@@ -243,7 +244,7 @@ func TestCheckerPendingBackends(t *testing.T) {
 		lease.Release()
 	}
 	stop := runOwned(t, c.Run)
-	eventually(t, 5*time.Second, "pending backends to get their first check", func() bool {
+	testwait.Until(t, 5*time.Second, "pending backends to get their first check", func() bool {
 		return f.backend(t, good.Addr()).State() == balancer.StateUp &&
 			f.backend(t, bad.Addr()).State() == balancer.StateDown
 	})
@@ -268,7 +269,7 @@ func TestCheckerFollowsSetChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	runOwned(t, c.Run)
-	eventually(t, 5*time.Second, "backend a to go down", func() bool {
+	testwait.Until(t, 5*time.Second, "backend a to go down", func() bool {
 		return f.backend(t, a.Addr()).State() == balancer.StateDown
 	})
 	seriesA := map[string]string{"pool": "web", "backend": a.Addr()}
@@ -277,15 +278,15 @@ func TestCheckerFollowsSetChanges(t *testing.T) {
 	}
 
 	f.pool.Update([]balancer.Spec{{Address: a.Addr(), Zone: "a"}, {Address: b.Addr(), Zone: "b"}})
-	eventually(t, 5*time.Second, "the new backend to be checked", func() bool {
+	testwait.Until(t, 5*time.Second, "the new backend to be checked", func() bool {
 		return f.pool.Backend(b.Addr()).State() == balancer.StateUp && b.Hits() >= 2
 	})
 
 	f.pool.Update(specs("b", b.Addr()))
 	fence := b.Hits() + 2
-	eventually(t, 5*time.Second, "checks of the remaining backend", func() bool { return b.Hits() >= fence })
+	testwait.Until(t, 5*time.Second, "checks of the remaining backend", func() bool { return b.Hits() >= fence })
 	aHits, bHits := a.Hits(), b.Hits()
-	eventually(t, 5*time.Second, "more checks of the remaining backend", func() bool { return b.Hits() >= bHits+3 })
+	testwait.Until(t, 5*time.Second, "more checks of the remaining backend", func() bool { return b.Hits() >= bHits+3 })
 	if a.Hits() != aHits {
 		t.Errorf("removed backend still checked: %d hits, then %d", aHits, a.Hits())
 	}

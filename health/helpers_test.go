@@ -227,18 +227,6 @@ func labelsMatch(m *dto.Metric, want map[string]string) bool {
 	return true
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
-	}
-}
-
 // runOwned runs fn(ctx) in a goroutine and returns a stop function that
 // cancels it and waits for it to return.
 func runOwned(t *testing.T, fn func(context.Context)) (stop func()) {

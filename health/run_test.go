@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // TestRunStopsEverything runs a checker and a detector against real
@@ -39,7 +40,7 @@ func TestRunStopsEverything(t *testing.T) {
 	stopC := runOwned(t, c.Run)
 	stopD := runOwned(t, d.Run)
 	d.Observe(f.backend(t, good.Addr()), true) // an ejection timer is pending
-	eventually(t, 5*time.Second, "checks of every backend", func() bool {
+	testwait.Until(t, 5*time.Second, "checks of every backend", func() bool {
 		return good.Hits() >= 3 && flaky.Hits() >= 3 && hung.Hits() >= 1
 	})
 	start := time.Now()
@@ -48,7 +49,7 @@ func TestRunStopsEverything(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > time.Second {
 		t.Errorf("stopping took %v; a hung check must be cancelled, not waited out", elapsed)
 	}
-	eventually(t, 5*time.Second, "goroutines to end", func() bool {
+	testwait.Until(t, 5*time.Second, "goroutines to end", func() bool {
 		return runtime.NumGoroutine() <= before
 	})
 }
@@ -83,14 +84,14 @@ func TestActivePathBound(t *testing.T) {
 				fast = o.Interval
 			}
 			runOwned(t, c.Run)
-			eventually(t, 5*time.Second, "a first passing check", func() bool {
+			testwait.Until(t, 5*time.Second, "a first passing check", func() bool {
 				i, _ := f.t.Info(srv.Addr())
 				return i.CheckSuccesses >= 1
 			})
 			b := f.backend(t, srv.Addr())
 			srv.set(hang())
 			hungAt := time.Now()
-			eventually(t, 5*time.Second, "the hung backend to go down", func() bool { return b.State() == balancer.StateDown })
+			testwait.Until(t, 5*time.Second, "the hung backend to go down", func() bool { return b.State() == balancer.StateDown })
 			took := time.Since(hungAt)
 			bound := (o.Interval+time.Duration(o.Fall-1)*fast)*11/10 + o.Timeout
 			t.Logf("hang to down: %v (bound %v + %v slack)", took, bound, slack)
@@ -103,7 +104,7 @@ func TestActivePathBound(t *testing.T) {
 
 			srv.set(ok())
 			okAt := time.Now()
-			eventually(t, 5*time.Second, "the backend to come back", func() bool { return b.State() == balancer.StateUp })
+			testwait.Until(t, 5*time.Second, "the backend to come back", func() bool { return b.State() == balancer.StateUp })
 			took = time.Since(okAt)
 			bound = (o.Interval + time.Duration(o.Rise-1)*fast) * 11 / 10
 			t.Logf("recovery to up: %v (bound %v + %v slack)", took, bound, slack)
@@ -194,7 +195,7 @@ func TestCheckerBoundsConcurrency(t *testing.T) {
 	base := runtime.NumGoroutine()
 	runOwned(t, c.Run)
 	count := func() (int, int) { mu.Lock(); defer mu.Unlock(); return cur, total }
-	eventually(t, 5*time.Second, "the first checks", func() bool { _, n := count(); return n >= limit })
+	testwait.Until(t, 5*time.Second, "the first checks", func() bool { _, n := count(); return n >= limit })
 	// Watch for 15 intervals: no fifth check may start.
 	for end := time.Now().Add(15 * o.Interval); time.Now().Before(end); time.Sleep(o.Interval / 4) {
 		if cur, n := count(); cur > limit || n > limit {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -432,7 +433,7 @@ func TestHostileRequests(t *testing.T) {
 			// The backend's record of a streamed body ends when the proxy
 			// gives up on it.
 			if tc.forwarded > 0 {
-				waitFor(t, 5*time.Second, "the backend's record", func() bool { return len(b.requests()) >= tc.forwarded })
+				testwait.Until(t, 5*time.Second, "the backend's record", func() bool { return len(b.requests()) >= tc.forwarded })
 			}
 			seen := b.requests()
 			if len(seen) != tc.forwarded {

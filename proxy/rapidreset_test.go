@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -105,7 +106,7 @@ func TestHTTP2RapidResetBounded(t *testing.T) {
 		t.Errorf("GOAWAY %v", goaway.ErrCode)
 	}
 	t.Logf("sent %d of %d streams; backend saw %d requests, at most %d at once; goaway %v", sent, streams, seen.Load(), peak.Load(), goaway != nil)
-	waitFor(t, 5*time.Second, "backend requests to end", func() bool { return inflight.Load() == 0 })
+	testwait.Until(t, 5*time.Second, "backend requests to end", func() bool { return inflight.Load() == 0 })
 	c.Close()
 	// Dials that finished after their stream was reset wait in the
 	// transport's idle pool, as they should; the pool's own close ends them.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -170,7 +171,7 @@ func TestClientCancelNotRetried(t *testing.T) {
 		t.Fatal("request succeeded, want the client's own timeout")
 	}
 	// The proxy notices the client left when its connection closes.
-	waitFor(t, 3*time.Second, "the proxy to record the cancelled request", func() bool {
+	testwait.Until(t, 3*time.Second, "the proxy to record the cancelled request", func() bool {
 		return testutil.ToFloat64(px.metrics.requests.WithLabelValues("http", "app", "499")) == 1
 	})
 	if n := f.hits("b") + f.hits("c"); n != 0 {
@@ -230,17 +231,5 @@ func TestRetryBudgetBoundsStorm(t *testing.T) {
 	}
 	if took > 5*time.Second {
 		t.Errorf("the storm took %v to answer", took)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

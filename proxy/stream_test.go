@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"golang.org/x/net/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -98,7 +99,7 @@ func TestWebSocketEcho(t *testing.T) {
 		t.Errorf("open websocket counts %d in flight, want 1", n)
 	}
 	c.Close()
-	waitFor(t, 3*time.Second, "the closed websocket to leave the backend's in-flight count", func() bool {
+	testwait.Until(t, 3*time.Second, "the closed websocket to leave the backend's in-flight count", func() bool {
 		return pc.Balancer.Backends()[0].InFlight() == 0
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 func TestClientAuth(t *testing.T) {
@@ -131,12 +133,12 @@ func TestClientCABundleReload(t *testing.T) {
 	want("at start", true, false)
 
 	renameOver(t, caFile, append(append([]byte{}, oldCA.pem...), newCAx.pem...))
-	waitFor(t, "the bundle with both CAs to verify", 5*time.Second, func() bool { return accepted("h2", bob) })
+	testwait.Until(t, 5*time.Second, "the bundle with both CAs to verify", func() bool { return accepted("h2", bob) })
 	want("with both CAs", true, true)
 
 	// The new CA alone, but cut short: refused, both still trusted.
 	renameOver(t, caFile, newCAx.pem[:len(newCAx.pem)/2])
-	waitFor(t, "the cut bundle to be refused", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "the cut bundle to be refused", func() bool {
 		return logs.count(slog.LevelError, "client CA bundle reload refused") > 0
 	})
 	want("after a cut bundle", true, true)
@@ -145,7 +147,7 @@ func TestClientCABundleReload(t *testing.T) {
 	}
 
 	renameOver(t, caFile, newCAx.pem)
-	waitFor(t, "the old CA to be refused", 5*time.Second, func() bool { return !accepted("h2", alice) })
+	testwait.Until(t, 5*time.Second, "the old CA to be refused", func() bool { return !accepted("h2", alice) })
 	want("with the new CA alone", false, true)
 	if n := logs.count(slog.LevelInfo, "client CA bundle reloaded"); n != 2 {
 		t.Errorf("%d reloads logged, want 2", n)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // A server replaced ten times under load, each time by one that shares
@@ -72,7 +74,7 @@ func TestReplacedServerDropsNoConnection(t *testing.T) {
 			})
 		}
 	}
-	waitFor(t, "load before the handovers", 10*time.Second, func() bool { return ok.Load() > 50 })
+	testwait.Until(t, 10*time.Second, "load before the handovers", func() bool { return ok.Load() > 50 })
 	for i := range 10 {
 		next := serve(cur)
 		if next.Addr().String() != cur.Addr().String() {
@@ -85,7 +87,7 @@ func TestReplacedServerDropsNoConnection(t *testing.T) {
 		cancel()
 		cur = next
 		before := ok.Load()
-		waitFor(t, "load after a handover", 10*time.Second, func() bool { return ok.Load() > before+20 })
+		testwait.Until(t, 10*time.Second, "load after a handover", func() bool { return ok.Load() > before+20 })
 	}
 	stop()
 	wg.Wait()

@@ -109,18 +109,6 @@ func renameOver(t testing.TB, path string, data []byte) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // logRecorder is a slog.Handler that keeps messages for assertions.
 type logRecorder struct {
 	mu   sync.Mutex

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/quic-go/quic-go"
 	"golang.org/x/net/http2"
 )
@@ -116,7 +117,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 	second.Close() // else its half-done handshake holds the slot next
 	first.Close()
-	waitFor(t, "a connection after the first closed", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "a connection after the first closed", func() bool {
 		c, err := tls.Dial("tcp", srv.Addr().String(), cfg)
 		if err != nil {
 			return false

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -29,7 +30,7 @@ func TestExpiryGaugeAndWarnings(t *testing.T) {
 	logs := &logRecorder{}
 	src := newSource(t, Options{Listener: "https", Certs: []CertFile{cfSoon, cfLater}},
 		Deps{Metrics: metrics, Logger: slog.New(logs), Clock: clock})
-	waitFor(t, "Run to start its tickers", 5*time.Second, func() bool { return clock.liveTickers() == 2 })
+	testwait.Until(t, 5*time.Second, "Run to start its tickers", func() bool { return clock.liveTickers() == 2 })
 
 	expect := func(body string) {
 		t.Helper()
@@ -47,7 +48,7 @@ azimuth_tls_certificate_expiry_seconds{listener="https",name="soon.test"} 864000
 
 	// A day later: the gauge counts down and the daily check warns again.
 	clock.Advance(24 * time.Hour)
-	waitFor(t, "the daily expiry warning", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "the daily expiry warning", func() bool {
 		return logs.count(slog.LevelWarn, "certificate expires soon") == 2
 	})
 	expect(`azimuth_tls_certificate_expiry_seconds{listener="https",name="later by cn"} 5.0976e+06

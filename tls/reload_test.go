@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // replaceMode is one way operators and tools swap certificate files.
@@ -168,14 +170,14 @@ func TestReloadMidTraffic(t *testing.T) {
 			}
 			defer tr.CloseIdleConnections()
 			loop := startTraffic(t, &http.Client{Transport: tr, Timeout: 5 * time.Second}, "https://"+addr+"/")
-			waitFor(t, "traffic to start", 5*time.Second, func() bool { return loop.ok.Load() >= 10 })
+			testwait.Until(t, 5*time.Second, "traffic to start", func() bool { return loop.ok.Load() >= 10 })
 
 			mode.replace(t, dir, cf, v2)
-			waitFor(t, "new handshakes to see the new certificate", 5*time.Second, func() bool {
+			testwait.Until(t, 5*time.Second, "new handshakes to see the new certificate", func() bool {
 				return servedSerial(t, addr, ca).Cmp(v2.leaf.SerialNumber) == 0
 			})
 			afterSwap := loop.ok.Load()
-			waitFor(t, "traffic to go on after the swap", 5*time.Second, func() bool { return loop.ok.Load() >= afterSwap+20 })
+			testwait.Until(t, 5*time.Second, "traffic to go on after the swap", func() bool { return loop.ok.Load() >= afterSwap+20 })
 			loop.halt()
 
 			if n := loop.failed.Load(); n != 0 {
@@ -229,7 +231,7 @@ func TestReloadRefusesBadPair(t *testing.T) {
 
 			renameOver(t, cf.CertFile, tt.cert(v2))
 			renameOver(t, cf.KeyFile, tt.key(v2))
-			waitFor(t, "the refusal to be logged", 5*time.Second, func() bool {
+			testwait.Until(t, 5*time.Second, "the refusal to be logged", func() bool {
 				return logs.count(slog.LevelError, "certificate reload refused") > 0
 			})
 			if got := servedSerial(t, addr, ca); got.Cmp(v1.leaf.SerialNumber) != 0 {
@@ -242,7 +244,7 @@ func TestReloadRefusesBadPair(t *testing.T) {
 			// A later good pair is picked up whatever happened before.
 			renameOver(t, cf.KeyFile, v2.keyPEM)
 			renameOver(t, cf.CertFile, v2.certPEM)
-			waitFor(t, "the good pair to serve", 5*time.Second, func() bool {
+			testwait.Until(t, 5*time.Second, "the good pair to serve", func() bool {
 				return servedSerial(t, addr, ca).Cmp(v2.leaf.SerialNumber) == 0
 			})
 		})
@@ -259,7 +261,7 @@ func TestRunStopsOnClose(t *testing.T) {
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- src.Run(context.Background()) }()
-	waitFor(t, "Run to start its tickers", 5*time.Second, func() bool { return clock.liveTickers() == 2 })
+	testwait.Until(t, 5*time.Second, "Run to start its tickers", func() bool { return clock.liveTickers() == 2 })
 	if err := src.Run(context.Background()); err == nil {
 		t.Error("second Run succeeded")
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -220,7 +221,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		shutdown <- srv.Shutdown(ctx)
 	}()
 	// New QUIC connections are refused while the old ones still run.
-	waitFor(t, "the QUIC listener to close", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the QUIC listener to close", func() bool {
 		tr := &http3.Transport{TLSClientConfig: tc.Clone()}
 		defer tr.Close()
 		resp, err := (&http.Client{Transport: tr, Timeout: 300 * time.Millisecond}).Get(url)

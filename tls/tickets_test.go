@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -23,7 +24,7 @@ func TestTicketKeyRotationKeepsResumption(t *testing.T) {
 				Deps{Clock: clock})
 			srv := startServer(t, "127.0.0.1:0", src, true, echoHandler)
 			url := "https://" + srv.Addr().String() + "/"
-			waitFor(t, "Run to start its tickers", 5*time.Second, func() bool { return clock.liveTickers() == 2 })
+			testwait.Until(t, 5*time.Second, "Run to start its tickers", func() bool { return clock.liveTickers() == 2 })
 
 			// get makes one request on a new connection with cache and
 			// reports whether the handshake resumed.
@@ -57,7 +58,7 @@ func TestTicketKeyRotationKeepsResumption(t *testing.T) {
 				t.Helper()
 				want := src.tickets.generation() + 1
 				clock.Advance(12 * time.Hour)
-				waitFor(t, "the ticket key to rotate", 5*time.Second, func() bool { return src.tickets.generation() == want })
+				testwait.Until(t, 5*time.Second, "the ticket key to rotate", func() bool { return src.tickets.generation() == want })
 			}
 
 			live := tls.NewLRUClientSessionCache(4)  // used on every step

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // between counts the requests b got in [from, to).
@@ -76,13 +78,13 @@ func TestActiveHealthWithoutTraffic(t *testing.T) {
 `, slowStart, tAddr, sAddr, bAddr))
 	_, admin := obsStart(t, config)
 	url := "http://" + obsListener(t, admin, "", "http") + "/"
-	reloadEventually(t, "a first passing check of the backend", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "a first passing check of the backend", func() bool {
 		return activeBackendInfo(t, admin, tAddr).CheckSuccesses >= 1
 	})
 
 	target.hung.Store(true)
 	hungAt := time.Now()
-	reloadEventually(t, "the hung backend to go down", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the hung backend to go down", func() bool {
 		return activeBackendInfo(t, admin, tAddr).State == "down"
 	})
 	down := time.Since(hungAt)
@@ -92,7 +94,7 @@ func TestActiveHealthWithoutTraffic(t *testing.T) {
 
 	target.hung.Store(false)
 	backAt := time.Now()
-	reloadEventually(t, "the backend to come back up", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the backend to come back up", func() bool {
 		return activeBackendInfo(t, admin, tAddr).State == "up"
 	})
 	upAt := time.Now()

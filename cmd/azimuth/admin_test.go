@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // obsReady reads /readyz.
@@ -41,7 +44,7 @@ func TestObsReadyzFollowsBackends(t *testing.T) {
 	a := obsBackend(t, "127.0.1.1", obsNamed("a"))
 	b := obsBackend(t, "127.0.2.1", obsNamed("b"))
 	_, admin := obsStart(t, obsConfig(t, t.TempDir(), obsTwoZones(a.addr, b.addr, "")))
-	obsWait(t, "/readyz 200", func() bool { code, _ := obsReady(t, admin); return code == http.StatusOK })
+	testwait.Until(t, 10*time.Second, "/readyz 200", func() bool { code, _ := obsReady(t, admin); return code == http.StatusOK })
 
 	if code, _ := obsDo(t, "GET", "http://"+admin+"/debug/pprof/", ""); code != http.StatusNotFound {
 		t.Errorf("/debug/pprof/ with admin.pprof off = %d, want 404", code)
@@ -59,7 +62,7 @@ func TestObsReadyzFollowsBackends(t *testing.T) {
 
 	a.close()
 	var down obsStatus
-	obsWait(t, "zone a's backend down in /status", func() bool {
+	testwait.Until(t, 10*time.Second, "zone a's backend down in /status", func() bool {
 		down = obsGetStatus(t, admin, "")
 		return down.Pools[0].Backends[0].State == "down"
 	})
@@ -83,7 +86,7 @@ func TestObsReadyzFollowsBackends(t *testing.T) {
 
 	b.close()
 	var r readiness
-	obsWait(t, "/readyz 503", func() bool { code, rr := obsReady(t, admin); r = rr; return code == http.StatusServiceUnavailable })
+	testwait.Until(t, 10*time.Second, "/readyz 503", func() bool { code, rr := obsReady(t, admin); r = rr; return code == http.StatusServiceUnavailable })
 	if want := []string{"pool web: no available backend (0 of 2)"}; !slices.Equal(r.Reasons, want) {
 		t.Errorf("reasons %q, want %q", r.Reasons, want)
 	}
@@ -96,7 +99,7 @@ func TestObsReadyzFailsAtOnceOnDrain(t *testing.T) {
 	b := obsBackend(t, "127.0.2.1", obsNamed("b"))
 	p, admin := obsStart(t, obsConfig(t, t.TempDir(), obsTwoZones(a.addr, b.addr, "")))
 	addr := obsListener(t, admin, "", "http")
-	obsWait(t, "/readyz 200", func() bool { code, _ := obsReady(t, admin); return code == http.StatusOK })
+	testwait.Until(t, 10*time.Second, "/readyz 200", func() bool { code, _ := obsReady(t, admin); return code == http.StatusOK })
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -133,7 +136,7 @@ func TestObsAdminToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, admin := obsStart(t, cfg)
-	obsWait(t, "/readyz 200", func() bool { code, _ := obsReady(t, admin); return code == http.StatusOK })
+	testwait.Until(t, 10*time.Second, "/readyz 200", func() bool { code, _ := obsReady(t, admin); return code == http.StatusOK })
 
 	tests := []struct {
 		method, path, token string

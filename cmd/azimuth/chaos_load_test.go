@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // chaosKind is one kind of request the loop sends.
@@ -169,7 +171,7 @@ func (l *chaosLoad) stop() {
 func (l *chaosLoad) waitOK(t *testing.T, what string, n int64) {
 	t.Helper()
 	want := l.ok.Load() + n
-	reloadEventually(t, what, 10*time.Second, func() bool { return l.ok.Load() >= want })
+	testwait.Until(t, 10*time.Second, what, func() bool { return l.ok.Load() >= want })
 }
 
 // results returns the outcomes recorded so far.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/internal/consultest"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/azimuthproxy/azimuth/loadtest/fleet"
 	"github.com/hashicorp/consul/api"
 )
@@ -47,7 +48,7 @@ func TestChaosCorruptConfigWrite(t *testing.T) {
 			for _, b := range bad {
 				failures := reloadMetric(t, rig.admin, reloadFailed)
 				reloadWrite(t, rig.path, b.content)
-				reloadEventually(t, b.name+" file rejected", 10*time.Second, func() bool {
+				testwait.Until(t, 10*time.Second, b.name+" file rejected", func() bool {
 					return reloadMetric(t, rig.admin, reloadFailed) > failures
 				})
 				st := reloadGetStatus(t, rig.admin)
@@ -65,7 +66,7 @@ func TestChaosCorruptConfigWrite(t *testing.T) {
 		heal: func(t *testing.T) {
 			ok := reloadMetric(t, rig.admin, reloadOK)
 			reloadWrite(t, rig.path, good)
-			reloadEventually(t, "the good file taken back", 10*time.Second, func() bool {
+			testwait.Until(t, 10*time.Second, "the good file taken back", func() bool {
 				return reloadMetric(t, rig.admin, reloadOK) > ok && reloadMetric(t, rig.admin, reloadLastOK) == 1
 			})
 		},
@@ -148,7 +149,7 @@ func TestChaosSIGHUPBurst(t *testing.T) {
 				},
 				heal: func(t *testing.T) {
 					last := f.Backend("zone-a-1").Addr
-					reloadEventually(t, "the last file applied", 10*time.Second, func() bool {
+					testwait.Until(t, 10*time.Second, "the last file applied", func() bool {
 						st := reloadGetStatus(t, rig.admin)
 						for _, p := range st.Pools {
 							for _, b := range p.Backends {
@@ -211,7 +212,7 @@ func TestChaosCertificateRotation(t *testing.T) {
 		},
 		heal: func(t *testing.T) {
 			for _, h2 := range []bool{false, true} {
-				reloadEventually(t, "new handshakes get the new certificate", 10*time.Second, func() bool {
+				testwait.Until(t, 10*time.Second, "new handshakes get the new certificate", func() bool {
 					return served(t, h2).Cmp(next.serial) == 0
 				})
 			}
@@ -285,14 +286,14 @@ func TestChaosConsulAgentRestart(t *testing.T) {
 	load := chaosStartLoad(t, clients, rig.url)
 	load.waitOK(t, "load before the agent stops", 30)
 	agent.Stop()
-	reloadEventually(t, "the watcher to see the agent gone", 10*time.Second, func() bool { return !chaosConsulSynced(t, rig.admin) })
+	testwait.Until(t, 10*time.Second, "the watcher to see the agent gone", func() bool { return !chaosConsulSynced(t, rig.admin) })
 	time.Sleep(chaosPhase) // the agent stays away under load
 	if n := len(consulPoolBackends(t, rig.admin)); n != 6 {
 		t.Errorf("with the agent away the pool has %d backends, want the last 6", n)
 	}
 
 	agent.Restart()
-	reloadEventually(t, "the watcher to hold its set against the empty agent", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the watcher to hold its set against the empty agent", func() bool {
 		synced, holding := chaosConsulState(t, rig.admin)
 		return synced && holding
 	})
@@ -308,13 +309,13 @@ func TestChaosConsulAgentRestart(t *testing.T) {
 		}
 	}
 	chaosRegister(t, agent, kept)
-	reloadEventually(t, "the pool to follow the agent after its restart", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the pool to follow the agent after its restart", func() bool {
 		_, still := consulPoolBackends(t, rig.admin)[gone.Addr]
 		return chaosConsulSynced(t, rig.admin) && len(consulPoolBackends(t, rig.admin)) == 5 && !still
 	})
 	rig.waitUp(t, 5)
 	// Requests picked before the set changed may still be on their way.
-	reloadEventually(t, "the removed backend to retire", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the removed backend to retire", func() bool {
 		var st struct {
 			Pools []struct {
 				Retiring []string `json:"retiring"`

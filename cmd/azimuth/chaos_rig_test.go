@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/azimuthproxy/azimuth/loadtest/fleet"
 )
 
@@ -154,7 +155,7 @@ func (r *chaosRig) start(t *testing.T, s chaosSetup, backends int) {
 // waitUp polls until the pool has n backends, every one of them up.
 func (r *chaosRig) waitUp(t *testing.T, n int) {
 	t.Helper()
-	reloadEventually(t, fmt.Sprintf("%d backends up", n), 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, fmt.Sprintf("%d backends up", n), func() bool {
 		st := reloadGetStatus(t, r.admin)
 		up := 0
 		for _, p := range st.Pools {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/internal/consultest"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/hashicorp/consul/api"
 )
 
@@ -133,7 +134,7 @@ pools:
 	p := start(t, path)
 	admin, listener := consulAdmin(t, p)
 
-	waitUntil(t, 10*time.Second, "the pool to fill from consul", func() bool { return len(consulPoolBackends(t, admin)) == 6 })
+	testwait.Until(t, 10*time.Second, "the pool to fill from consul", func() bool { return len(consulPoolBackends(t, admin)) == 6 })
 	for addr, zone := range consulPoolBackends(t, admin) {
 		for _, in := range insts {
 			if in.addr == addr && in.zone != zone {
@@ -199,7 +200,7 @@ pools:
 	if err := c.Agent().ServiceDeregister(insts[0].id); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "the deregistered instance to leave", func() bool {
+	testwait.Until(t, 5*time.Second, "the deregistered instance to leave", func() bool {
 		_, ok := consulPoolBackends(t, admin)[insts[0].addr]
 		return !ok
 	})
@@ -209,7 +210,7 @@ pools:
 	if err := c.Agent().UpdateTTL("ttl-"+insts[1].id, "down", api.HealthCritical); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "the critical instance to leave", func() bool {
+	testwait.Until(t, 5*time.Second, "the critical instance to leave", func() bool {
 		_, ok := consulPoolBackends(t, admin)[insts[1].addr]
 		return !ok
 	})
@@ -217,7 +218,7 @@ pools:
 		t.Errorf("critical instance left after %v, want within 1s", took)
 	}
 	// Zone a is now empty: traffic spills to b and c.
-	waitUntil(t, 5*time.Second, "traffic to reach zone b or c", func() bool {
+	testwait.Until(t, 5*time.Second, "traffic to reach zone b or c", func() bool {
 		_, b := zones.Load("b")
 		_, c := zones.Load("c")
 		return b || c
@@ -225,7 +226,7 @@ pools:
 
 	// The agent goes away: the last set keeps serving.
 	agent.Stop()
-	waitUntil(t, 10*time.Second, "the watcher to see consul down", func() bool {
+	testwait.Until(t, 10*time.Second, "the watcher to see consul down", func() bool {
 		var st struct {
 			Pools []struct {
 				Consul struct {
@@ -241,12 +242,12 @@ pools:
 		t.Fatalf("with consul down the pool has %d backends, want the last 4", n)
 	}
 	before := total.Load()
-	waitUntil(t, 5*time.Second, "traffic to go on with consul down", func() bool { return total.Load() > before+50 })
+	testwait.Until(t, 5*time.Second, "traffic to go on with consul down", func() bool { return total.Load() > before+50 })
 	// A -dev agent comes back with an empty catalog. An empty answer after
 	// a full one is held, so the pool keeps its 4 backends and traffic
 	// goes on; then the pool follows the registrations as they return.
 	agent.Restart()
-	waitUntil(t, 10*time.Second, "the watcher to hold its last set against the empty agent", func() bool {
+	testwait.Until(t, 10*time.Second, "the watcher to hold its last set against the empty agent", func() bool {
 		var st struct {
 			Pools []struct {
 				Consul struct {
@@ -262,11 +263,11 @@ pools:
 		t.Fatalf("against an empty agent the pool has %d backends, want the last 4", n)
 	}
 	before = total.Load()
-	waitUntil(t, 5*time.Second, "traffic to go on against the empty agent", func() bool { return total.Load() > before+50 })
+	testwait.Until(t, 5*time.Second, "traffic to go on against the empty agent", func() bool { return total.Load() > before+50 })
 	for _, in := range insts {
 		register(in)
 	}
-	waitUntil(t, 10*time.Second, "the pool to resync after the agent restarted", func() bool {
+	testwait.Until(t, 10*time.Second, "the pool to resync after the agent restarted", func() bool {
 		return len(consulPoolBackends(t, admin)) == 6
 	})
 
@@ -277,8 +278,8 @@ pools:
 	reloads := func() float64 { return reloadMetric(t, admin, reloadOK) }
 	applied := reloads()
 	reloadWrite(t, path, strings.Replace(cfg, "service: api,", "service: apii,", 1))
-	waitUntil(t, 10*time.Second, "the edit to the missing service to apply", func() bool { return reloads() == applied+1 })
-	waitUntil(t, 10*time.Second, "the new watcher to hold the pool's set against the missing service", func() bool {
+	testwait.Until(t, 10*time.Second, "the edit to the missing service to apply", func() bool { return reloads() == applied+1 })
+	testwait.Until(t, 10*time.Second, "the new watcher to hold the pool's set against the missing service", func() bool {
 		synced, holding := chaosConsulState(t, admin)
 		return synced && holding
 	})
@@ -286,27 +287,15 @@ pools:
 		t.Fatalf("pointed at a service with no instance the pool has %d backends, want the 6 it served", n)
 	}
 	before = total.Load()
-	waitUntil(t, 5*time.Second, "traffic to go on against the missing service", func() bool { return total.Load() > before+50 })
+	testwait.Until(t, 5*time.Second, "traffic to go on against the missing service", func() bool { return total.Load() > before+50 })
 	if err := c.Agent().ServiceDeregister(insts[5].id); err != nil {
 		t.Fatal(err)
 	}
 	reloadWrite(t, path, cfg)
-	waitUntil(t, 10*time.Second, "the edit back to the service to apply", func() bool { return reloads() == applied+2 })
-	waitUntil(t, 10*time.Second, "the pool to follow the service again", func() bool {
+	testwait.Until(t, 10*time.Second, "the edit back to the service to apply", func() bool { return reloads() == applied+2 })
+	testwait.Until(t, 10*time.Second, "the pool to follow the service again", func() bool {
 		synced, holding := chaosConsulState(t, admin)
 		return synced && !holding && len(consulPoolBackends(t, admin)) == 5
 	})
 	stopTraffic()
-}
-
-// waitUntil polls cond until it holds or d passes.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"golang.org/x/net/http2"
 )
 
@@ -86,7 +87,7 @@ pools:
 	// A request in flight that outlives drain_delay.
 	inflight := make(chan string, 1)
 	go func() { inflight <- drainGet("http://" + web + "/slow") }()
-	reloadEventually(t, "the slow request reaches the backend", 5*time.Second, func() bool { return slow.started.Load() == 1 })
+	testwait.Until(t, 5*time.Second, "the slow request reaches the backend", func() bool { return slow.started.Load() == 1 })
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // drainGet sends one GET on a fresh connection and returns its status or
@@ -65,14 +67,14 @@ func TestDrainOnStopSignal(t *testing.T) {
 			for i := range inFlight {
 				wg.Go(func() { results[i] = drainGet(url) })
 			}
-			reloadEventually(t, "requests in flight at the backend", 5*time.Second, func() bool {
+			testwait.Until(t, 5*time.Second, "requests in flight at the backend", func() bool {
 				return be.started.Load() == inFlight
 			})
 			signalled := time.Now()
 			if err := p.cmd.Process.Signal(tt.first); err != nil {
 				t.Fatal(err)
 			}
-			reloadEventually(t, "/readyz fails after the signal", 2*time.Second, func() bool {
+			testwait.Until(t, 2*time.Second, "/readyz fails after the signal", func() bool {
 				return drainReadyz(admin) == http.StatusServiceUnavailable
 			})
 
@@ -140,7 +142,7 @@ func TestDrainGraceBoundsSlowRequests(t *testing.T) {
 	url := "http://" + reloadListenerAddr(t, admin, "web") + "/"
 	result := make(chan string, 1)
 	go func() { result <- drainGet(url) }()
-	reloadEventually(t, "the slow request reaches the backend", 5*time.Second, func() bool { return be.started.Load() == 1 })
+	testwait.Until(t, 5*time.Second, "the slow request reaches the backend", func() bool { return be.started.Load() == 1 })
 	signalled := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

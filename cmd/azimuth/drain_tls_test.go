@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -70,7 +71,7 @@ pools:
 			})
 		}
 	}
-	reloadEventually(t, "requests in flight at the backend", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "requests in flight at the backend", func() bool {
 		return be.started.Load() == int64(len(clients)*each)
 	})
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {

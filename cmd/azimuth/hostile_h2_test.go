@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -387,7 +388,7 @@ func TestHostileH2RapidReset(t *testing.T) {
 	}
 	t.Logf("sent %d of %d streams; backend saw %d requests, at most %d at once; goaway %v",
 		sent, streams, f.hang.seen.Load(), f.hang.peak.Load(), goaway)
-	reloadEventually(t, "backend requests to end", 10*time.Second, func() bool { return f.hang.inflight.Load() == 0 })
+	testwait.Until(t, 10*time.Second, "backend requests to end", func() bool { return f.hang.inflight.Load() == 0 })
 	h.c.Close()
 	hostileBackToBaseline(t, f.admin, base)
 }

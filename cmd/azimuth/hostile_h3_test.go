@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 )
@@ -131,7 +132,7 @@ func TestHostileH3RapidReset(t *testing.T) {
 				sent++
 			}
 			took := time.Since(start)
-			reloadEventually(t, "backend requests to end", 10*time.Second, func() bool { return f.hang.inflight.Load() == 0 })
+			testwait.Until(t, 10*time.Second, "backend requests to end", func() bool { return f.hang.inflight.Load() == 0 })
 			t.Logf("sent and cancelled %d of %d requests in %v; backend saw %d requests, at most %d at once",
 				sent, streams, took.Round(time.Millisecond), f.hang.seen.Load()-seenBefore, f.hang.peak.Load())
 			if p := f.hang.peak.Load(); p > hostileStreamLimit {

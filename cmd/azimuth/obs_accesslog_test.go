@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // TestObsAccessLogReopensOnSIGUSR1 rotates the access log as logrotate
@@ -21,7 +24,7 @@ func TestObsAccessLogReopensOnSIGUSR1(t *testing.T) {
 	addr := obsListener(t, admin, "", "http")
 
 	obsProxyGet(t, addr, 3)
-	obsWait(t, "3 lines before rotation", func() bool { return len(obsReadLines(t, access)) == 3 })
+	testwait.Until(t, 10*time.Second, "3 lines before rotation", func() bool { return len(obsReadLines(t, access)) == 3 })
 	rotated := access + ".1"
 	if err := os.Rename(access, rotated); err != nil {
 		t.Fatal(err)
@@ -32,7 +35,7 @@ func TestObsAccessLogReopensOnSIGUSR1(t *testing.T) {
 	}
 	p.waitLog(t, "access log reopened", func(l map[string]any) bool { return l["path"] == access })
 	obsProxyGet(t, addr, 2)
-	obsWait(t, "2 lines in the new file", func() bool {
+	testwait.Until(t, 10*time.Second, "2 lines in the new file", func() bool {
 		_, err := os.Stat(access)
 		return err == nil && len(obsReadLines(t, access)) == 2
 	})

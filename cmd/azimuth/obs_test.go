@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -178,18 +179,6 @@ func obsListener(t *testing.T, admin, token, name string) string {
 	return ""
 }
 
-// obsWait polls cond every 20ms until it holds or 10s pass.
-func obsWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
-}
-
 // obsScrape reads /metrics in the Prometheus text format.
 func obsScrape(t *testing.T, admin, token string) map[string]*dto.MetricFamily {
 	t.Helper()
@@ -311,7 +300,7 @@ func TestObsMetricsAfterHungZone(t *testing.T) {
 	// A request is counted when its handler returns, which is just after
 	// the client has the whole response: scrape until the last one landed.
 	var fams map[string]*dto.MetricFamily
-	obsWait(t, "the 10th request to be counted", func() bool {
+	testwait.Until(t, 10*time.Second, "the 10th request to be counted", func() bool {
 		fams = obsScrape(t, admin, "")
 		return obsValue(t, fams, "azimuth_requests_total", map[string]string{"listener": "http", "pool": "web", "code": "200"}) == 10 &&
 			obsValue(t, fams, "azimuth_backend_in_flight", map[string]string{"pool": "web", "backend": okB.addr, "zone": "b"}) == 0
@@ -359,7 +348,7 @@ func TestObsMetricsAfterHungZone(t *testing.T) {
 
 	// The access log: one line per request with both attempts.
 	var lines []map[string]any
-	obsWait(t, "10 access log lines", func() bool { lines = obsReadLines(t, access); return len(lines) >= 10 })
+	testwait.Until(t, 10*time.Second, "10 access log lines", func() bool { lines = obsReadLines(t, access); return len(lines) >= 10 })
 	if len(lines) != 10 {
 		t.Fatalf("%d access log lines, want 10", len(lines))
 	}

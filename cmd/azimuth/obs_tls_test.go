@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/azimuthproxy/azimuth/internal/pki"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // obsCert writes a fresh self-signed certificate for 127.0.0.1 into dir
@@ -81,7 +82,7 @@ func TestObsAccessLogProtocols(t *testing.T) {
 	}
 
 	var lines []map[string]any
-	obsWait(t, "3 access log lines", func() bool { lines = obsReadLines(t, access); return len(lines) >= 3 })
+	testwait.Until(t, 10*time.Second, "3 access log lines", func() bool { lines = obsReadLines(t, access); return len(lines) >= 3 })
 	for i, c := range order {
 		l := lines[i]
 		if l["proto"] != c.proto || l["tls"] != "TLS 1.3" || l["listener"] != "https" || l["path"] != fmt.Sprintf("/%s/%d", c.proto, i) {

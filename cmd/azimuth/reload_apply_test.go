@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // A file that validates but cannot be applied (a new listener's address is
@@ -33,7 +35,7 @@ func TestReloadApplyFailureRollsBack(t *testing.T) {
 		"  - name: first\n    address: %s\n    routes: [ { pool: web } ]\n"+
 			"  - name: second\n    address: %s\n    routes: [ { pool: web } ]\npools:\n", first, taken.Addr()), 1)
 	reloadWrite(t, path, content)
-	reloadEventually(t, "the reload fails", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the reload fails", func() bool {
 		return reloadMetric(t, admin, reloadFailed) == 1
 	})
 	st := reloadGetStatus(t, admin)
@@ -43,7 +45,7 @@ func TestReloadApplyFailureRollsBack(t *testing.T) {
 	if len(st.Listen) != 1 {
 		t.Errorf("listeners after a failed reload: %+v, want only web", st.Listen)
 	}
-	reloadEventually(t, "the listener opened by the failed reload is closed", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the listener opened by the failed reload is closed", func() bool {
 		c, err := net.DialTimeout("tcp", first, time.Second)
 		if err == nil {
 			c.Close()
@@ -55,7 +57,7 @@ func TestReloadApplyFailureRollsBack(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	reloadEventually(t, "the same file applies once the address is free", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the same file applies once the address is free", func() bool {
 		return reloadMetric(t, admin, reloadOK) == 2
 	})
 	if v := reloadMetric(t, admin, reloadLastOK); v != 1 {

@@ -123,18 +123,6 @@ func reloadStart(t *testing.T, path string) (*process, string) {
 	return p, admin
 }
 
-// reloadEventually polls cond until it holds or the deadline passes.
-func reloadEventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
-}
-
 // reloadGetStatus reads /status.
 func reloadGetStatus(t *testing.T, admin string) status {
 	t.Helper()

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // reloadBackendState returns a backend's entry in /status.
@@ -84,7 +86,7 @@ func TestReloadKeepsLiveState(t *testing.T) {
 		t.Errorf("the drained backend took requests after the reload")
 	}
 	side := "http://" + reloadListenerAddr(t, admin, "side") + "/"
-	reloadEventually(t, "the new listener serves its pool", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "the new listener serves its pool", func() bool {
 		resp, err := client.Get(side)
 		if err != nil {
 			return false

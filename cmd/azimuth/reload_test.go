@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // reloadSets are two backend sets in three zones; all stay up, so any
@@ -26,7 +28,7 @@ func reloadWaitBackends(t *testing.T, admin string, want []*reloadBackend) {
 	t.Helper()
 	w := reloadAddrs(want...)
 	var got []string
-	reloadEventually(t, fmt.Sprintf("pool web = %v (have %v)", w, got), 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, fmt.Sprintf("pool web = %v (have %v)", w, got), func() bool {
 		got = reloadPoolBackends(reloadGetStatus(t, admin), "web")
 		return slices.Equal(got, w)
 	})
@@ -51,7 +53,7 @@ func TestReloadFiftyEditsUnderTraffic(t *testing.T) {
 		}
 		cfg.backends = set
 		reloadWrite(t, path, cfg.yaml())
-		reloadEventually(t, fmt.Sprintf("edit %d counted as a successful reload", i), 10*time.Second, func() bool {
+		testwait.Until(t, 10*time.Second, fmt.Sprintf("edit %d counted as a successful reload", i), func() bool {
 			return reloadMetric(t, admin, reloadOK) == float64(i+1)
 		})
 		st := reloadGetStatus(t, admin)
@@ -110,7 +112,7 @@ func TestReloadBadFileKeepsServing(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reloadWrite(t, path, tt.content)
-			reloadEventually(t, "reload counted as failed", 10*time.Second, func() bool {
+			testwait.Until(t, 10*time.Second, "reload counted as failed", func() bool {
 				return reloadMetric(t, admin, reloadFailed) == float64(i+1)
 			})
 			if v := reloadMetric(t, admin, reloadLastOK); v != 0 {
@@ -136,12 +138,12 @@ func TestReloadBadFileKeepsServing(t *testing.T) {
 		t.Errorf("%s moved from %v to %v with failed reloads only", lastSuccess, started, v)
 	}
 	before := tr.servedBy(setA[0].addr)
-	reloadEventually(t, "the running pool keeps serving after bad files", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "the running pool keeps serving after bad files", func() bool {
 		return tr.servedBy(setA[0].addr) > before
 	})
 
 	reloadWrite(t, path, good)
-	reloadEventually(t, "the fixed file is applied", 10*time.Second, func() bool {
+	testwait.Until(t, 10*time.Second, "the fixed file is applied", func() bool {
 		return reloadMetric(t, admin, reloadOK) == 2
 	})
 	if v := reloadMetric(t, admin, reloadLastOK); v != 1 {
@@ -153,7 +155,7 @@ func TestReloadBadFileKeepsServing(t *testing.T) {
 	if st := reloadGetStatus(t, admin); !st.Config.LastReloadOK || st.Config.LastReloadErr != "" {
 		t.Errorf("/status config after the fix = %+v", st.Config)
 	}
-	reloadEventually(t, "the new backends serve", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "the new backends serve", func() bool {
 		return tr.servedBy(setB[0].addr) > 0 || tr.servedBy(setB[1].addr) > 0
 	})
 	tr.check(t, 10)
@@ -198,7 +200,7 @@ func reloadLayouts() []reloadLayout {
 			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
-			reloadEventually(t, "reload of a missing file fails", 10*time.Second, func() bool {
+			testwait.Until(t, 10*time.Second, "reload of a missing file fails", func() bool {
 				return reloadMetric(t, admin, reloadFailed) == 1
 			})
 			reloadWrite(t, path, content)
@@ -250,7 +252,7 @@ func TestReloadOnEveryReplacementStyle(t *testing.T) {
 			tt.replace(t, p, admin, dir, path, reloadConfig{listen: "127.0.0.1:0", backends: setB}.yaml())
 			reloadWaitBackends(t, admin, setB)
 			// The count follows the apply that changed the pool's set.
-			reloadEventually(t, reloadOK+" to count startup and the change", 5*time.Second, func() bool {
+			testwait.Until(t, 5*time.Second, reloadOK+" to count startup and the change", func() bool {
 				return reloadMetric(t, admin, reloadOK) == 2
 			})
 			if v := reloadMetric(t, admin, reloadLastOK); v != 1 {
@@ -282,11 +284,11 @@ func TestReloadListenerBindingChangeKeepsServing(t *testing.T) {
 	for i := 1; i <= edits; i++ {
 		cfg.listenerExtra = limits(i)
 		reloadWrite(t, path, cfg.yaml())
-		reloadEventually(t, fmt.Sprintf("edit %d applied", i), 10*time.Second, func() bool {
+		testwait.Until(t, 10*time.Second, fmt.Sprintf("edit %d applied", i), func() bool {
 			return reloadMetric(t, admin, reloadOK) == float64(i+1)
 		})
 		before := tr.ok.Load()
-		reloadEventually(t, "traffic after the edit", 5*time.Second, func() bool { return tr.ok.Load() > before+workers })
+		testwait.Until(t, 5*time.Second, "traffic after the edit", func() bool { return tr.ok.Load() > before+workers })
 	}
 	tr.check(t, edits)
 	p.waitLog(t, "config applied", func(l map[string]any) bool {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -62,12 +63,12 @@ func TestReloadTLSListenerBindingChange(t *testing.T) {
 	const edits = 3
 	for i := 1; i <= edits; i++ {
 		reloadWrite(t, path, reloadTLSConfig(listen, be, 30+i))
-		reloadEventually(t, fmt.Sprintf("edit %d applied", i), 10*time.Second, func() bool {
+		testwait.Until(t, 10*time.Second, fmt.Sprintf("edit %d applied", i), func() bool {
 			return reloadMetric(t, admin, reloadOK) == float64(i+1)
 		})
 		for _, tr := range loops {
 			before := tr.ok.Load()
-			reloadEventually(t, "traffic after the edit", 10*time.Second, func() bool { return tr.ok.Load() > before+4 })
+			testwait.Until(t, 10*time.Second, "traffic after the edit", func() bool { return tr.ok.Load() > before+4 })
 		}
 	}
 	for i, tr := range loops {

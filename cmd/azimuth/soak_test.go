@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // soakDefault is the soak's length in CI; AZIMUTH_SOAK sets another (a Go
@@ -241,7 +243,7 @@ func TestSoak(t *testing.T) {
 		// A rename, as deploy tools write files: the watcher never sees a
 		// half-written config.
 		tlsproxyWriteFile(t, dir, "azimuth.yaml", []byte(soakConfig(reloads%2, bs)))
-		reloadEventually(t, fmt.Sprintf("reload %d applied", reloads), 10*time.Second, func() bool {
+		testwait.Until(t, 10*time.Second, fmt.Sprintf("reload %d applied", reloads), func() bool {
 			return reloadMetric(t, admin, reloadOK) >= float64(1+reloads)
 		})
 	}

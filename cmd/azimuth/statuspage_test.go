@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // obsChromium runs headless Chromium on url with extra arguments and
@@ -76,7 +78,7 @@ func TestObsStatusPageInChromium(t *testing.T) {
 		"      - { address: " + c.addr + ", zone: c }\n"
 	_, admin := obsStart(t, obsConfig(t, t.TempDir(), body))
 	c.close()
-	obsWait(t, "zone c's backend down", func() bool {
+	testwait.Until(t, 10*time.Second, "zone c's backend down", func() bool {
 		for _, be := range obsGetStatus(t, admin, "").Pools[0].Backends {
 			if be.Address == c.addr {
 				return be.State == "down"

@@ -20,6 +20,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/azimuthproxy/azimuth/internal/pki"
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // tlsproxyCA is a certificate authority generated for one test.
@@ -388,18 +389,18 @@ func TestTLSProxyCertificateRotation(t *testing.T) {
 	const workers = 3
 	// Without keep-alive every request is a new handshake.
 	tr := reloadStartTraffic(t, tlsproxyClient(t, f.ca, "a.test", false, false), "https://"+f.https+"/", workers)
-	reloadEventually(t, "traffic before the rotation", 5*time.Second, func() bool { return tr.ok.Load() > 20 })
+	testwait.Until(t, 5*time.Second, "traffic before the rotation", func() bool { return tr.ok.Load() > 20 })
 
 	next := f.ca.issue(t, pkix.Name{CommonName: "a.test"}, false, "a.test")
 	tlsproxyWriteFile(t, f.dir, "a-key.pem", next.keyPEM)
 	tlsproxyWriteFile(t, f.dir, "a.pem", next.certPEM)
 	for _, quic := range []bool{false, true} {
-		reloadEventually(t, fmt.Sprintf("new handshakes (quic %v) get the new certificate", quic), 10*time.Second, func() bool {
+		testwait.Until(t, 10*time.Second, fmt.Sprintf("new handshakes (quic %v) get the new certificate", quic), func() bool {
 			return tlsproxyServedSerial(t, f, "a.test", quic).Cmp(next.serial) == 0
 		})
 	}
 	before := tr.ok.Load()
-	reloadEventually(t, "traffic after the rotation", 5*time.Second, func() bool { return tr.ok.Load() > before+20 })
+	testwait.Until(t, 5*time.Second, "traffic after the rotation", func() bool { return tr.ok.Load() > before+20 })
 	tr.check(t, 40)
 	if got := tlsproxyServedSerial(t, f, "b.test", false); got.Cmp(bSerial) != 0 {
 		t.Errorf("b.test's certificate changed (serial %v, was %v) though its files did not", got, bSerial)

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // A binary upgrade on a TLS listener with HTTP/3: clients over HTTP/1.1,
@@ -35,11 +37,11 @@ func TestUpgradeTLSListenerEveryProtocol(t *testing.T) {
 	var loops []*reloadTraffic
 	for _, c := range clients {
 		tr := reloadStartTraffic(t, c.client, "https://"+listen+"/", 2)
-		reloadEventually(t, c.name+" traffic to the old process", 5*time.Second, func() bool { return tr.ok.Load() > 10 })
+		testwait.Until(t, 5*time.Second, c.name+" traffic to the old process", func() bool { return tr.ok.Load() > 10 })
 		loops = append(loops, tr)
 	}
 	next, nextAdmin := reloadStart(t, path2)
-	reloadEventually(t, "the new process is ready", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "the new process is ready", func() bool {
 		return drainReadyz(nextAdmin) == http.StatusOK
 	})
 	if err := old.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -50,7 +52,7 @@ func TestUpgradeTLSListenerEveryProtocol(t *testing.T) {
 	}
 	for _, tr := range loops {
 		before := tr.ok.Load()
-		reloadEventually(t, "traffic after the old process exits", 10*time.Second, func() bool { return tr.ok.Load() > before+10 })
+		testwait.Until(t, 10*time.Second, "traffic after the old process exits", func() bool { return tr.ok.Load() > before+10 })
 	}
 	for i, tr := range loops {
 		t.Run(clients[i].name, func(t *testing.T) { tr.check(t, 20) })

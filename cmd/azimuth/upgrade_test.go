@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 const upgradeServed = `azimuth_requests_total{code="200",listener="web",pool="web"}`
@@ -31,7 +33,7 @@ func TestUpgradeSecondProcessTakesOver(t *testing.T) {
 	}
 	const workers = 4
 	tr := reloadStartTraffic(t, reloadClient(t, workers), "http://"+listen+"/", workers)
-	reloadEventually(t, "the old process serves", 5*time.Second, func() bool { return tr.ok.Load() > 20 })
+	testwait.Until(t, 5*time.Second, "the old process serves", func() bool { return tr.ok.Load() > 20 })
 
 	next, nextAdmin := reloadStart(t, path2)
 	if oldAdmin == nextAdmin {
@@ -40,7 +42,7 @@ func TestUpgradeSecondProcessTakesOver(t *testing.T) {
 	if got := reloadListenerAddr(t, nextAdmin, "web"); got != listen {
 		t.Fatalf("new process bound %s, want %s", got, listen)
 	}
-	reloadEventually(t, "the new process is ready", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "the new process is ready", func() bool {
 		return drainReadyz(nextAdmin) == http.StatusOK
 	})
 
@@ -53,7 +55,7 @@ func TestUpgradeSecondProcessTakesOver(t *testing.T) {
 	// With the old process gone, every request lands on the new one.
 	servedBefore := reloadMetric(t, nextAdmin, upgradeServed)
 	okBefore := tr.ok.Load()
-	reloadEventually(t, "traffic continues after the old process exits", 5*time.Second, func() bool {
+	testwait.Until(t, 5*time.Second, "traffic continues after the old process exits", func() bool {
 		return tr.ok.Load() > okBefore+100
 	})
 	tr.check(t, 200)
