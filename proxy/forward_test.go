@@ -201,3 +201,41 @@ func TestUpgradeChecks(t *testing.T) {
 		}
 	}
 }
+
+// Bytes a client sends right behind its upgrade request, in the same
+// segment, reach the backend once the protocol is switched: the server
+// has read them into its buffer, and the tunnel starts from there.
+func TestTunnelKeepsBytesSentWithTheUpgrade(t *testing.T) {
+	b := startBackend(t, "127.0.1.1", "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_ = brw.Flush()
+		line, err := brw.ReadString('\n')
+		if err != nil {
+			return
+		}
+		_, _ = brw.WriteString("echo: " + line)
+		_ = brw.Flush()
+	}))
+	px := startProxy(t, singleBackendPool(b.addr, "http1"))
+	c, err := net.Dial("tcp", strings.TrimPrefix(px.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "GET /up HTTP/1.1\r\nHost: app.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly bytes\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade answer %v, %v", resp, err)
+	}
+	line, err := br.ReadString('\n')
+	if err != nil || line != "echo: early bytes\n" {
+		t.Fatalf("after the switch the backend answered %q, %v; want the bytes sent with the upgrade echoed", line, err)
+	}
+}
