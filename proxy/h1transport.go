@@ -35,8 +35,9 @@ import (
 //   - a connection goes back to the idle pool only after its response
 //     body was read to the end, the request was written in full and
 //     neither side asked to close; a body closed early closes it;
-//   - the attempt's context ends the connection (context.AfterFunc), so a
-//     per-try timeout or a client that left cuts a hung read or write;
+//   - the end of the attempt's lifetime closes the connection, so a
+//     per-try timeout or a client that left cuts a hung dial, read or
+//     write;
 //   - 1xx responses go to the caller's hook (the forwarder's, with its
 //     own cap) or the request's httptrace Got1xxResponse; without one more
 //     than five end the attempt; 101 hands over the connection
