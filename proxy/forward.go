@@ -23,8 +23,8 @@ import (
 // response's Content-Type: a third of the allocations of a request. Here
 // the outbound request is made once, shares the client's header map after
 // hop-by-hop and forwarding headers are cleaned from it (net/http lets a
-// handler change its request's headers), and an attempt adds only its own
-// context and, on a retry, a URL.
+// handler change its request's headers), and an attempt adds only its
+// lifetime and, on a retry, a copy of the request and its URL.
 func (s *Server) forward(x *exchange, in *http.Request) {
 	out, err := x.outbound(in)
 	if err != nil {
