@@ -265,7 +265,7 @@ func (s *Server) respond(x *exchange, resp *http.Response) {
 	rerr, werr := copyBody(&x.rec, resp.Body)
 	_ = resp.Body.Close() // before the trailers: closing reads them
 	if rerr != nil || werr != nil {
-		if rerr != nil {
+		if rerr != nil && x.ctx.Err() == nil { // a client that left is not the backend's fault
 			s.logger.Warn("backend response body broke", "request_id", x.id, "err", rerr)
 		}
 		panic(http.ErrAbortHandler)
