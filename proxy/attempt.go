@@ -108,6 +108,11 @@ func (x *exchange) try(out *http.Request, lease balancer.Lease, deadline time.Ti
 		limit = pt
 	}
 	life := startLifetime(clientCtx, limit)
+	if limit <= 0 {
+		// The request's time ran out before this try began (a slow
+		// client's body took it): the try fails at once as timed out.
+		life.end(errPerTryTimeout)
+	}
 	req := out
 	if x.tries > 0 {
 		// A retry: its own request, URL and body reader, since the failed

@@ -131,6 +131,10 @@ func (t *h1Transport) roundTrip(req *http.Request, life *lifetime, got1xx func(i
 	}
 	addr := backendAddr(req.URL)
 	for {
+		if life.Cause() != nil {
+			closeRequestBody(req)
+			return nil, errAttemptEnded
+		}
 		bc, err := t.conn(life, addr)
 		if err != nil {
 			closeRequestBody(req)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -127,5 +128,40 @@ func TestPerTryTimeoutCutsAHungHandshake(t *testing.T) {
 	resp.Body.Close()
 	if took := time.Since(start); resp.StatusCode != http.StatusGatewayTimeout || took > 10*time.Second {
 		t.Fatalf("status %d after %v, want 504 at the per-try time, long before the 20 s connect timeout", resp.StatusCode, took)
+	}
+}
+
+// A request whose whole-request time ran out while its buffered body
+// arrived gets 504 at once, not an attempt without any time limit.
+func TestRequestTimeSpentOnTheBody(t *testing.T) {
+	hang := make(chan struct{})
+	backend := serveRaw(t, "127.0.1.1", func(c net.Conn) {
+		_, _ = readHead(bufio.NewReader(c))
+		select {
+		case <-hang:
+		case <-time.After(6 * time.Second):
+		}
+	})
+	pc := singleBackendPool(backend, "http1")
+	pc.Timeouts = Timeouts{Connect: time.Second, PerTry: 2 * time.Second, Request: 200 * time.Millisecond}
+	defer close(hang)
+	addr := startEdge(t, defaultEdgeLimits, ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}}, pc)
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "PUT /a HTTP/1.1\r\nHost: app.example\r\nContent-Length: 4\r\n\r\nab")
+	time.Sleep(400 * time.Millisecond) // the request deadline passes while the body arrives
+	_, _ = io.WriteString(c, "cd")
+	start := time.Now()
+	_ = c.SetDeadline(time.Now().Add(4 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer after %v: %v (the attempt has no time limit)", time.Since(start), err)
+	}
+	if resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
 	}
 }
