@@ -132,6 +132,11 @@ func (x *exchange) try(out *http.Request, lease balancer.Lease, deadline time.Ti
 		drain(resp.Body)
 		resp, err = nil, errPerTryTimeout
 	}
+	if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 999) {
+		// A status no client can be sent (HTTP/1.1's parser takes 000).
+		drain(resp.Body)
+		resp, err = nil, errMalformedStatus
+	}
 	cause := classify(err, life.Cause(), clientCtx)
 	status := 0
 	if err == nil {
@@ -175,6 +180,10 @@ func (x *exchange) roundTrip(t http.RoundTripper, req *http.Request, life *lifet
 	trace := &httptrace.ClientTrace{Got1xxResponse: hook.got}
 	return t.RoundTrip(req.WithContext(httptrace.WithClientTrace(ctx, trace)))
 }
+
+// errMalformedStatus fails an attempt whose backend answered with a
+// status outside 100-999.
+var errMalformedStatus = errors.New("backend answered with a malformed status code")
 
 // drain discards a little of a response body, so its connection can be
 // reused when cheap, and closes it.

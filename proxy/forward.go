@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -49,8 +50,9 @@ var errBadUpgrade = errors.New("upgrade to a protocol with a name that is not pr
 
 // outbound makes the request the attempts send: the client's, with its
 // header map cleaned in place (RFC 9110 section 7.6.1 hop-by-hop fields,
-// fields named in Connection, and forwarding fields the client may not
-// set; see forwarding) and the proxy's own forwarding fields added. The
+// fields named in Connection, forwarding fields the client may not set,
+// see forwarding, and the client-subject field in any spelling, '_' for
+// '-' included) and the proxy's own forwarding fields added. The
 // Host stays the client's. Forwarding fields from a trusted proxy are
 // kept, and X-Forwarded-For gets the client's address appended.
 func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
@@ -62,6 +64,12 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 	if !printableASCII(up) {
 		return nil, errBadUpgrade
 	}
+	if strings.EqualFold(up, "h2c") {
+		// An h2c upgrade would open an HTTP/2 connection from the client
+		// straight to the backend, its later streams past the proxy's
+		// routing and header rules: the request goes on without it.
+		up = ""
+	}
 	teTrailers := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
 	trusted := x.listener.trusted(in.RemoteAddr)
 	var priorFor, priorHost, priorProto []string
@@ -70,8 +78,10 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 	}
 
 	removeHopByHop(h)
+	subject := x.listener.subjectLower
 	for name := range h {
-		if forwarding(name) && (!trusted || strings.ContainsRune(name, '_') || replacedForwarding(name)) {
+		if forwarding(name) && (!trusted || strings.ContainsRune(name, '_') || replacedForwarding(name)) ||
+			subject != "" && equalFold(name, subject) {
 			delete(h, name)
 		}
 	}
@@ -107,7 +117,7 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 	}
 	h["X-Request-Id"] = one(3, x.id)
 	if name := x.listener.ClientSubjectHeader; name != "" {
-		h.Del(name)
+		// The client's own, in any spelling, went above.
 		if f := x.listener.ClientSubject; f != nil {
 			if s := f(in); s != "" {
 				h.Set(name, s)
@@ -341,9 +351,13 @@ func (s *Server) tunnel(x *exchange, out *http.Request, resp *http.Response) {
 		s.logger.Warn("protocol switch failed", "request_id", x.id, "err", msg)
 		plain(&x.rec, http.StatusBadGateway, "backend failed\n", false)
 	}
+	// Only to the protocol the client asked for: a 101 to a request that
+	// asked for none would hand the client's connection to the backend
+	// as a raw pipe, and the client's next request would reach the
+	// backend without passing the proxy.
 	want, got := upgradeType(out.Header), upgradeType(resp.Header)
-	if !printableASCII(got) || !strings.EqualFold(want, got) {
-		fail("backend switched to " + got + ", not the requested " + want)
+	if want == "" || !printableASCII(got) || !strings.EqualFold(want, got) {
+		fail("backend switched to " + strconv.Quote(got) + ", not the requested " + strconv.Quote(want))
 		return
 	}
 	backend, ok := resp.Body.(io.ReadWriteCloser)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 func TestCleanQuery(t *testing.T) {
@@ -237,5 +240,98 @@ func TestTunnelKeepsBytesSentWithTheUpgrade(t *testing.T) {
 	line, err := br.ReadString('\n')
 	if err != nil || line != "echo: early bytes\n" {
 		t.Fatalf("after the switch the backend answered %q, %v; want the bytes sent with the upgrade echoed", line, err)
+	}
+}
+
+// A backend that answers a request that asked for no upgrade with 101
+// gets the client a 502, not the client's connection as a raw pipe: the
+// client's next request never reaches that backend connection unrouted.
+func TestUnrequested101Refused(t *testing.T) {
+	after := make(chan string, 1)
+	backend := serveRaw(t, "127.0.1.1", func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := readHead(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\n\r\n") // no Upgrade: to nothing asked for
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		line, _ := br.ReadString('\n')
+		after <- line
+	})
+	addr := startEdge(t, defaultEdgeLimits, ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}}, singleBackendPool(backend, "http1"))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, "GET /a HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("status %d for a 101 nobody asked for, want 502", resp.StatusCode)
+	}
+	_, _ = io.WriteString(c, "GET /admin HTTP/1.1\r\nHost: other.example\r\n\r\n")
+	if line := <-after; line != "" {
+		t.Fatalf("the backend read %q on the connection it switched", line)
+	}
+}
+
+// A backend's status below 100 (HTTP/1.1's parser takes 000 to 099) gets
+// the client a 502 and leaves nothing in flight on the backend.
+func TestStatusBelow100Refused(t *testing.T) {
+	backend := rawBackendFunc(t, writes("HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n"))
+	pc := singleBackendPool(backend, "http1")
+	addr := startEdge(t, defaultEdgeLimits, ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}}, pc)
+	res := sendRaw(t, addr, "GET /a HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n", false)
+	if res.resp == nil || res.resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("answer %+v to a status of 099, want 502", res.resp)
+	}
+	b := pc.Balancer.Backends()[0]
+	testwait.Until(t, 5*time.Second, "the backend's in-flight count back to 0", func() bool { return b.InFlight() == 0 })
+}
+
+// An h2c upgrade is not passed on: it would open an HTTP/2 connection from
+// the client straight to the backend. The request goes on as a plain one.
+func TestH2CUpgradeNotForwarded(t *testing.T) {
+	b := startBackend(t, "127.0.1.1", "a", echoHeaders)
+	addr := startEdge(t, defaultEdgeLimits, ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}}, singleBackendPool(b.addr, "http1"))
+	res := sendRaw(t, addr, "GET /a HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade, HTTP2-Settings, close\r\n"+
+		"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n", false)
+	if res.resp == nil || res.resp.StatusCode != http.StatusOK {
+		t.Fatalf("answer %+v, want the backend's 200", res.resp)
+	}
+	var got http.Header
+	if err := json.Unmarshal([]byte(res.body), &got); err != nil {
+		t.Fatalf("backend's echo %q: %v", res.body, err)
+	}
+	for _, name := range []string{"Upgrade", "Connection", "Http2-Settings"} {
+		if v, ok := got[name]; ok {
+			t.Errorf("backend got %s: %q", name, v)
+		}
+	}
+}
+
+// The client-subject field is the proxy's to set: a client's own never
+// reaches the backend, in any spelling.
+func TestClientSubjectSpoofsDropped(t *testing.T) {
+	b := startBackend(t, "127.0.1.1", "a", echoHeaders)
+	lc := ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}, ClientSubjectHeader: "X-Client-Subject"}
+	addr := startEdge(t, defaultEdgeLimits, lc, singleBackendPool(b.addr, "http1"))
+	res := sendRaw(t, addr, "GET /a HTTP/1.1\r\nHost: app.example\r\nX-Client-Subject: CN=a\r\nX_Client_Subject: CN=b\r\n"+
+		"x_client-SUBJECT: CN=c\r\nConnection: close\r\n\r\n", false)
+	if res.resp == nil || res.resp.StatusCode != http.StatusOK {
+		t.Fatalf("answer %+v, want the backend's 200", res.resp)
+	}
+	var got http.Header
+	if err := json.Unmarshal([]byte(res.body), &got); err != nil {
+		t.Fatalf("backend's echo %q: %v", res.body, err)
+	}
+	for name, v := range got {
+		if equalFold(name, "x-client-subject") {
+			t.Errorf("backend got the client's %s: %q", name, v)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 )
 
@@ -41,6 +42,9 @@ type Generation struct {
 type listener struct {
 	ListenerConfig
 	router *router
+	// subjectLower is ClientSubjectHeader in lower case with '-' for '_',
+	// to remove the client's own in any spelling (see outbound).
+	subjectLower string
 }
 
 // Pool returns the generation's pool with the name, or nil.
@@ -71,7 +75,7 @@ func (s *Server) Build(c Config) (*Generation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("building listener %q: %w", lc.Name, err)
 		}
-		g.listeners[lc.Name] = &listener{ListenerConfig: lc, router: r}
+		g.listeners[lc.Name] = &listener{ListenerConfig: lc, router: r, subjectLower: strings.ReplaceAll(strings.ToLower(lc.ClientSubjectHeader), "_", "-")}
 	}
 	return g, nil
 }
