@@ -228,6 +228,14 @@ func (r *releasingBody) Read(p []byte) (int, error) {
 	return r.ReadCloser.Read(p)
 }
 
+// waiting reports whether the body's next bytes have yet to come from
+// the backend, as far as the transport can tell (only the HTTP/1.1 one
+// can).
+func (r *releasingBody) waiting() bool {
+	w, ok := r.ReadCloser.(interface{ waiting() bool })
+	return ok && w.waiting()
+}
+
 func (r *releasingBody) Close() error {
 	err := r.ReadCloser.Close()
 	if !r.done {

@@ -335,3 +335,34 @@ func TestClientSubjectSpoofsDropped(t *testing.T) {
 		}
 	}
 }
+
+// A streamed answer of unknown length whose first bytes come late (a long
+// poll, newline-delimited JSON) has its head reach the client first.
+func TestStreamHeadBeforeFirstBytes(t *testing.T) {
+	first := make(chan struct{})
+	b := startBackend(t, "127.0.1.1", "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-first:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "{}\n")
+	}))
+	px := startProxy(t, singleBackendPool(b.addr, "http1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", px.URL+"/poll", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no response head while the stream waits for its first bytes: %v", err)
+	}
+	defer resp.Body.Close()
+	close(first)
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "{}\n" {
+		t.Fatalf("first line = %q, %v", line, err)
+	}
+}

@@ -190,6 +190,10 @@ func (b *backendBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// waiting reports whether the next read would wait on the backend:
+// nothing of the body has arrived beyond what was read.
+func (b *backendBody) waiting() bool { return b.err == nil && b.bc.br.Buffered() == 0 }
+
 // Close before the end closes the connection: what is left of the body
 // is never read.
 func (b *backendBody) Close() error {
