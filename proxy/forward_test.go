@@ -68,37 +68,6 @@ func TestQueryCleanedOnTheWire(t *testing.T) {
 	}
 }
 
-// A server-sent event stream's head reaches the client before its first
-// event does.
-func TestEventStreamHeadBeforeFirstEvent(t *testing.T) {
-	first := make(chan struct{})
-	b := startBackend(t, "127.0.1.1", "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
-		select {
-		case <-first:
-		case <-r.Context().Done():
-			return
-		}
-		_, _ = io.WriteString(w, "data: one\n\n")
-	}))
-	px := startProxy(t, singleBackendPool(b.addr, "http1"))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", px.URL+"/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("no response head while the stream waits for its first event: %v", err)
-	}
-	defer resp.Body.Close()
-	close(first)
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
-	if err != nil || line != "data: one\n" {
-		t.Fatalf("first event = %q, %v", line, err)
-	}
-}
-
 // Trailers the backend announced, and those it did not, reach the client
 // after the body.
 func TestTrailersForwarded(t *testing.T) {
@@ -129,22 +98,13 @@ func TestTrailersForwarded(t *testing.T) {
 // A 103 from an HTTP/2 backend reaches the client through net/http's
 // transport, which reports it from a goroutine of its own.
 func TestEarlyHintsOverH2C(t *testing.T) {
-	var h2c http.Protocols
-	h2c.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Protocols: &h2c, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := serveH1OrH2C(t, "h2c", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</a.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
 		w.Header().Del("Link")
 		_, _ = io.WriteString(w, "ok")
-	})}
-	ln, err := net.Listen("tcp", "127.0.1.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-
-	px := startProxy(t, singleBackendPool(ln.Addr().String(), "h2c"))
+	}))
+	px := startProxy(t, singleBackendPool(addr, "h2c"))
 	var hints []string
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 		hints = append(hints, http.StatusText(code)+": "+h.Get("Link"))
@@ -336,33 +296,61 @@ func TestClientSubjectSpoofsDropped(t *testing.T) {
 	}
 }
 
-// A streamed answer of unknown length whose first bytes come late (a long
-// poll, newline-delimited JSON) has its head reach the client first.
+// A streamed answer whose first bytes come late has its head reach the
+// client first: an event stream always, and a body of unknown length (a
+// long poll, newline-delimited JSON) when its first bytes have not come
+// with its head.
 func TestStreamHeadBeforeFirstBytes(t *testing.T) {
-	first := make(chan struct{})
-	b := startBackend(t, "127.0.1.1", "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
-		select {
-		case <-first:
-		case <-r.Context().Done():
-			return
-		}
-		_, _ = io.WriteString(w, "{}\n")
-	}))
-	px := startProxy(t, singleBackendPool(b.addr, "http1"))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", px.URL+"/poll", nil)
-	resp, err := http.DefaultClient.Do(req)
+	for _, tc := range []struct{ protocol, contentType, first string }{
+		// From an HTTP/2 backend only the content type tells.
+		{"h2c", "text/event-stream; charset=utf-8", "data: one\n"},
+		{"http1", "text/event-stream", "data: one\n"},
+		{"http1", "application/x-ndjson", "{}\n"},
+	} {
+		t.Run(tc.protocol+" "+tc.contentType, func(t *testing.T) {
+			first := make(chan struct{})
+			addr := serveH1OrH2C(t, tc.protocol, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tc.contentType)
+				w.WriteHeader(http.StatusOK)
+				w.(http.Flusher).Flush()
+				select {
+				case <-first:
+				case <-r.Context().Done():
+					return
+				}
+				_, _ = io.WriteString(w, tc.first+"\n")
+			}))
+			px := startProxy(t, singleBackendPool(addr, tc.protocol))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", px.URL+"/stream", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("no response head while the stream waits for its first bytes: %v", err)
+			}
+			defer resp.Body.Close()
+			close(first)
+			line, err := bufio.NewReader(resp.Body).ReadString('\n')
+			if err != nil || line != tc.first {
+				t.Fatalf("first line = %q, %v; want %q", line, err, tc.first)
+			}
+		})
+	}
+}
+
+// serveH1OrH2C serves h on 127.0.1.1 over HTTP/1.1 or, for "h2c", HTTP/2
+// without TLS, until the test ends, and returns the address.
+func serveH1OrH2C(t *testing.T, protocol string, h http.Handler) string {
+	t.Helper()
+	var p http.Protocols
+	p.SetHTTP1(protocol != "h2c")
+	p.SetUnencryptedHTTP2(protocol == "h2c")
+	srv := &http.Server{Protocols: &p, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.1.1:0")
 	if err != nil {
-		t.Fatalf("no response head while the stream waits for its first bytes: %v", err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	close(first)
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
-	if err != nil || line != "{}\n" {
-		t.Fatalf("first line = %q, %v", line, err)
-	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
 }
