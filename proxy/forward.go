@@ -268,7 +268,7 @@ func (s *Server) respond(x *exchange, resp *http.Response) {
 		dst.Add("Trailer", strings.Join(names, ", "))
 	}
 	x.rec.WriteHeader(resp.StatusCode)
-	if eventStream(h) || resp.ContentLength < 0 && bodyWaiting(resp.Body) {
+	if eventStream(h) || resp.ContentLength < 0 && x.respBody.waiting() {
 		// A stream's head goes out at once when its first bytes are not
 		// there yet (a long poll, an event stream), so the client knows
 		// the answer began. An HTTP/2 backend's body cannot tell, and its
@@ -300,13 +300,6 @@ func (s *Server) respond(x *exchange, resp *http.Response) {
 			dst.Add(http.TrailerPrefix+name, v)
 		}
 	}
-}
-
-// bodyWaiting reports whether a response body's next bytes have yet to
-// come from the backend (see releasingBody.waiting).
-func bodyWaiting(body io.ReadCloser) bool {
-	w, ok := body.(interface{ waiting() bool })
-	return ok && w.waiting()
 }
 
 // addHeader adds src's fields to dst. A field dst does not have takes
