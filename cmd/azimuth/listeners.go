@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/configs"
+	"github.com/azimuthproxy/azimuth/internal/h1server"
 	edgetls "github.com/azimuthproxy/azimuth/tls"
 	"golang.org/x/net/netutil"
 )
@@ -37,12 +38,10 @@ type slot struct {
 	handler swapHandler
 	source  *edgetls.Source // TLS listeners only
 	tlsSrv  *edgetls.Server
-	plain   *http.Server
+	plain   *h1server.Server
 	sock    *net.TCPListener   // a plain listener's socket, shared with its successor
 	ln      net.Listener       // what the plain server accepts from (sock, perhaps limited)
-	busy    edgetls.BusyConns  // the plain server's connections with a request to answer
 	cancel  context.CancelFunc // stops the TLS source's watcher
-	served  chan struct{}      // closed when the plain server stops serving
 	serving bool               // serve was called
 }
 
@@ -57,7 +56,7 @@ func bindingOf(l *configs.Listener) string {
 // prev has the clients' connections queued on it, and they must meet the
 // new generation's handler, not the placeholder.
 func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
-	s := &slot{name: l.Name, addr: l.Address, binding: bindingOf(l), served: make(chan struct{})}
+	s := &slot{name: l.Name, addr: l.Address, binding: bindingOf(l)}
 	s.handler.set(http.NotFoundHandler())
 	lim := l.Limits
 	if l.TLS == nil {
@@ -69,21 +68,28 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 		if lim.MaxConnections > 0 {
 			s.ln = netutil.LimitListener(sock, lim.MaxConnections)
 		}
-		var protos http.Protocols
-		protos.SetHTTP1(true)
-		protos.SetUnencryptedHTTP2(true) // h2c prior knowledge, for gRPC clients
-		s.plain = &http.Server{
+		var h2c http.Protocols
+		h2c.SetUnencryptedHTTP2(true) // h2c prior knowledge, for gRPC clients
+		s.plain = h1server.New(h1server.Options{
 			Handler:           &s.handler,
 			ReadHeaderTimeout: lim.ReadHeaderTimeout,
 			ReadTimeout:       lim.ReadTimeout,
 			WriteTimeout:      lim.WriteTimeout,
 			IdleTimeout:       lim.IdleTimeout,
 			MaxHeaderBytes:    int(lim.MaxHeaderBytes.Bytes()),
-			Protocols:         &protos,
-			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: lim.H2MaxConcurrentStreams},
-			ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
-			ConnState:         s.busy.Track,
-		}
+			Logger:            a.logger.With("listener", l.Name),
+			H2C: &http.Server{
+				Handler:           &s.handler,
+				ReadHeaderTimeout: lim.ReadHeaderTimeout,
+				ReadTimeout:       lim.ReadTimeout,
+				WriteTimeout:      lim.WriteTimeout,
+				IdleTimeout:       lim.IdleTimeout,
+				MaxHeaderBytes:    int(lim.MaxHeaderBytes.Bytes()),
+				Protocols:         &h2c,
+				HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: lim.H2MaxConcurrentStreams},
+				ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
+			},
+		})
 		return s, nil
 	}
 	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: a.tlsMetrics, Logger: a.logger})
@@ -126,10 +132,7 @@ func (s *slot) serve() {
 		go func() { _ = s.tlsSrv.Serve() }()
 		return
 	}
-	go func() {
-		_ = s.plain.Serve(s.ln)
-		close(s.served)
-	}()
+	go func() { _ = s.plain.Serve(s.ln) }()
 }
 
 // listenPlain binds a plain listener's socket. When prev, the slot it
@@ -165,12 +168,7 @@ func (s *slot) shutdown(ctx context.Context) error {
 	} else if !s.serving {
 		err = s.ln.Close() // opened by a reload that then failed
 	} else {
-		// Shutdown alone would drop a request read after it began.
-		edgetls.StopAccepting(ctx, s.plain, s.ln, s.served, &s.busy)
 		err = s.plain.Shutdown(ctx)
-		if err != nil {
-			_ = s.plain.Close()
-		}
 	}
 	return err
 }

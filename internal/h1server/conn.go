@@ -1,0 +1,461 @@
+package h1server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// A connection's state, for draining: new (nothing read yet), active (a
+// request being read or answered), idle (waiting for the next request),
+// closed by the server while idle.
+const (
+	stateNew int32 = iota
+	stateActive
+	stateIdle
+	stateClosed
+)
+
+// conn is one client connection, served by one goroutine (serve) plus,
+// while a long request runs, the read that watches for the client leaving.
+type conn struct {
+	s      *Server
+	rwc    net.Conn
+	remote string
+	born   time.Time
+	state  atomic.Int32
+
+	r  connReader
+	br *bufio.Reader
+	bw *bufio.Writer
+
+	// ctx ends when the connection does, or when the watch sees the
+	// client leave; each request's context is a child.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	lastMethod string
+	hijacked   bool     // a handler (or the h2c server) owns the connection
+	werr       error    // the first write error: the connection is not reused
+	keys       []string // scratch for writing fields in order
+	pend       []byte   // scratch for a response's held body
+}
+
+// pendBuf returns the connection's buffer for a response's held body.
+func (c *conn) pendBuf() []byte {
+	if c.pend == nil {
+		c.pend = make([]byte, 0, bufferBeforeChunking)
+	}
+	return c.pend[:0]
+}
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func newConn(s *Server, rwc net.Conn) *conn {
+	c := &conn{s: s, rwc: rwc, born: time.Now()}
+	if ra := rwc.RemoteAddr(); ra != nil {
+		c.remote = ra.String()
+	}
+	c.r.c = c
+	c.r.cond.L = &c.r.mu
+	return c
+}
+
+// serve reads and answers requests until the connection ends.
+func (c *conn) serve() {
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(&c.r)
+	c.bw = writers.Get().(*bufio.Writer)
+	c.bw.Reset(errWriter{c})
+	defer c.end()
+
+	s := c.s
+	if s.headerTimeout > 0 {
+		_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
+	}
+	if s.h2c != nil && c.handOffH2C() {
+		return
+	}
+	for {
+		w, err := c.readRequest()
+		if err != nil {
+			c.refuse(err)
+			return
+		}
+		if !c.answer(w) {
+			return
+		}
+		// Waiting for the next request.
+		c.state.Store(stateIdle)
+		if s.draining.Load() {
+			return
+		}
+		if s.idleTimeout > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+		} else {
+			_ = c.rwc.SetReadDeadline(time.Time{})
+		}
+		if _, err := c.br.Peek(4); err != nil {
+			return
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
+			return
+		}
+		if s.headerTimeout > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
+		} else {
+			_ = c.rwc.SetReadDeadline(time.Time{})
+		}
+	}
+}
+
+// answer runs the handler for one request and finishes its response. It
+// reports whether the connection may serve another request.
+func (c *conn) answer(w *response) (reuse bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.logger.Error("handler panicked", "client", c.remote, "panic", v, "stack", string(buf))
+			}
+			// The response broke: close without finishing it, so the
+			// client sees a failure, never a short body as a whole one.
+			w.cancel()
+			c.r.stopWatch()
+			reuse = false
+		}
+	}()
+	req := w.req
+	if expectsContinue(req) {
+		if req.ProtoAtLeast(1, 1) && w.body != nil {
+			w.canContinue, w.body.expect = true, true
+		}
+	} else if req.Header.Get("Expect") != "" {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusExpectationFailed)
+		w.finish()
+		return false
+	}
+	c.r.begin(w)
+	if w.body == nil {
+		c.r.armWatch(w)
+	}
+	if req.Method == http.MethodOptions && req.RequestURI == "*" {
+		optionsStar(w, req)
+	} else {
+		c.s.o.Handler.ServeHTTP(w, req)
+	}
+	w.cancel()
+	if c.hijacked {
+		return false
+	}
+	c.r.disarmWatch()
+	w.finish()
+	if d := c.s.o.WriteTimeout; d > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Time{})
+	}
+	if w.closeAfter || c.werr != nil {
+		if w.body != nil && !w.body.eof.Load() {
+			c.closeWriteAndWait()
+		}
+		return false
+	}
+	return true
+}
+
+// optionsStar answers "OPTIONS *", a question about the server, as
+// net/http does: 200 with no body.
+func optionsStar(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+	if r.ContentLength != 0 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 4<<10))
+	}
+}
+
+// end releases the connection, unless a handler took it over.
+func (c *conn) end() {
+	c.cancel()
+	c.s.untrack(c)
+	if c.hijacked {
+		return
+	}
+	_ = c.rwc.Close()
+	c.r.stopWatch()
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.bw.Reset(nil)
+	writers.Put(c.bw)
+}
+
+// closeIfIdle closes the connection if it waits for a next request, or
+// has sent nothing for newConnGrace. Called by the server while it drains.
+func (c *conn) closeIfIdle() {
+	if c.state.CompareAndSwap(stateIdle, stateClosed) ||
+		c.state.Load() == stateNew && time.Since(c.born) > newConnGrace && c.state.CompareAndSwap(stateNew, stateClosed) {
+		_ = c.rwc.Close()
+	}
+}
+
+// closeWriteAndWait ends a connection whose client may still be sending a
+// body nobody read: a close with unread bytes resets the connection, and
+// the reset can destroy the response before the client reads it. So the
+// server closes its side for writing and gives the client a moment to
+// read, as net/http does (RFC 9112 section 9.6).
+func (c *conn) closeWriteAndWait() {
+	_ = c.bw.Flush()
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.rwc, 1<<20))
+}
+
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// handOffH2C passes a connection that opens with the HTTP/2 preface to the
+// h2c server, with the bytes already read. The first 14 bytes decide, so
+// a short HTTP/1 request never waits for 24.
+func (c *conn) handOffH2C() bool {
+	for _, n := range []int{14, len(h2Preface)} {
+		got, err := c.br.Peek(n)
+		if err != nil || string(got) != h2Preface[:n] {
+			return false
+		}
+	}
+	c.state.Store(stateActive)
+	_ = c.rwc.SetReadDeadline(time.Time{})
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	pc := &prefixConn{Conn: c.rwc, prefix: bytes.Clone(buffered)}
+	if !c.s.h2ln.push(pc) {
+		return false
+	}
+	c.r.hijack() // the h2c server owns it now
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.bw.Reset(nil)
+	writers.Put(c.bw)
+	return true
+}
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// errTooLarge is a request head over the limit.
+var errTooLarge = errors.New("request head too large")
+
+// statusError is a request refused with its own status and reason.
+type statusError struct {
+	code int
+	text string
+}
+
+func (e statusError) Error() string { return strconv.Itoa(e.code) + " " + e.text }
+
+// readRequest reads the next request's head and checks it as net/http's
+// server does.
+func (c *conn) readRequest() (*response, error) {
+	s := c.s
+	var wholeDeadline time.Time
+	if d := s.o.ReadTimeout; d > 0 {
+		wholeDeadline = time.Now().Add(d)
+	}
+	if c.lastMethod == http.MethodPost {
+		// RFC 9112 section 2.2: tolerate the CRLF old clients send after
+		// a POST body.
+		peek, _ := c.br.Peek(4)
+		n := 0
+		for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+			n++
+		}
+		_, _ = c.br.Discard(n)
+	}
+
+	c.r.startHead(s.headLimit, c.br)
+	req, err := http.ReadRequest(c.br)
+	head := c.r.endHead(c.br)
+	if err != nil {
+		if c.r.hit {
+			return nil, errTooLarge
+		}
+		return nil, err
+	}
+	c.state.Store(stateActive)
+	if req.ProtoMajor != 1 {
+		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	}
+	c.lastMethod = req.Method
+	if err := checkHead(req, head); err != nil {
+		return nil, err
+	}
+	if d := s.o.WriteTimeout; d > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Now().Add(d))
+	}
+	_ = c.rwc.SetReadDeadline(wholeDeadline)
+
+	ctx, cancel := context.WithCancel(c.ctx)
+	req = req.WithContext(ctx)
+	req.RemoteAddr = c.remote
+	w := &response{c: c, req: req, cancel: cancel, contentLength: -1}
+	if req.Body != http.NoBody && req.Body != nil {
+		w.body = &reqBody{w: w, rc: req.Body}
+		req.Body = w.body
+	}
+	w.wants10KeepAlive = req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(req.Header["Connection"], "keep-alive")
+	w.wantsClose = req.Close || hasToken(req.Header["Connection"], "close")
+	return w, nil
+}
+
+// checkHead makes the checks of a request head that net/http's server
+// makes beyond its reader: one valid Host field (RFC 9112 section 3.2),
+// and field names and values that are tokens and field text. head is the
+// head's bytes, since the reader keeps only the first Host field.
+func checkHead(req *http.Request, head []byte) error {
+	hosts, host := hostFields(head)
+	switch {
+	case hosts > 1:
+		return statusError{http.StatusBadRequest, "too many Host headers"}
+	case hosts == 0 && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect:
+		return statusError{http.StatusBadRequest, "missing required Host header"}
+	case hosts == 1 && !httpguts.ValidHostHeader(string(host)):
+		return statusError{http.StatusBadRequest, "malformed Host header"}
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return statusError{http.StatusBadRequest, "invalid header name"}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return statusError{http.StatusBadRequest, "invalid header value"}
+			}
+		}
+	}
+	return nil
+}
+
+// hostFields counts the Host field lines of a request head that
+// http.ReadRequest accepted, and returns the last one's value, with its
+// continuation lines joined by a space as the reader joins them. The
+// request line is skipped; a continuation line starts with white space,
+// so it never looks like a Host field.
+func hostFields(head []byte) (n int, value []byte) {
+	_, rest, _ := bytes.Cut(head, []byte{'\n'})
+	inHost := false
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		switch {
+		case len(line) == 0:
+			return n, value
+		case line[0] == ' ' || line[0] == '\t':
+			if more := bytes.Trim(line, " \t"); inHost && len(more) > 0 {
+				value = append(append(value[:len(value):len(value)], ' '), more...)
+			}
+		case len(line) >= 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")):
+			n++
+			value = bytes.Trim(line[5:], " \t")
+			inHost = true
+		default:
+			inHost = false
+		}
+	}
+	return n, value
+}
+
+// refuse answers a request the server could not read, as net/http does,
+// and the connection then closes.
+func (c *conn) refuse(err error) {
+	const headers = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+	var se statusError
+	switch {
+	case err == errTooLarge:
+		const msg = "431 Request Header Fields Too Large"
+		_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+msg+headers+msg)
+		c.closeWriteAndWait()
+	case isUnsupportedTE(err):
+		_, _ = io.WriteString(c.rwc, "HTTP/1.1 501 Not Implemented"+headers+"Unsupported transfer encoding")
+	case isCommonReadError(err):
+		// The client left or timed out: nobody to answer.
+	case errors.As(err, &se):
+		status := strconv.Itoa(se.code) + " " + http.StatusText(se.code) + ": " + se.text
+		_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+status+headers+status)
+	default:
+		const msg = "400 Bad Request"
+		_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+msg+headers+msg)
+	}
+}
+
+// isUnsupportedTE matches net/http's reader's error for a transfer coding
+// other than chunked; it has no exported type.
+func isUnsupportedTE(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "unsupported transfer encoding")
+}
+
+func isCommonReadError(err error) bool {
+	if err == io.EOF {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "read"
+}
+
+func expectsContinue(r *http.Request) bool { return hasToken(r.Header["Expect"], "100-continue") }
+
+// hasToken reports whether one of a field's comma-separated elements is
+// token, case-insensitively.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for el := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.Trim(el, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errWriter is the connection as the response's buffer writes to it: it
+// keeps the first error, after which the connection is not reused.
+type errWriter struct{ c *conn }
+
+func (w errWriter) Write(p []byte) (int, error) {
+	n, err := w.c.rwc.Write(p)
+	if err != nil && w.c.werr == nil {
+		w.c.werr = err
+		w.c.cancel() // nobody to answer any more
+	}
+	return n, err
+}

@@ -1,0 +1,454 @@
+package h1server
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
+)
+
+// start serves h on a loopback port and returns its address. The server
+// is closed when the test ends.
+func start(t *testing.T, o Options) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := New(o)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+func serve(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	_, addr := start(t, Options{Handler: h})
+	return addr
+}
+
+// client is a raw connection to the server with a reader for its answers.
+type client struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &client{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.c, s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// read reads one response to a request with method and its whole body.
+func (c *client) read(method string) (*http.Response, string) {
+	c.t.Helper()
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+	if err != nil {
+		c.t.Fatalf("reading a response: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("reading a response body: %v", err)
+	}
+	return resp, string(b)
+}
+
+// closed reports whether the server closed the connection.
+func (c *client) closed() bool {
+	c.t.Helper()
+	_ = c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.br.ReadByte()
+	return err == io.EOF
+}
+
+func TestKeepAliveAndFraming(t *testing.T) {
+	big := strings.Repeat("x", 3*bufferBeforeChunking)
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/short": // unknown length, ends within the held buffer
+			_, _ = io.WriteString(w, "hello")
+		case "/long": // unknown length, outgrows it
+			_, _ = io.WriteString(w, big)
+		case "/declared":
+			w.Header().Set("Content-Length", "4")
+			_, _ = io.WriteString(w, "four")
+		case "/empty204":
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	c := dial(t, addr)
+	for _, tc := range []struct {
+		path, body string
+		chunked    bool
+		length     int64
+		status     int
+	}{
+		{"/short", "hello", false, 5, 200},
+		{"/long", big, true, -1, 200},
+		{"/declared", "four", false, 4, 200},
+		{"/empty204", "", false, 0, 204},
+	} {
+		c.send("GET " + tc.path + " HTTP/1.1\r\nHost: a.test\r\n\r\n")
+		resp, body := c.read("GET")
+		if resp.StatusCode != tc.status || body != tc.body || resp.ContentLength != tc.length ||
+			(len(resp.TransferEncoding) > 0) != tc.chunked || resp.Close {
+			t.Errorf("%s: status %d, %d bytes, length %d, encoding %v, close %v; want %d, %d bytes, length %d, chunked %v, kept alive",
+				tc.path, resp.StatusCode, len(body), resp.ContentLength, resp.TransferEncoding, resp.Close,
+				tc.status, len(tc.body), tc.length, tc.chunked)
+		}
+		if resp.Header.Get("Date") == "" {
+			t.Errorf("%s: no Date field", tc.path)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "" {
+			t.Errorf("%s: Content-Type %q made up", tc.path, ct)
+		}
+	}
+}
+
+func TestRefusedHeads(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	for _, tc := range []struct {
+		name, req string
+		status    int
+	}{
+		{"no Host", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"two Hosts", "GET / HTTP/1.1\r\nHost: a.test\r\nhost: b.test\r\n\r\n", 400},
+		{"bad Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
+		{"bad field value", "GET / HTTP/1.1\r\nHost: a.test\r\nX: a\x01b\r\n\r\n", 400},
+		{"length and bad length", "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
+		{"unknown coding", "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		{"HTTP/2 in text", "GET / HTTP/2.0\r\nHost: a.test\r\n\r\n", 505},
+		{"head too large", "GET / HTTP/1.1\r\nHost: a.test\r\nX: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431},
+		{"other expectation", "GET / HTTP/1.1\r\nHost: a.test\r\nExpect: magic\r\n\r\n", 417},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := start(t, Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, "ok")
+			}), MaxHeaderBytes: 4 << 10})
+			c := dial(t, addr)
+			c.send(tc.req)
+			resp, _ := c.read("GET")
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if !c.closed() {
+				t.Fatal("connection left open after a refused request")
+			}
+		})
+	}
+	t.Run("HTTP/1.0 needs no Host", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.0\r\n\r\n")
+		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("status %d, body %q", resp.StatusCode, body)
+		}
+		if !c.closed() {
+			t.Fatal("HTTP/1.0 connection without keep-alive left open")
+		}
+	})
+}
+
+func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(3 * watchAfter) // the watch reads the next request meanwhile
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	c := dial(t, addr)
+	c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n")
+	for _, want := range []string{"/slow", "/2", "/3"} {
+		if _, body := c.read("GET"); body != want {
+			t.Fatalf("got %q, want %q", body, want)
+		}
+	}
+	// A next request sent while the slow one runs, in a write of its own.
+	c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(watchAfter + 5*time.Millisecond)
+	c.send("POST /4 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+	for _, want := range []string{"/slow", "/4"} {
+		if _, body := c.read("GET"); body != want {
+			t.Fatalf("got %q, want %q", body, want)
+		}
+	}
+}
+
+func TestClientLeavingEndsRequestContext(t *testing.T) {
+	ended := make(chan error, 1)
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			ended <- nil
+		case <-time.After(5 * time.Second):
+			ended <- fmt.Errorf("request context still live 5s after the client left")
+		}
+	})
+	c := dial(t, addr)
+	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(2 * watchAfter)
+	c.c.Close()
+	if err := <-ended; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExpectContinue(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	})
+	c := dial(t, addr)
+	c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	line, err := c.br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("first line %q (%v), want a 100 Continue", line, err)
+	}
+	if blank, _ := c.br.ReadString('\n'); blank != "\r\n" {
+		t.Fatalf("100 Continue head ends with %q", blank)
+	}
+	c.send("hello")
+	if resp, body := c.read("POST"); resp.StatusCode != 200 || body != "hello" {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+}
+
+func TestUnreadBody(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "no thanks") })
+	for _, tc := range []struct {
+		name string
+		size int
+		kept bool
+	}{
+		{"small body read by the server", 10 << 10, true},
+		{"large body closes the connection", 2 * maxPostHandlerReadBytes, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, addr)
+			go func() {
+				_, _ = fmt.Fprintf(c.c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s", tc.size, strings.Repeat("b", tc.size))
+			}()
+			resp, _ := c.read("POST")
+			if resp.Close == tc.kept {
+				t.Fatalf("Connection: close is %v, want %v", resp.Close, !tc.kept)
+			}
+			if !tc.kept {
+				return
+			}
+			c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "no thanks" {
+				t.Fatalf("next request: status %d, body %q", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+func TestHeadersTrailersAndInformational(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		clear(h)
+		h.Set("X-Split", "a\r\nSet-Cookie: evil=1")
+		h.Set("Trailer", "X-Sum")
+		_, _ = io.WriteString(w, "body")
+		h.Set("X-Sum", "42")
+		h.Set(http.TrailerPrefix+"X-Late", "late")
+	})
+	c := dial(t, addr)
+	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+	if err != nil || resp.StatusCode != http.StatusEarlyHints || resp.Header.Get("Link") == "" {
+		t.Fatalf("first response: %v, %v; want a 103 with Link", resp, err)
+	}
+	resp, body := c.read("GET")
+	if resp.StatusCode != 200 || body != "body" {
+		t.Fatalf("final response: status %d, body %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("X-Split") != "a  Set-Cookie: evil=1" {
+		t.Errorf("a line break in a value split the field: %q", resp.Header)
+	}
+	if resp.Header.Get("Link") != "" {
+		t.Errorf("the 103's fields stayed on the final head: %q", resp.Header)
+	}
+	if resp.Trailer.Get("X-Sum") != "42" || resp.Trailer.Get("X-Late") != "late" {
+		t.Errorf("trailers %q, want X-Sum: 42 and X-Late: late", resp.Trailer)
+	}
+}
+
+func TestHEADKeepsLength(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "11")
+		_, _ = io.WriteString(w, "hello world")
+	})
+	c := dial(t, addr)
+	c.send("HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := c.read("HEAD"); resp.ContentLength != 11 || body != "" {
+		t.Fatalf("HEAD: length %d, body %q", resp.ContentLength, body)
+	}
+	if _, body := c.read("GET"); body != "hello world" {
+		t.Fatalf("GET after HEAD: body %q (the HEAD leaked a body?)", body)
+	}
+}
+
+func TestAbortedResponseIsNotPassedOffAsWhole(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, strings.Repeat("x", 3*bufferBeforeChunking))
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	c := dial(t, addr)
+	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("a body broken by the handler read as complete")
+	}
+}
+
+func TestHijackKeepsBytesSentEarly(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * watchAfter) // the watch has read the early bytes
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_ = brw.Flush()
+		line, _ := brw.ReadString('\n')
+		_, _ = brw.WriteString("echo:" + line)
+		_ = brw.Flush()
+	})
+	c := dial(t, addr)
+	c.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	time.Sleep(watchAfter + 5*time.Millisecond)
+	c.send("early\n")
+	if resp, _ := c.read("GET"); resp.StatusCode != 101 {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
+	}
+	if line, err := c.br.ReadString('\n'); line != "echo:early\n" {
+		t.Fatalf("after the switch: %q (%v), want the early bytes echoed", line, err)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	_, addr := start(t, Options{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		ReadHeaderTimeout: 100 * time.Millisecond,
+		IdleTimeout:       200 * time.Millisecond,
+	})
+	t.Run("slow head", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.1\r\n")
+		if !c.closed() {
+			t.Fatal("a head that never ends kept its connection")
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		c.read("GET")
+		if !c.closed() {
+			t.Fatal("an idle connection outlived its timeout")
+		}
+	})
+}
+
+func TestH2CHandedOver(t *testing.T) {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.Proto) })
+	_, addr := start(t, Options{Handler: h, H2C: &http.Server{Handler: h, Protocols: &p}})
+	tr := &http.Transport{Protocols: &p} // h2c with prior knowledge only
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "HTTP/2.0" {
+		t.Fatalf("h2c request served as %q", b)
+	}
+	c := dial(t, addr)
+	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, body := c.read("GET"); body != "HTTP/1.1" {
+		t.Fatalf("HTTP/1.1 beside h2c served as %q", body)
+	}
+}
+
+func TestShutdownAnswersWhatItRead(t *testing.T) {
+	release := make(chan struct{})
+	inside := make(chan struct{}, 1)
+	s, addr := start(t, Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			inside <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})})
+	idle := dial(t, addr)
+	idle.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+	idle.read("GET")
+	busy := dial(t, addr)
+	busy.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-inside
+	fresh := dial(t, addr) // accepted, nothing sent yet
+	testwait.Until(t, 5*time.Second, "the server to accept three connections", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.conns) == 3
+	})
+
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	if !idle.closed() {
+		t.Fatal("an idle connection outlived the shutdown")
+	}
+	fresh.send("GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := fresh.read("GET"); body != "/late" || !resp.Close {
+		t.Fatalf("a request read while draining: body %q, close %v; want answered with Connection: close", body, resp.Close)
+	}
+	close(release)
+	if resp, body := busy.read("GET"); body != "/hold" || !resp.Close {
+		t.Fatalf("the request in flight: body %q, close %v", body, resp.Close)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Fatal("still accepting after Shutdown")
+	}
+}
