@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/azimuthproxy/azimuth/internal/h1server"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -224,14 +224,19 @@ func startProxyListener(t *testing.T, lc ListenerConfig, pools ...PoolConfig) *t
 		t.Fatal(err)
 	}
 	s.Publish(g)
-	srv := httptest.NewUnstartedServer(s.Handler("http"))
+	// The proxy's own HTTP/1.1 server, as a plain listener runs it, with
+	// h2c connections handed to net/http's.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var p http.Protocols
-	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
-	srv.Config.Protocols = &p
-	srv.Start()
+	h := s.Handler("http")
+	srv := h1server.New(h1server.Options{Handler: h, Logger: o.Logger, H2C: &http.Server{Handler: h, Protocols: &p}})
+	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
-		srv.Close()
+		_ = srv.Close()
 		for _, p := range pools {
 			if c, ok := p.Transport.(interface{ CloseIdleConnections() }); ok {
 				c.CloseIdleConnections()
@@ -240,7 +245,7 @@ func startProxyListener(t *testing.T, lc ListenerConfig, pools ...PoolConfig) *t
 		cancel()
 		s.Wait()
 	})
-	return &testProxy{Server: s, URL: srv.URL, reg: reg}
+	return &testProxy{Server: s, URL: "http://" + ln.Addr().String(), reg: reg}
 }
 
 // get sends one request through the proxy and returns status, the zone that

@@ -377,7 +377,12 @@ func hostFields(head []byte) (n int, value []byte) {
 		case len(line) == 0:
 			return n, value
 		case line[0] == ' ' || line[0] == '\t':
-			if more := bytes.Trim(line, " \t"); inHost && len(more) > 0 {
+			more := bytes.Trim(line, " \t")
+			switch {
+			case !inHost || len(more) == 0:
+			case len(value) == 0:
+				value = more
+			default:
 				value = append(append(value[:len(value):len(value)], ' '), more...)
 			}
 		case len(line) >= 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")):
