@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"runtime"
 	"strconv"
 	"strings"
@@ -47,6 +48,7 @@ type conn struct {
 	cancel context.CancelFunc
 
 	lastMethod string
+	body       *reqBody // the last request's body, if it had one
 	hijacked   bool     // a handler (or the h2c server) owns the connection
 	werr       error    // the first write error: the connection is not reused
 	keys       []string // scratch for writing fields in order
@@ -101,21 +103,25 @@ func (c *conn) serve() {
 		if !c.answer(w) {
 			return
 		}
-		// Waiting for the next request.
-		c.state.Store(stateIdle)
-		if s.draining.Load() {
-			return
-		}
-		if s.idleTimeout > 0 {
-			_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout))
-		} else {
-			_ = c.rwc.SetReadDeadline(time.Time{})
-		}
-		if _, err := c.br.Peek(4); err != nil {
-			return
-		}
-		if !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
-			return
+		if c.br.Buffered() == 0 && !c.r.holds() {
+			// Waiting for the next request. One already here (pipelined,
+			// or read by the watch) is answered even while the server
+			// drains: the client sent it before it could know.
+			c.state.Store(stateIdle)
+			if s.draining.Load() {
+				return
+			}
+			if s.idleTimeout > 0 {
+				_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+			} else {
+				_ = c.rwc.SetReadDeadline(time.Time{})
+			}
+			if _, err := c.br.Peek(4); err != nil {
+				return
+			}
+			if !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
+				return
+			}
 		}
 		if s.headerTimeout > 0 {
 			_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
@@ -198,6 +204,9 @@ func (c *conn) end() {
 	}
 	_ = c.rwc.Close()
 	c.r.stopWatch()
+	if c.body != nil {
+		c.body.release()
+	}
 	c.br.Reset(nil)
 	readers.Put(c.br)
 	c.bw.Reset(nil)
@@ -308,7 +317,7 @@ func (c *conn) readRequest() (*response, error) {
 		}
 		return nil, err
 	}
-	c.state.Store(stateActive)
+	c.state.CompareAndSwap(stateNew, stateActive) // a next request is active already
 	if req.ProtoMajor != 1 {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
@@ -329,23 +338,27 @@ func (c *conn) readRequest() (*response, error) {
 		w.body = &reqBody{w: w, rc: req.Body}
 		req.Body = w.body
 	}
+	c.body = w.body
 	w.wants10KeepAlive = req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(req.Header["Connection"], "keep-alive")
 	w.wantsClose = req.Close || hasToken(req.Header["Connection"], "close")
 	return w, nil
 }
 
 // checkHead makes the checks of a request head that net/http's server
-// makes beyond its reader: one valid Host field (RFC 9112 section 3.2),
-// and field names and values that are tokens and field text. head is the
-// head's bytes, since the reader keeps only the first Host field.
+// makes beyond its reader: a valid Host field where one is required (RFC
+// 9112 section 3.2; the reader refuses two), and field names and values
+// that are tokens and field text. head is the head's bytes: the reader
+// drops the Host field, and its value survives in req.Host only when the
+// target is not in absolute form and the value is not empty.
 func checkHead(req *http.Request, head []byte) error {
-	hosts, host := hostFields(head)
+	host, haveHost := req.Host, req.Host != ""
+	if req.URL.Host != "" || !haveHost {
+		host, haveHost = hostField(head)
+	}
 	switch {
-	case hosts > 1:
-		return statusError{http.StatusBadRequest, "too many Host headers"}
-	case hosts == 0 && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect:
+	case !haveHost && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect:
 		return statusError{http.StatusBadRequest, "missing required Host header"}
-	case hosts == 1 && !httpguts.ValidHostHeader(string(host)):
+	case haveHost && !httpguts.ValidHostHeader(host):
 		return statusError{http.StatusBadRequest, "malformed Host header"}
 	}
 	for k, vv := range req.Header {
@@ -361,39 +374,21 @@ func checkHead(req *http.Request, head []byte) error {
 	return nil
 }
 
-// hostFields counts the Host field lines of a request head that
-// http.ReadRequest accepted, and returns the last one's value, with its
-// continuation lines joined by a space as the reader joins them. The
-// request line is skipped; a continuation line starts with white space,
-// so it never looks like a Host field.
-func hostFields(head []byte) (n int, value []byte) {
-	_, rest, _ := bytes.Cut(head, []byte{'\n'})
-	inHost := false
-	for len(rest) > 0 {
-		var line []byte
-		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		switch {
-		case len(line) == 0:
-			return n, value
-		case line[0] == ' ' || line[0] == '\t':
-			more := bytes.Trim(line, " \t")
-			switch {
-			case !inHost || len(more) == 0:
-			case len(value) == 0:
-				value = more
-			default:
-				value = append(append(value[:len(value):len(value)], ' '), more...)
-			}
-		case len(line) >= 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")):
-			n++
-			value = bytes.Trim(line[5:], " \t")
-			inHost = true
-		default:
-			inHost = false
-		}
+// hostField reads the Host field of a head that http.ReadRequest accepted,
+// with the reader it used, so that continuation lines and white space come
+// out as they did for it. It runs only for the rare heads whose Host field
+// req.Host does not show.
+func hostField(head []byte) (string, bool) {
+	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(head)))
+	if _, err := tp.ReadLine(); err != nil {
+		return "", false
 	}
-	return n, value
+	h, _ := tp.ReadMIMEHeader()
+	v, ok := h["Host"]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
 }
 
 // refuse answers a request the server could not read, as net/http does,
@@ -439,18 +434,31 @@ func isCommonReadError(err error) bool {
 
 func expectsContinue(r *http.Request) bool { return hasToken(r.Header["Expect"], "100-continue") }
 
-// hasToken reports whether one of a field's comma-separated elements is
-// token, case-insensitively.
+// hasToken reports whether the field's first value holds token,
+// case-insensitively, between spaces, tabs or commas. It is net/http's
+// reading, looser than the list grammar of RFC 9110 section 5.6.1
+// ("Connection: 0 keep-alive" counts): clients and servers have been
+// tested against it for a long time, and the fuzz target holds us to it.
 func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for el := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.Trim(el, " \t"), token) {
-				return true
-			}
+	if len(values) == 0 || len(values[0]) < len(token) {
+		return false
+	}
+	v := values[0]
+	for sp := 0; sp+len(token) <= len(v); sp++ {
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end < len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if strings.EqualFold(v[sp:sp+len(token)], token) {
+			return true
 		}
 	}
 	return false
 }
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // errWriter is the connection as the response's buffer writes to it: it
 // keeps the first error, after which the connection is not reused.

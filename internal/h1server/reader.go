@@ -58,8 +58,8 @@ func (r *connReader) startHead(limit int64, br *bufio.Reader) {
 func (r *connReader) endHead(br *bufio.Reader) []byte {
 	r.limited, r.heading = false, false
 	head := r.head[:len(r.head)-br.Buffered()]
-	if cap(r.head) > 64<<10 {
-		r.head = nil // one huge head does not stay with the connection
+	if cap(r.head) > 4<<10 {
+		r.head = nil // a big head does not stay with an idle connection
 	}
 	return head
 }
@@ -104,6 +104,13 @@ func (r *connReader) read(p []byte) (int, error) {
 	}
 	r.mu.Unlock()
 	return r.c.rwc.Read(p)
+}
+
+// holds reports whether the watch read bytes not handed out yet.
+func (r *connReader) holds() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got) > 0
 }
 
 // begin makes w the request being answered.

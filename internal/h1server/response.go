@@ -99,7 +99,7 @@ func (w *response) WriteHeader(code int) {
 	// A body of unknown length waits in pend for its length to be known;
 	// anything else has its head decided now.
 	if w.contentLength >= 0 || !w.bodyAllowed() || w.req.Method == http.MethodHead ||
-		!w.req.ProtoAtLeast(1, 1) || len(h["Transfer-Encoding"]) > 0 || hasTrailers(h) {
+		len(h["Transfer-Encoding"]) > 0 || hasTrailers(h) {
 		w.writeHead(false)
 	}
 }
@@ -498,6 +498,13 @@ type reqBody struct {
 	expect bool // the client asked for 100 Continue
 	eof    atomic.Bool
 	closed atomic.Bool
+
+	// mu is held across each read of rc. A handler may leave a goroutine
+	// reading the body after it returns (a proxy copying it upstream
+	// does); the connection then neither reads the body at the same time
+	// nor hands its buffer to another connection until that read is over.
+	mu   sync.Mutex
+	read int64 // bytes read from rc; under mu
 }
 
 func (b *reqBody) Read(p []byte) (int, error) {
@@ -507,7 +514,14 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	if b.expect && !b.w.sentHead.Load() {
 		b.w.writeContinue()
 	}
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
+		return 0, http.ErrBodyReadAfterClose
+	}
 	n, err := b.rc.Read(p)
+	b.read += int64(n)
+	b.mu.Unlock()
 	if err == io.EOF && !b.eof.Swap(true) {
 		b.w.c.r.armWatch(b.w)
 	}
@@ -521,12 +535,27 @@ func (b *reqBody) Close() error {
 	return nil
 }
 
+// release waits for a read of the body in flight, and lets none begin:
+// called once the connection is closed, so such a read fails at once,
+// before its buffer goes back to the pool.
+func (b *reqBody) release() {
+	b.mu.Lock()
+	b.closed.Store(true)
+	b.mu.Unlock()
+}
+
 // discardRest reads what the handler left of the body, up to
 // maxPostHandlerReadBytes, and reports whether it reached the end: if not,
-// the connection cannot be reused.
+// the connection cannot be reused. A declared rest longer than that is
+// not read at all, so the response goes out at once (net/http's rule).
 func (b *reqBody) discardRest() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.closed.Load() && !b.w.handlerDone {
 		return false // closed early by the handler
+	}
+	if cl := b.w.req.ContentLength; cl > 0 && cl-b.read >= maxPostHandlerReadBytes {
+		return false
 	}
 	_, err := io.CopyN(io.Discard, b.rc, maxPostHandlerReadBytes+1)
 	if err != io.EOF {

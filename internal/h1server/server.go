@@ -170,23 +170,21 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		c := newConn(s, rw)
-		if !s.track(c) {
-			_ = rw.Close()
-			continue
-		}
+		s.track(c)
 		go c.serve()
 	}
 }
 
-// track adds c to the open connections unless the server drains.
-func (s *Server) track(c *conn) bool {
+// track adds c to the open connections. One accepted as the server begins
+// to drain is served all the same, its request answered with
+// Connection: close: the client dialled a listening socket, and closing
+// the connection unread would reset it, a failure it cannot tell from a
+// request lost mid-way. Shutdown waits for the accept loops before it
+// counts connections, so none is missed.
+func (s *Server) track(c *conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.draining.Load() {
-		return false
-	}
 	s.conns[c] = struct{}{}
-	return true
+	s.mu.Unlock()
 }
 
 func (s *Server) untrack(c *conn) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -450,5 +451,161 @@ func TestShutdownAnswersWhatItRead(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Fatal("still accepting after Shutdown")
+	}
+}
+
+// lateListener hands over one connection only once it is closed: an
+// Accept that won its race with Shutdown.
+type lateListener struct {
+	net.Listener
+	late   net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *lateListener) Accept() (net.Conn, error) {
+	<-l.closed
+	if c := l.late; c != nil {
+		l.late = nil
+		return c, nil
+	}
+	return nil, net.ErrClosed
+}
+
+func (l *lateListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+// A connection accepted just as draining begins is answered, not closed
+// unread: on a socket shared with the next generation, closing it would
+// reset a client that did nothing wrong.
+func TestShutdownServesConnectionAcceptedLate(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cli := dial(t, ln.Addr().String())
+	srvSide, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.send("GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
+	s := New(Options{Logger: slog.New(slog.DiscardHandler), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.URL.Path)
+	})})
+	late := &lateListener{Listener: ln, late: srvSide, closed: make(chan struct{})}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(late) }()
+	testwait.Until(t, 5*time.Second, "Serve to start accepting", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.lns) == 1
+	})
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if resp, body := cli.read("GET"); body != "/late" || !resp.Close {
+		t.Fatalf("a connection accepted as draining began: body %q, close %v; want answered with Connection: close", body, resp.Close)
+	}
+}
+
+// A handler may leave a goroutine reading the body after it returns, as a
+// proxy copying the body upstream does when the backend answers early.
+// The connection must not hand its buffer to the next connection while
+// that read runs (the race detector sees it if it does).
+func TestBodyReaderOutlivingHandler(t *testing.T) {
+	leftover := make(chan error, 1)
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		first := make([]byte, 10)
+		if _, err := io.ReadFull(r.Body, first); err != nil {
+			t.Errorf("reading the body's first bytes: %v", err)
+		}
+		go func() {
+			_, err := io.Copy(io.Discard, r.Body) // waits for bytes that never come
+			leftover <- err
+		}()
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		_, _ = io.WriteString(w, "no")
+	})
+	c := dial(t, addr)
+	c.send("POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 10))
+	if resp, body := c.read("POST"); resp.StatusCode != http.StatusRequestEntityTooLarge || body != "no" {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+	c.c.Close() // the server's wait for the client to finish ends at once
+	if err := <-leftover; err == nil {
+		t.Fatal("the body read to its end, but most of it was never sent")
+	}
+	// The next connection takes the pooled buffers.
+	next := dial(t, addr)
+	next.send("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789")
+	if resp, _ := next.read("GET"); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("next connection: status %d", resp.StatusCode)
+	}
+}
+
+// A handler that refuses a large body without reading it is answered at
+// once: the server does not first wait for the rest of a body it would
+// not keep the connection for (net/http's rule).
+func TestLargeUnreadBodyAnsweredAtOnce(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		_, _ = io.WriteString(w, "no")
+	})
+	c := dial(t, addr)
+	// Less than maxPostHandlerReadBytes is sent, and no more will be: an
+	// answer that waited for it would never come.
+	c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n" + strings.Repeat("x", 1000))
+	resp, body := c.read("POST")
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || body != "no" || !resp.Close {
+		t.Fatalf("status %d, body %q, close %v; want 413 \"no\" with Connection: close", resp.StatusCode, body, resp.Close)
+	}
+}
+
+// An HTTP/1.0 client that asks for keep-alive keeps its connection when
+// the response's length is known, as it is for a short body held whole.
+func TestHTTP10KeepAlive(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello") })
+	c := dial(t, addr)
+	for i := range 2 {
+		c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+		resp, body := c.read("GET")
+		if body != "hello" || resp.ContentLength != 5 || resp.Header.Get("Connection") != "keep-alive" {
+			t.Fatalf("request %d: body %q, length %d, Connection %q; want length 5, keep-alive",
+				i, body, resp.ContentLength, resp.Header.Get("Connection"))
+		}
+	}
+	c.send("GET / HTTP/1.0\r\n\r\n")
+	if _, body := c.read("GET"); body != "hello" || !c.closed() {
+		t.Fatalf("without keep-alive: body %q, or the connection stayed open", body)
+	}
+}
+
+// A request pipelined behind one whose head promised keep-alive before
+// draining began is answered too: the client sent it before it could know.
+func TestShutdownAnswersPipelinedRequest(t *testing.T) {
+	var s *Server
+	s, addr := start(t, Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.URL.Path)
+		if r.URL.Path == "/first" {
+			w.(http.Flusher).Flush() // its head promises keep-alive
+			go func() { _ = s.Shutdown(context.Background()) }()
+			testwait.Until(t, 5*time.Second, "draining to begin", s.draining.Load)
+		}
+	})})
+	c := dial(t, addr)
+	c.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := c.read("GET"); body != "/first" || resp.Close {
+		t.Fatalf("first: body %q, close %v; want kept alive", body, resp.Close)
+	}
+	if resp, body := c.read("GET"); body != "/second" || !resp.Close {
+		t.Fatalf("second: body %q, close %v; want answered with Connection: close", body, resp.Close)
 	}
 }
