@@ -103,25 +103,28 @@ func (c *conn) serve() {
 		if !c.answer(w) {
 			return
 		}
-		if c.br.Buffered() == 0 && !c.r.holds() {
-			// Waiting for the next request. One already here (pipelined,
-			// or read by the watch) is answered even while the server
-			// drains: the client sent it before it could know.
+		// Waiting for the next request. One already here (pipelined, or
+		// read by the watch) is answered even while the server drains:
+		// the client sent it before it could know.
+		waiting := c.br.Buffered() < 4 && !c.r.holds()
+		if waiting {
 			c.state.Store(stateIdle)
 			if s.draining.Load() {
 				return
 			}
-			if s.idleTimeout > 0 {
-				_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout))
-			} else {
-				_ = c.rwc.SetReadDeadline(time.Time{})
-			}
-			if _, err := c.br.Peek(4); err != nil {
-				return
-			}
-			if !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
-				return
-			}
+		}
+		if s.idleTimeout > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+		} else {
+			_ = c.rwc.SetReadDeadline(time.Time{})
+		}
+		// As net/http does, a connection that ends with less than 4 bytes
+		// of a next request is closed without an answer.
+		if _, err := c.br.Peek(4); err != nil {
+			return
+		}
+		if waiting && !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
+			return
 		}
 		if s.headerTimeout > 0 {
 			_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
