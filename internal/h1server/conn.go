@@ -106,6 +106,7 @@ func (c *conn) serve() {
 		// Waiting for the next request. One already here (pipelined, or
 		// read by the watch) is answered even while the server drains:
 		// the client sent it before it could know.
+		c.skipCRLF(c.br.Buffered())
 		waiting := c.br.Buffered() < 4 && !c.r.holds()
 		if waiting {
 			c.state.Store(stateIdle)
@@ -292,6 +293,20 @@ type statusError struct {
 
 func (e statusError) Error() string { return strconv.Itoa(e.code) + " " + e.text }
 
+// skipCRLF drops the CRLF old clients send after a POST body (RFC 9112
+// section 2.2) from the next n bytes, reading them if need be.
+func (c *conn) skipCRLF(n int) {
+	if c.lastMethod != http.MethodPost || n == 0 {
+		return
+	}
+	peek, _ := c.br.Peek(n)
+	i := 0
+	for i < len(peek) && (peek[i] == '\r' || peek[i] == '\n') {
+		i++
+	}
+	_, _ = c.br.Discard(i)
+}
+
 // readRequest reads the next request's head and checks it as net/http's
 // server does.
 func (c *conn) readRequest() (*response, error) {
@@ -300,16 +315,7 @@ func (c *conn) readRequest() (*response, error) {
 	if d := s.o.ReadTimeout; d > 0 {
 		wholeDeadline = time.Now().Add(d)
 	}
-	if c.lastMethod == http.MethodPost {
-		// RFC 9112 section 2.2: tolerate the CRLF old clients send after
-		// a POST body.
-		peek, _ := c.br.Peek(4)
-		n := 0
-		for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
-			n++
-		}
-		_, _ = c.br.Discard(n)
-	}
+	c.skipCRLF(4)
 
 	c.r.startHead(s.headLimit, c.br)
 	req, err := http.ReadRequest(c.br)

@@ -528,10 +528,27 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close leaves the rest of the body for the server: reading it to the
-// end, as net/http's reader's Close does, could take forever.
+// Close reads what is left of the body, as net/http's does, so that the
+// connection can serve another request: up to maxPostHandlerReadBytes,
+// none if more than that is declared, and none while the client waits
+// for a 100 Continue it was not sent.
 func (b *reqBody) Close() error {
-	b.closed.Store(true)
+	if b.closed.Load() {
+		return nil
+	}
+	b.mu.Lock()
+	if b.closed.Swap(true) {
+		b.mu.Unlock()
+		return nil
+	}
+	atEnd := false
+	if !b.eof.Load() && !(b.expect && !b.w.sentHead.Load()) {
+		atEnd = b.discardLocked()
+	}
+	b.mu.Unlock()
+	if atEnd && !b.eof.Swap(true) {
+		b.w.c.r.armWatch(b.w)
+	}
 	return nil
 }
 
@@ -544,25 +561,31 @@ func (b *reqBody) release() {
 	b.mu.Unlock()
 }
 
-// discardRest reads what the handler left of the body, up to
-// maxPostHandlerReadBytes, and reports whether it reached the end: if not,
-// the connection cannot be reused. A declared rest longer than that is
-// not read at all, so the response goes out at once (net/http's rule).
+// discardRest reads what the handler left of the body, and reports
+// whether it reached the end: if not, the connection cannot be reused.
 func (b *reqBody) discardRest() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() && !b.w.handlerDone {
-		return false // closed early by the handler
+		return false // closed by the handler short of its end
 	}
-	if cl := b.w.req.ContentLength; cl > 0 && cl-b.read >= maxPostHandlerReadBytes {
-		return false
-	}
-	_, err := io.CopyN(io.Discard, b.rc, maxPostHandlerReadBytes+1)
-	if err != io.EOF {
+	if !b.discardLocked() {
 		return false
 	}
 	b.eof.Store(true)
 	return true
+}
+
+// discardLocked reads the rest of the body, up to maxPostHandlerReadBytes,
+// and reports whether it reached the end. A declared rest longer than
+// that is not read at all, so the response goes out at once (net/http's
+// rule).
+func (b *reqBody) discardLocked() bool {
+	if cl := b.w.req.ContentLength; cl > 0 && cl-b.read >= maxPostHandlerReadBytes {
+		return false
+	}
+	_, err := io.CopyN(io.Discard, b.rc, maxPostHandlerReadBytes+1)
+	return err == io.EOF
 }
 
 // httpDate returns the Date field's value for now, formatted once a

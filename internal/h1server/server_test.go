@@ -609,3 +609,50 @@ func TestShutdownAnswersPipelinedRequest(t *testing.T) {
 		t.Fatalf("second: body %q, close %v; want answered with Connection: close", body, resp.Close)
 	}
 }
+
+// The CRLF an old client sends after a POST body does not count as a next
+// request: the connection is idle, so draining closes it at once.
+func TestCRLFAfterPOSTLeavesConnectionIdle(t *testing.T) {
+	s, addr := start(t, Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})})
+	c := dial(t, addr)
+	c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n\r\n")
+	if _, body := c.read("POST"); body != "ok" {
+		t.Fatalf("body %q", body)
+	}
+	// Shutdown waits for connections that are not idle; this one must be.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v; the connection was not taken for idle", err)
+	}
+	if !c.closed() {
+		t.Fatal("the idle connection outlived the shutdown")
+	}
+}
+
+// A handler that closes a short body unread keeps the connection, as with
+// net/http: Close reads the rest. A long declared rest is not read; the
+// connection closes after the answer, which goes out at once.
+func TestClosedBody(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		_ = r.Body.Close()
+		if _, err := r.Body.Read(make([]byte, 1)); err != http.ErrBodyReadAfterClose {
+			t.Errorf("read after Close: %v", err)
+		}
+		_, _ = io.WriteString(w, "ok")
+		w.(http.Flusher).Flush() // the head goes out before the handler returns
+	})
+	c := dial(t, addr)
+	for range 2 {
+		c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+		if resp, body := c.read("POST"); body != "ok" || resp.Close {
+			t.Fatalf("short body closed unread: body %q, close %v; want kept alive", body, resp.Close)
+		}
+	}
+	c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\nhello")
+	if resp, body := c.read("POST"); body != "ok" || !resp.Close {
+		t.Fatalf("long body closed unread: body %q, close %v; want Connection: close", body, resp.Close)
+	}
+}
