@@ -106,8 +106,7 @@ func (c *conn) serve() {
 		// Waiting for the next request. One already here (pipelined, or
 		// read by the watch) is answered even while the server drains:
 		// the client sent it before it could know.
-		c.skipCRLF(c.br.Buffered())
-		waiting := c.br.Buffered() < 4 && !c.r.holds()
+		waiting := c.buffered() < 4 && !c.r.holds()
 		if waiting {
 			c.state.Store(stateIdle)
 			if s.draining.Load() {
@@ -124,7 +123,9 @@ func (c *conn) serve() {
 		if _, err := c.br.Peek(4); err != nil {
 			return
 		}
-		if waiting && !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
+		// Active once a next request begins; after a POST, CR and LF
+		// alone leave the connection idle until its head is read.
+		if waiting && c.buffered() > 0 && !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
 			return
 		}
 		if s.headerTimeout > 0 {
@@ -294,17 +295,32 @@ type statusError struct {
 func (e statusError) Error() string { return strconv.Itoa(e.code) + " " + e.text }
 
 // skipCRLF drops the CRLF old clients send after a POST body (RFC 9112
-// section 2.2) from the next n bytes, reading them if need be.
-func (c *conn) skipCRLF(n int) {
-	if c.lastMethod != http.MethodPost || n == 0 {
+// section 2.2) from the next 4 bytes, as net/http does.
+func (c *conn) skipCRLF() {
+	if c.lastMethod != http.MethodPost {
 		return
 	}
-	peek, _ := c.br.Peek(n)
+	peek, _ := c.br.Peek(4)
+	_, _ = c.br.Discard(leadingCRLF(peek))
+}
+
+// buffered returns how many bytes of a next request are already read,
+// not counting a CRLF after a POST body.
+func (c *conn) buffered() int {
+	n := c.br.Buffered()
+	if c.lastMethod == http.MethodPost {
+		peek, _ := c.br.Peek(n)
+		n -= leadingCRLF(peek)
+	}
+	return n
+}
+
+func leadingCRLF(b []byte) int {
 	i := 0
-	for i < len(peek) && (peek[i] == '\r' || peek[i] == '\n') {
+	for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
 		i++
 	}
-	_, _ = c.br.Discard(i)
+	return i
 }
 
 // readRequest reads the next request's head and checks it as net/http's
@@ -315,7 +331,7 @@ func (c *conn) readRequest() (*response, error) {
 	if d := s.o.ReadTimeout; d > 0 {
 		wholeDeadline = time.Now().Add(d)
 	}
-	c.skipCRLF(4)
+	c.skipCRLF()
 
 	c.r.startHead(s.headLimit, c.br)
 	req, err := http.ReadRequest(c.br)
@@ -326,7 +342,9 @@ func (c *conn) readRequest() (*response, error) {
 		}
 		return nil, err
 	}
-	c.state.CompareAndSwap(stateNew, stateActive) // a next request is active already
+	if !c.state.CompareAndSwap(stateNew, stateActive) {
+		c.state.CompareAndSwap(stateIdle, stateActive) // else active already, or closed by a drain
+	}
 	if req.ProtoMajor != 1 {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
