@@ -14,7 +14,11 @@
 //     aborts it after the response, one system call and two goroutine
 //     wake-ups per request for nothing.
 //   - A request read while the server drains is answered, with
-//     Connection: close; net/http's server drops it.
+//     Connection: close; net/http's server drops it. So is one already
+//     buffered behind a response that promised keep-alive, and one on a
+//     connection accepted just as draining began: on a listener shared
+//     with the next generation, closing that connection unread would
+//     reset a client that did nothing wrong.
 //   - It never invents a Content-Type: a proxy passes the backend's, or
 //     none.
 //
