@@ -342,8 +342,9 @@ func (c *conn) readRequest() (*response, error) {
 		}
 		return nil, err
 	}
-	if !c.state.CompareAndSwap(stateNew, stateActive) {
-		c.state.CompareAndSwap(stateIdle, stateActive) // else active already, or closed by a drain
+	if !c.state.CompareAndSwap(stateNew, stateActive) && !c.state.CompareAndSwap(stateIdle, stateActive) &&
+		c.state.Load() == stateClosed {
+		return nil, net.ErrClosed // closed by a drain as idle while the head came in
 	}
 	if req.ProtoMajor != 1 {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
@@ -362,7 +363,9 @@ func (c *conn) readRequest() (*response, error) {
 	req.RemoteAddr = c.remote
 	w := &response{c: c, req: req, cancel: cancel, contentLength: -1}
 	if req.Body != http.NoBody && req.Body != nil {
-		w.body = &reqBody{w: w, rc: req.Body}
+		// As net/http's body, one whose connection closes next and that
+		// has no trailer to read is not read on Close.
+		w.body = &reqBody{w: w, rc: req.Body, closing: req.Close && len(req.TransferEncoding) == 0}
 		req.Body = w.body
 	}
 	c.body = w.body
@@ -448,7 +451,7 @@ func isUnsupportedTE(err error) bool {
 }
 
 func isCommonReadError(err error) bool {
-	if err == io.EOF {
+	if err == io.EOF || errors.Is(err, net.ErrClosed) {
 		return true
 	}
 	var ne net.Error

@@ -41,6 +41,7 @@ type connReader struct {
 	got   []byte // what the watch read, not handed out yet
 	err   error  // the watch's read error, for the next Read
 	abort bool   // the watch's read is being stopped on purpose
+	post  bool   // the request being answered is a POST: a CRLF after it is no request
 }
 
 // startHead begins reading a request head: at most limit bytes, kept for
@@ -110,13 +111,23 @@ func (r *connReader) read(p []byte) (int, error) {
 func (r *connReader) holds() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.got) > 0
+	return r.request(r.got)
+}
+
+// request reports whether bytes read after a request begin another one,
+// not counting the CRLF old clients send after a POST body.
+func (r *connReader) request(b []byte) bool {
+	if r.post {
+		return len(b) > leadingCRLF(b)
+	}
+	return len(b) > 0
 }
 
 // begin makes w the request being answered.
 func (r *connReader) begin(w *response) {
 	r.mu.Lock()
 	r.cur = w
+	r.post = w.req.Method == "POST"
 	r.mu.Unlock()
 }
 
@@ -215,13 +226,14 @@ func (r *connReader) run() {
 	r.mu.Lock()
 	r.watch = watchOff
 	r.got = buf[:n]
+	next := r.request(r.got)
 	aborted := r.abort
 	if err != nil && !aborted {
 		r.err = err
 	}
 	r.cond.Broadcast()
 	r.mu.Unlock()
-	if n > 0 {
+	if next {
 		// A next request began: not idle, whatever the server drains.
 		r.c.state.CompareAndSwap(stateIdle, stateActive)
 	}

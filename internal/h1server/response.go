@@ -493,11 +493,12 @@ var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
 // when asked for, starts the watch at the end of the body, and keeps the
 // body's state for the connection's reuse.
 type reqBody struct {
-	w      *response
-	rc     io.ReadCloser
-	expect bool // the client asked for 100 Continue
-	eof    atomic.Bool
-	closed atomic.Bool
+	w       *response
+	rc      io.ReadCloser
+	expect  bool // the client asked for 100 Continue
+	closing bool // the connection closes after this request, and there is no trailer
+	eof     atomic.Bool
+	closed  atomic.Bool
 
 	// mu is held across each read of rc. A handler may leave a goroutine
 	// reading the body after it returns (a proxy copying it upstream
@@ -542,8 +543,8 @@ func (b *reqBody) Close() error {
 		return nil
 	}
 	atEnd := false
-	if !b.eof.Load() && !(b.expect && !b.w.sentHead.Load()) {
-		atEnd = b.discardLocked()
+	if !b.eof.Load() && !b.closing && !(b.expect && !b.w.sentHead.Load()) {
+		atEnd = b.discardLocked(true)
 	}
 	b.mu.Unlock()
 	if atEnd && !b.eof.Swap(true) {
@@ -569,7 +570,7 @@ func (b *reqBody) discardRest() bool {
 	if b.closed.Load() && !b.w.handlerDone {
 		return false // closed by the handler short of its end
 	}
-	if !b.discardLocked() {
+	if !b.discardLocked(false) {
 		return false
 	}
 	b.eof.Store(true)
@@ -578,13 +579,18 @@ func (b *reqBody) discardRest() bool {
 
 // discardLocked reads the rest of the body, up to maxPostHandlerReadBytes,
 // and reports whether it reached the end. A declared rest longer than
-// that is not read at all, so the response goes out at once (net/http's
-// rule).
-func (b *reqBody) discardLocked() bool {
-	if cl := b.w.req.ContentLength; cl > 0 && cl-b.read >= maxPostHandlerReadBytes {
+// that is not read at all, so the response goes out at once. The limits
+// are net/http's, which differ by a byte between the body's Close and
+// the server's read after the handler.
+func (b *reqBody) discardLocked(onClose bool) bool {
+	limit := int64(maxPostHandlerReadBytes)
+	if cl := b.w.req.ContentLength; cl > 0 && (cl-b.read > limit || !onClose && cl-b.read == limit) {
 		return false
 	}
-	_, err := io.CopyN(io.Discard, b.rc, maxPostHandlerReadBytes+1)
+	if !onClose {
+		limit++
+	}
+	_, err := io.CopyN(io.Discard, b.rc, limit)
 	return err == io.EOF
 }
 

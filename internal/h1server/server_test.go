@@ -3,11 +3,13 @@ package h1server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -654,5 +656,109 @@ func TestClosedBody(t *testing.T) {
 	c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\nhello")
 	if resp, body := c.read("POST"); body != "ok" || !resp.Close {
 		t.Fatalf("long body closed unread: body %q, close %v; want Connection: close", body, resp.Close)
+	}
+}
+
+// onlyConn returns the server's one connection.
+func onlyConn(t *testing.T, s *Server) *conn {
+	t.Helper()
+	var c *conn
+	testwait.Until(t, 5*time.Second, "the server to hold one connection", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for k := range s.conns {
+			c = k
+		}
+		return len(s.conns) == 1
+	})
+	return c
+}
+
+// watchGot reports how many bytes the watch has read and not handed out.
+func watchGot(c *conn) int {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	return len(c.r.got)
+}
+
+// The CRLF after a POST body can reach the watch instead of the buffer:
+// read while the handler still runs, or by a read that began during the
+// handler and ends after the response. Either way it is no next request:
+// the connection is idle, and draining closes it at once.
+func TestCRLFAfterPOSTReadByTheWatch(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		duringBody bool // the CRLF arrives before the response, else after it
+	}{
+		{"while the handler runs", true},
+		{"after the response", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bodyRead, proceed := make(chan struct{}), make(chan struct{})
+			s, addr := start(t, Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body) // the end of the body arms the watch
+				close(bodyRead)
+				<-proceed
+				_, _ = io.WriteString(w, "ok")
+			})})
+			cli := dial(t, addr)
+			cli.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+			<-bodyRead
+			c := onlyConn(t, s)
+			testwait.Until(t, 5*time.Second, "the watch to read", func() bool {
+				c.r.mu.Lock()
+				defer c.r.mu.Unlock()
+				return c.r.watch == watchReading
+			})
+			if tc.duringBody {
+				cli.send("\r\n")
+				testwait.Until(t, 5*time.Second, "the watch to hold the CRLF", func() bool { return watchGot(c) == 2 })
+			}
+			close(proceed)
+			if _, body := cli.read("POST"); body != "ok" {
+				t.Fatalf("body %q", body)
+			}
+			if !tc.duringBody {
+				// The watch's read, begun during the handler, is the one
+				// that gets it.
+				cli.send("\r\n")
+				testwait.Until(t, 5*time.Second, "the watch to read the CRLF", func() bool {
+					c.r.mu.Lock()
+					defer c.r.mu.Unlock()
+					return c.r.watch != watchReading
+				})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v; the connection was not taken for idle (state %d)", err, c.state.Load())
+			}
+			// Closed, by a FIN or, with the CRLF unread, a reset.
+			_ = cli.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := cli.br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("the idle connection outlived the shutdown: %v", err)
+			}
+		})
+	}
+}
+
+// A request that closes its connection after it, or one over HTTP/1.0
+// without keep-alive, has no rest of body worth reading: Close does not
+// wait for it, as net/http's does not. The client here waits for the
+// answer before it sends the rest.
+func TestCloseDoesNotWaitForBodyOfClosingRequest(t *testing.T) {
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		_ = r.Body.Close()
+		_, _ = io.WriteString(w, "ok")
+	})
+	for _, req := range []string{
+		"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 10\r\n\r\nhello",
+		"POST / HTTP/1.0\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello",
+	} {
+		c := dial(t, addr)
+		c.send(req)
+		if resp, body := c.read("POST"); body != "ok" || !resp.Close {
+			t.Fatalf("%q: body %q, close %v; want \"ok\" and the connection closed", req[:16], body, resp.Close)
+		}
 	}
 }
