@@ -32,6 +32,7 @@ type backendConn struct {
 	answered  bool        // a byte of this request's response arrived
 	idleTimer *time.Timer // closes the connection once idle too long
 	peek      peekState
+	keys      []string // scratch for writing a request head's fields in order
 }
 
 // maxInformationalWithoutHook bounds the 1xx responses of one request when
@@ -49,7 +50,7 @@ func (bc *backendConn) roundTrip(req *http.Request, life *lifetime, got1xx func(
 	var w *bodyWriter
 	if req.Body == nil || req.Body == http.NoBody {
 		bw := getWriter(bc.conn)
-		err := req.Write(bw)
+		err := bc.writeHead(bw, req)
 		if err == nil {
 			err = bw.Flush()
 		}

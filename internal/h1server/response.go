@@ -6,13 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/fields"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -462,32 +462,8 @@ var statusLines = func() []string {
 // invalid names; a line break in a value becomes a space, so a value
 // never starts a field of its own (response splitting).
 func writeFields(bw *bufio.Writer, h http.Header, c *conn, skip []string) {
-	keys := c.keys[:0]
-	for k := range h {
-		if !slices.Contains(skip, k) && !strings.HasPrefix(k, http.TrailerPrefix) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !httpguts.ValidHeaderFieldName(k) {
-			continue
-		}
-		for _, v := range h[k] {
-			_, _ = bw.WriteString(k)
-			_, _ = bw.WriteString(": ")
-			if strings.ContainsAny(v, "\r\n") {
-				v = lineBreaks.Replace(v)
-			}
-			_, _ = bw.WriteString(strings.TrimSpace(v))
-			_, _ = bw.WriteString("\r\n")
-		}
-	}
-	clear(keys)
-	c.keys = keys[:0]
+	c.keys = fields.Write(bw, h, c.keys, skip, true)
 }
-
-var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
 
 // reqBody is a request body as the handler sees it: it sends 100 Continue
 // when asked for, starts the watch at the end of the body, and keeps the
