@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -95,6 +96,38 @@ func FuzzWriteHeadSameAsWrite(f *testing.F) {
 		req := &http.Request{Method: method, URL: u, Host: host, Header: h}
 		if ours, theirs := headBytes(t, req); ours != theirs {
 			t.Fatalf("heads differ for %q %q %q %q %q\nours:   %q\ntheirs: %q", method, host, path, query, fieldLines, ours, theirs)
+		}
+	})
+}
+
+// BenchmarkWriteHead compares writeHead with req.Write on the head the
+// forwarder sends for a plain GET.
+func BenchmarkWriteHead(b *testing.B) {
+	req := &http.Request{
+		Method: http.MethodGet,
+		URL:    &url.URL{Scheme: "http", Host: "127.0.1.1:8080", Path: "/api/items", RawQuery: "page=2"},
+		Host:   "app.example",
+		Header: http.Header{
+			"User-Agent":        noUserAgent,
+			"Accept":            {"*/*"},
+			"Accept-Encoding":   {"gzip"},
+			"X-Forwarded-For":   {"127.0.0.1"},
+			"X-Forwarded-Proto": {"http"},
+			"X-Forwarded-Host":  {"app.example"},
+		},
+	}
+	bc := &backendConn{}
+	bw := bufio.NewWriter(io.Discard)
+	b.Run("writeHead", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = bc.writeHead(bw, req)
+		}
+	})
+	b.Run("req.Write", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = req.Write(bw)
 		}
 	})
 }
