@@ -29,9 +29,11 @@ lint:
 consul:
 	@tools/consul/build.sh >/dev/null
 
-## test: lint, then every test with the race detector
+## test: lint, then every test with the race detector, and internal/sockio
+## without it (its system calls differ under the detector)
 test: lint consul
 	AZIMUTH_CONSUL_BIN=$$(tools/consul/build.sh) $(GO) test -race -timeout 20m ./...
+	$(GO) test -count=1 ./internal/sockio
 
 ## demo: a zone outage played against a real azimuth on loopback
 demo: build

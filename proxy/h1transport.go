@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/sockio"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -237,6 +238,7 @@ func (t *h1Transport) dialContext(ctx context.Context, addr string) (*backendCon
 	if err != nil {
 		return nil, err
 	}
+	c = sockio.Wrap(c)
 	raw := c
 	if t.tls != nil {
 		cfg := t.tls

@@ -3,6 +3,8 @@ package proxy
 import (
 	"errors"
 	"syscall"
+
+	"github.com/azimuthproxy/azimuth/internal/sockio"
 )
 
 // peekState is what closedByPeer needs, made once per connection so the
@@ -35,7 +37,7 @@ func (bc *backendConn) closedByPeer() bool {
 		}
 		p.rc = rc
 		p.fn = func(fd uintptr) bool {
-			p.n, _, p.err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			p.n, p.err = sockio.Peek(fd, p.buf[:])
 			return true
 		}
 	}

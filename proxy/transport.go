@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/sockio"
 )
 
 // TransportOptions shape the connections to a pool's backends.
@@ -63,7 +66,7 @@ func NewTransport(o TransportOptions) Transport {
 	d := &net.Dialer{Timeout: o.Connect, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            d.DialContext,
+		DialContext:            dialWith(d),
 		TLSClientConfig:        o.TLS,
 		TLSHandshakeTimeout:    o.Connect,
 		MaxIdleConns:           0,
@@ -83,4 +86,16 @@ func NewTransport(o TransportOptions) Transport {
 	}
 	t.Protocols = &p
 	return t
+}
+
+// dialWith dials with d and wraps the connection for sockio's reads and
+// writes.
+func dialWith(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return sockio.Wrap(c), nil
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/sockio"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"golang.org/x/net/netutil"
@@ -158,7 +159,7 @@ func Listen(o ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	port := sock.Addr().(*net.TCPAddr).Port
-	var ln net.Listener = sock
+	var ln net.Listener = sockio.Listener{TCPListener: sock}
 	if o.MaxConnections > 0 {
 		ln = netutil.LimitListener(ln, o.MaxConnections)
 	}

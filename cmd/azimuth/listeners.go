@@ -12,6 +12,7 @@ import (
 
 	"github.com/azimuthproxy/azimuth/configs"
 	"github.com/azimuthproxy/azimuth/internal/h1server"
+	"github.com/azimuthproxy/azimuth/internal/sockio"
 	edgetls "github.com/azimuthproxy/azimuth/tls"
 	"golang.org/x/net/netutil"
 )
@@ -64,9 +65,9 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
-		s.sock, s.bound, s.ln = sock, sock.Addr(), sock
+		s.sock, s.bound, s.ln = sock, sock.Addr(), sockio.Listener{TCPListener: sock}
 		if lim.MaxConnections > 0 {
-			s.ln = netutil.LimitListener(sock, lim.MaxConnections)
+			s.ln = netutil.LimitListener(s.ln, lim.MaxConnections)
 		}
 		var h2c http.Protocols
 		h2c.SetUnencryptedHTTP2(true) // h2c prior knowledge, for gRPC clients
