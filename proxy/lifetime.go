@@ -33,11 +33,23 @@ type lifetime struct {
 // response was done with (or it failed and the loop moved on).
 var errAttemptDone = errors.New("attempt done")
 
+// afterFuncer is a context with an AfterFunc method of its own, as the
+// contexts of the HTTP/1.1 server's requests have. context.AfterFunc
+// would wrap the registration in a cancel context of its own, with its
+// channel and its place in a map; the method alone is one registration.
+type afterFuncer interface {
+	AfterFunc(f func()) (stop func() bool)
+}
+
 // startLifetime starts an attempt's lifetime under the client's context,
 // with a per-try limit when limit > 0.
 func startLifetime(client context.Context, limit time.Duration) *lifetime {
 	l := &lifetime{client: client}
-	l.stopWatch = context.AfterFunc(client, l.clientGone)
+	if a, ok := client.(afterFuncer); ok {
+		l.stopWatch = a.AfterFunc(l.clientGone)
+	} else {
+		l.stopWatch = context.AfterFunc(client, l.clientGone)
+	}
 	if limit > 0 {
 		l.timer = time.AfterFunc(limit, l.timedOut)
 	}

@@ -3,7 +3,6 @@ package h1server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -42,10 +41,11 @@ type conn struct {
 	br *bufio.Reader
 	bw *bufio.Writer
 
-	// ctx ends when the connection does, or when the watch sees the
-	// client leave; each request's context is a child.
-	ctx    context.Context
-	cancel context.CancelFunc
+	// gone is set when the connection ends, when the watch sees the
+	// client leave or when a write to it fails (cancel); the context of
+	// the request being served (reqCtx) ends with it.
+	gone   atomic.Bool
+	reqCtx atomic.Pointer[requestContext]
 
 	lastMethod string
 	body       *reqBody // the last request's body, if it had one
@@ -80,7 +80,6 @@ func newConn(s *Server, rwc net.Conn) *conn {
 
 // serve reads and answers requests until the connection ends.
 func (c *conn) serve() {
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.r)
 	c.bw = writers.Get().(*bufio.Writer)
@@ -197,6 +196,15 @@ func optionsStar(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", "0")
 	if r.ContentLength != 0 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 4<<10))
+	}
+}
+
+// cancel marks the connection gone and ends the context of the request
+// being served. A request read after it gets an ended context.
+func (c *conn) cancel() {
+	c.gone.Store(true)
+	if r := c.reqCtx.Load(); r != nil {
+		r.cancel()
 	}
 }
 
@@ -358,10 +366,14 @@ func (c *conn) readRequest() (*response, error) {
 	}
 	_ = c.rwc.SetReadDeadline(wholeDeadline)
 
-	ctx, cancel := context.WithCancel(c.ctx)
+	ctx := newRequestContext()
+	c.reqCtx.Store(ctx)
+	if c.gone.Load() {
+		ctx.cancel() // the connection ended while the head came in
+	}
 	req = req.WithContext(ctx)
 	req.RemoteAddr = c.remote
-	w := &response{c: c, req: req, cancel: cancel, contentLength: -1}
+	w := &response{c: c, req: req, ctx: ctx, contentLength: -1}
 	if req.Body != http.NoBody && req.Body != nil {
 		// As net/http's body, one whose connection closes next and that
 		// has no trailer to read is not read on Close.

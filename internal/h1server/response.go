@@ -2,7 +2,6 @@ package h1server
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -33,7 +32,7 @@ type response struct {
 	c      *conn
 	req    *http.Request
 	body   *reqBody // nil without a request body
-	cancel context.CancelFunc
+	ctx    *requestContext
 	header http.Header
 
 	status        int   // the final status, once wroteHeader
@@ -57,6 +56,9 @@ type response struct {
 	canContinue bool // guarded by mu
 	sentHead    atomic.Bool
 }
+
+// cancel ends the request's context.
+func (w *response) cancel() { w.ctx.cancel() }
 
 var (
 	_ http.ResponseWriter = (*response)(nil)

@@ -209,11 +209,20 @@ func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 func TestClientLeavingEndsRequestContext(t *testing.T) {
 	ended := make(chan error, 1)
 	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		// As the proxy watches its client: the context's own AfterFunc.
+		told := make(chan struct{})
+		r.Context().(interface{ AfterFunc(func()) func() bool }).AfterFunc(func() { close(told) })
 		select {
 		case <-r.Context().Done():
-			ended <- nil
 		case <-time.After(5 * time.Second):
 			ended <- fmt.Errorf("request context still live 5s after the client left")
+			return
+		}
+		select {
+		case <-told:
+			ended <- nil
+		case <-time.After(5 * time.Second):
+			ended <- fmt.Errorf("the function registered on the context did not run")
 		}
 	})
 	c := dial(t, addr)
