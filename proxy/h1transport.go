@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/azimuthproxy/azimuth/internal/sockio"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -234,11 +233,10 @@ func (t *h1Transport) dial(life *lifetime, addr string) (*backendConn, error) {
 }
 
 func (t *h1Transport) dialContext(ctx context.Context, addr string) (*backendConn, error) {
-	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	c, err := dialTCP(ctx, &t.dialer, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c = sockio.Wrap(c)
 	raw := c
 	if t.tls != nil {
 		cfg := t.tls

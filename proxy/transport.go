@@ -88,14 +88,19 @@ func NewTransport(o TransportOptions) Transport {
 	return t
 }
 
-// dialWith dials with d and wraps the connection for sockio's reads and
-// writes.
+// dialWith is d's DialContext for http.Transport, through dialTCP.
 func dialWith(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return sockio.Wrap(c), nil
+		return dialTCP(ctx, d, network, addr)
 	}
+}
+
+// dialTCP dials with d and wraps the connection for sockio's reads and
+// writes. Both transports dial backends through it.
+func dialTCP(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return sockio.Wrap(c), nil
 }

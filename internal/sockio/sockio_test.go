@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // pair returns the two ends of a loopback TCP connection, both wrapped
@@ -277,29 +279,17 @@ func TestPeek(t *testing.T) {
 	if _, err := peer.Write([]byte("ab")); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	testwait.Until(t, 5*time.Second, "bytes sent: Peek = 1, nil", func() bool {
 		n, err := peek()
-		if n == 1 && err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bytes sent: Peek = %d, %v; want 1, nil", n, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return n == 1 && err == nil
+	})
 	buf := make([]byte, 2)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ab" {
 		t.Fatalf("after Peek, Read got %q, %v; want the bytes unconsumed", buf, err)
 	}
 	peer.Close()
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	testwait.Until(t, 5*time.Second, "peer closed: Peek = 0, nil", func() bool {
 		n, err := peek()
-		if n == 0 && err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("peer closed: Peek = %d, %v; want 0, nil", n, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return n == 0 && err == nil
+	})
 }
