@@ -32,7 +32,8 @@ type backendConn struct {
 	answered  bool        // a byte of this request's response arrived
 	idleTimer *time.Timer // closes the connection once idle too long
 	peek      peekState
-	keys      []string // scratch for writing a request head's fields in order
+	body      fixedBody // the body of the response being read, when it has a length
+	keys      []string  // scratch for writing a request head's fields in order
 }
 
 // maxInformationalWithoutHook bounds the 1xx responses of one request when
@@ -68,7 +69,7 @@ func (bc *backendConn) roundTrip(req *http.Request, life *lifetime, got1xx func(
 	var resp *http.Response
 	var err error
 	for n1xx := 0; ; {
-		resp, err = http.ReadResponse(bc.br, req)
+		resp, err = readResponse(bc.br, req, &bc.body)
 		if err != nil {
 			break
 		}

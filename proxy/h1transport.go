@@ -27,8 +27,10 @@ import (
 // request and response across them through channels and the scheduler;
 // with one core that was the largest part of the proxy's cost per request.
 //
-// Framing is net/http's own: the request is written by http.Request.Write
-// and the response parsed by http.ReadResponse, so Content-Length,
+// Framing is net/http's: a request is written as http.Request.Write
+// writes it and a response parsed as http.ReadResponse parses it (the
+// common heads by the transport's own code, which fuzz targets hold to the
+// same bytes and results, the rest by those functions), so Content-Length,
 // chunked bodies with trailers, HEAD, 204, 304 and bodies delimited by the
 // connection's close are handled as net/http handles them. What the
 // transport adds:
