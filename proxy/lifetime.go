@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/h1server"
 )
 
 // lifetime is one attempt's span: it ends, once, when its per-try time
@@ -21,7 +23,8 @@ import (
 // transport's abort is a field.
 type lifetime struct {
 	client    context.Context
-	stopWatch func() bool // stops watching the client
+	watched   watchable   // the client's context, when it takes a watcher
+	stopWatch func() bool // stops watching any other client context
 	timer     *time.Timer // the per-try limit, until the response head
 
 	mu    sync.Mutex
@@ -33,20 +36,24 @@ type lifetime struct {
 // response was done with (or it failed and the loop moved on).
 var errAttemptDone = errors.New("attempt done")
 
-// afterFuncer is a context with an AfterFunc method of its own, as the
-// contexts of the HTTP/1.1 server's requests have. context.AfterFunc
+// watchable is a context that tells a watcher of its own when it ends,
+// as the contexts of the HTTP/1.1 server's requests do. context.AfterFunc
 // would wrap the registration in a cancel context of its own, with its
-// channel and its place in a map; the method alone is one registration.
-type afterFuncer interface {
-	AfterFunc(f func()) (stop func() bool)
+// channel and its place in a map; the context's own AfterFunc method
+// still allocates the registration, its stop function and the lifetime's
+// method value; Watch allocates nothing.
+type watchable interface {
+	Watch(w h1server.Watcher)
+	Unwatch(w h1server.Watcher) bool
 }
 
 // startLifetime starts an attempt's lifetime under the client's context,
 // with a per-try limit when limit > 0.
 func startLifetime(client context.Context, limit time.Duration) *lifetime {
 	l := &lifetime{client: client}
-	if a, ok := client.(afterFuncer); ok {
-		l.stopWatch = a.AfterFunc(l.clientGone)
+	if w, ok := client.(watchable); ok {
+		l.watched = w
+		w.Watch(l)
 	} else {
 		l.stopWatch = context.AfterFunc(client, l.clientGone)
 	}
@@ -55,6 +62,9 @@ func startLifetime(client context.Context, limit time.Duration) *lifetime {
 	}
 	return l
 }
+
+// ContextDone is the client's context telling its watcher it ended.
+func (l *lifetime) ContextDone() { l.clientGone() }
 
 func (l *lifetime) clientGone() { l.end(context.Cause(l.client)) }
 func (l *lifetime) timedOut()   { l.end(errPerTryTimeout) }
@@ -84,7 +94,11 @@ func (l *lifetime) end(cause error) {
 // finish ends the lifetime for good: its watches stop, and an abort still
 // set runs (an upgraded connection is closed this way).
 func (l *lifetime) finish() {
-	l.stopWatch()
+	if l.watched != nil {
+		l.watched.Unwatch(l)
+	} else {
+		l.stopWatch()
+	}
 	if l.timer != nil {
 		l.timer.Stop()
 	}

@@ -21,9 +21,15 @@ type requestContext struct {
 	mu     sync.Mutex
 	done   chan struct{} // made by Done, or closedChan once ended first
 	err    error
-	funcs  []*afterFunc // registered by AfterFunc, not yet stopped
-	inline [1]*afterFunc
+	funcs  []Watcher // registered by Watch or AfterFunc, not yet removed
+	inline [1]Watcher
 }
+
+// A Watcher is told, once, that a request's context has ended. Watch is
+// AfterFunc for a value that has this method already: registering it
+// allocates nothing, where AfterFunc allocates its registration and its
+// stop function.
+type Watcher interface{ ContextDone() }
 
 var closedChan = func() chan struct{} {
 	c := make(chan struct{})
@@ -77,39 +83,32 @@ func (r *requestContext) cancel() {
 	funcs := r.funcs
 	r.funcs = nil
 	r.mu.Unlock()
-	for _, a := range funcs {
-		go a.f()
+	for _, w := range funcs {
+		go w.ContextDone()
 	}
 }
 
-// afterFunc is one AfterFunc registration.
-type afterFunc struct {
-	r *requestContext
-	f func()
-}
-
-// AfterFunc arranges for f to run on its own goroutine once the context
-// ends; if it has ended, f starts now. stop unregisters f and reports
-// whether that kept it from running (context.AfterFunc's contract).
-func (r *requestContext) AfterFunc(f func()) (stop func() bool) {
-	a := &afterFunc{r: r, f: f}
+// Watch arranges for w.ContextDone to run on its own goroutine once the
+// context ends; if it has ended, it starts now. w must be comparable (a
+// pointer, say): Unwatch finds it by ==.
+func (r *requestContext) Watch(w Watcher) {
 	r.mu.Lock()
 	if r.err != nil {
 		r.mu.Unlock()
-		go f()
-		return a.stop
+		go w.ContextDone()
+		return
 	}
-	r.funcs = append(r.funcs, a)
+	r.funcs = append(r.funcs, w)
 	r.mu.Unlock()
-	return a.stop
 }
 
-func (a *afterFunc) stop() bool {
-	r := a.r
+// Unwatch removes w, registered by Watch, and reports whether that kept
+// it from being told (context.AfterFunc's stop contract).
+func (r *requestContext) Unwatch(w Watcher) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i, b := range r.funcs {
-		if b == a {
+	for i, v := range r.funcs {
+		if v == w {
 			last := len(r.funcs) - 1
 			r.funcs[i] = r.funcs[last]
 			r.funcs[last] = nil
@@ -119,3 +118,22 @@ func (a *afterFunc) stop() bool {
 	}
 	return false
 }
+
+// afterFunc is one AfterFunc registration.
+type afterFunc struct {
+	r *requestContext
+	f func()
+}
+
+func (a *afterFunc) ContextDone() { a.f() }
+
+// AfterFunc arranges for f to run on its own goroutine once the context
+// ends; if it has ended, f starts now. stop unregisters f and reports
+// whether that kept it from running (context.AfterFunc's contract).
+func (r *requestContext) AfterFunc(f func()) (stop func() bool) {
+	a := &afterFunc{r: r, f: f}
+	r.Watch(a)
+	return a.stop
+}
+
+func (a *afterFunc) stop() bool { return a.r.Unwatch(a) }

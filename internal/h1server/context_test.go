@@ -87,6 +87,75 @@ func TestRequestContextAfterFunc(t *testing.T) {
 	}
 }
 
+// countingWatcher counts the times it is told and closes told the first.
+type countingWatcher struct {
+	n    atomic.Int32
+	told chan struct{}
+}
+
+func newCountingWatcher() *countingWatcher {
+	return &countingWatcher{told: make(chan struct{})}
+}
+
+func (w *countingWatcher) ContextDone() {
+	if w.n.Add(1) == 1 {
+		close(w.told)
+	}
+}
+
+func TestRequestContextWatch(t *testing.T) {
+	r := newRequestContext()
+	a, b, c := newCountingWatcher(), newCountingWatcher(), newCountingWatcher()
+	r.Watch(a)
+	r.Watch(b)
+	r.Watch(c)
+	if !r.Unwatch(b) {
+		t.Fatal("Unwatch before the end returned false, want true")
+	}
+	if r.Unwatch(b) {
+		t.Fatal("a second Unwatch returned true")
+	}
+	r.cancel()
+	waitOrFail(t, a.told, "a watcher after the end")
+	waitOrFail(t, c.told, "the other watcher after the end")
+	if r.Unwatch(a) {
+		t.Fatal("Unwatch after the watcher was told returned true, want false")
+	}
+	r.cancel()
+	time.Sleep(20 * time.Millisecond) // a removed watcher would have been told with the others
+	if n := b.n.Load(); n != 0 {
+		t.Fatalf("a removed watcher was told %d times", n)
+	}
+	if n, m := a.n.Load(), c.n.Load(); n != 1 || m != 1 {
+		t.Fatalf("watchers told %d and %d times, want once each", n, m)
+	}
+
+	late := newCountingWatcher()
+	r.Watch(late)
+	waitOrFail(t, late.told, "a watcher registered after the end")
+	if r.Unwatch(late) {
+		t.Fatal("Unwatch of a watcher registered after the end returned true")
+	}
+}
+
+// TestRequestContextWatchAllocatesNothing: the point of Watch over
+// AfterFunc, for the proxy that watches its client on every attempt.
+func TestRequestContextWatchAllocatesNothing(t *testing.T) {
+	r := newRequestContext()
+	w := newCountingWatcher()
+	if n := testing.AllocsPerRun(100, func() {
+		r.Watch(w)
+		r.Unwatch(w)
+	}); n != 0 {
+		t.Fatalf("Watch and Unwatch allocated %v times a run, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		r.AfterFunc(func() {})()
+	}); n == 0 {
+		t.Fatal("AfterFunc allocated nothing: the comparison above measures nothing")
+	}
+}
+
 // TestRequestContextUnderPackageContext: contexts made from a request's
 // context with package context end with it, and take no goroutine each
 // (package context starts one per child for a parent it cannot see into
