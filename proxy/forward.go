@@ -93,8 +93,10 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 		h["Connection"] = []string{"Upgrade"}
 		h["Upgrade"] = []string{up}
 	}
-	// The fields the proxy sets share one array, a slice of one each.
-	v := new([4]string)
+	// The request, its URL and the fields the proxy sets are one
+	// allocation; the fields share one array, a slice of one each.
+	o := new(outboundRequest)
+	v := &o.fields
 	one := func(i int, s string) []string { v[i] = s; return v[i : i+1 : i+1] }
 	if ip := clientIP(in.RemoteAddr); ip != "" {
 		if len(priorFor) > 0 {
@@ -129,7 +131,7 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 		h["User-Agent"] = noUserAgent
 	}
 
-	o := &outboundRequest{req: *in, url: *in.URL}
+	o.req, o.url = *in, *in.URL
 	r := &o.req
 	r.URL = &o.url
 	r.URL.Scheme = x.pool.Scheme
@@ -148,10 +150,12 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 // length, so an append never writes into it.
 var noUserAgent = []string{""}
 
-// outboundRequest holds a request and its URL in one allocation.
+// outboundRequest holds a request, its URL and the values of the fields
+// the proxy sets in one allocation.
 type outboundRequest struct {
-	req http.Request
-	url url.URL
+	req    http.Request
+	url    url.URL
+	fields [4]string
 }
 
 // replacedForwarding reports the forwarding fields the proxy always sets
@@ -257,8 +261,11 @@ func (s *Server) respond(x *exchange, resp *http.Response) {
 	h := resp.Header
 	removeHopByHop(h)
 	delete(h, "Alt-Svc")
-	dst := x.rec.Header()
-	addHeader(dst, h)
+	dst := h
+	if a, ok := x.rec.ResponseWriter.(headerAdopter); !ok || !a.AdoptHeader(h) {
+		dst = x.rec.Header()
+		addHeader(dst, h)
+	}
 	announced := len(resp.Trailer)
 	if announced > 0 {
 		names := make([]string, 0, announced)
@@ -300,6 +307,13 @@ func (s *Server) respond(x *exchange, resp *http.Response) {
 			dst.Add(http.TrailerPrefix+name, v)
 		}
 	}
+}
+
+// headerAdopter is a ResponseWriter that can take a header map as its
+// own, as the HTTP/1.1 server's can: the backend's header becomes the
+// client's without a copy, when nothing was set on the client's yet.
+type headerAdopter interface {
+	AdoptHeader(h http.Header) bool
 }
 
 // addHeader adds src's fields to dst. A field dst does not have takes

@@ -66,6 +66,19 @@ var (
 	_ http.Hijacker       = (*response)(nil)
 )
 
+// AdoptHeader makes h the response's header, in place of a new map, if
+// the handler has not asked for the header yet; it reports whether it
+// did. From then on h is the map Header returns. A proxy hands over the
+// header it read from its backend this way rather than copying it field
+// by field into a new map.
+func (w *response) AdoptHeader(h http.Header) bool {
+	if w.header != nil || w.wroteHeader || h == nil {
+		return false
+	}
+	w.header = h
+	return true
+}
+
 func (w *response) Header() http.Header {
 	if w.header == nil {
 		w.header = make(http.Header)

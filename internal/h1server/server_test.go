@@ -317,6 +317,55 @@ func TestHeadersTrailersAndInformational(t *testing.T) {
 	}
 }
 
+// TestAdoptHeader: a handler that has not touched the header hands over a
+// map of its own, which goes out as the head and stays the header after;
+// one that has, or has written its head, keeps what it has.
+func TestAdoptHeader(t *testing.T) {
+	type adopter interface{ AdoptHeader(http.Header) bool }
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		a := w.(adopter)
+		switch r.URL.Path {
+		case "/fresh":
+			h := http.Header{"X-Backend": {"b1"}, "Trailer": {"X-Sum"}}
+			if !a.AdoptHeader(h) {
+				t.Error("AdoptHeader on a fresh response returned false")
+			}
+			if w.Header()["X-Backend"] == nil {
+				t.Error("Header after AdoptHeader is not the adopted map")
+			}
+			_, _ = io.WriteString(w, "body")
+			h.Set("X-Sum", "7") // the adopted map carries the trailers too
+		case "/touched":
+			w.Header().Set("X-Own", "1")
+			if a.AdoptHeader(http.Header{"X-Backend": {"b1"}}) {
+				t.Error("AdoptHeader after Header returned true")
+			}
+			w.WriteHeader(http.StatusAccepted)
+		case "/written":
+			w.WriteHeader(http.StatusAccepted)
+			if a.AdoptHeader(http.Header{"X-Backend": {"b1"}}) {
+				t.Error("AdoptHeader after WriteHeader returned true")
+			}
+		}
+	})
+	c := dial(t, addr)
+	c.send("GET /fresh HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := c.read("GET")
+	if resp.Header.Get("X-Backend") != "b1" || body != "body" || resp.Trailer.Get("X-Sum") != "7" {
+		t.Errorf("fresh: header %q, body %q, trailer %q; want X-Backend: b1, body, X-Sum: 7", resp.Header, body, resp.Trailer)
+	}
+	for _, path := range []string{"/touched", "/written"} {
+		c.send("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, _ := c.read("GET")
+		if resp.StatusCode != http.StatusAccepted || resp.Header.Get("X-Backend") != "" {
+			t.Errorf("%s: status %d, header %q; want 202 without X-Backend", path, resp.StatusCode, resp.Header)
+		}
+		if path == "/touched" && resp.Header.Get("X-Own") != "1" {
+			t.Errorf("%s: header %q lost the handler's own X-Own", path, resp.Header)
+		}
+	}
+}
+
 func TestHEADKeepsLength(t *testing.T) {
 	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "11")
