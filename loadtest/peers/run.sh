@@ -284,15 +284,24 @@ hwm_kib() {
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# core_ticks: softirq and idle time of the proxy core, in clock ticks, from
+# /proc/stat (user nice system idle iowait irq softirq steal). Softirq is
+# the loopback's receive work, which no process is charged for.
+core_ticks() { awk -v c="cpu$PROXY_CPU" '$1 == c { print $8 + $7, $5 }' /proc/stat; }
+
 results=$work/results.tsv
 : >"$results"
 
 # measure TARGET PROTO CONNS URL CPU_PID: one load run, one row of results:
 # target proto conns rps p50_us p99_us cpu_s_per_100k errors requests backends load
+# backend_us_per_req softirq_us_per_req idle_us_per_req (the last three on the
+# proxy core; the backend's is "-" on the direct rows, where it is the CPU)
 measure() {
-	local target=$1 proto=$2 conns=$3 url=$4 cpu_pid=$5 raw load t0 t1 line
+	local target=$1 proto=$2 conns=$3 url=$4 cpu_pid=$5 raw load t0 t1 line b0 b1 c0 c1
 	raw=$work/$target-$proto-$conns.out
 	load=$(loadavg)
+	b0=$(cpu_ticks "$backend_pid")
+	c0=$(core_ticks)
 	t0=$(cpu_ticks "$cpu_pid")
 	if [[ $proto == h2 ]]; then
 		taskset -c "$LOAD_CPU" env GOMAXPROCS=1 "$work/azload" -p h2 -insecure -c "$conns" -d "$DURATION" -o json "$url" >"$raw"
@@ -316,10 +325,16 @@ measure() {
 			/^Requests\/sec:/ { rps = $2 }
 			END { printf "%s\t%d\t%d\t%d\t%d\t-", rps, p50, p99, e, n }' "$raw")
 	fi
-	local rps p50 p99 errs n backends cpu
+	b1=$(cpu_ticks "$backend_pid")
+	c1=$(core_ticks)
+	local rps p50 p99 errs n backends cpu core
 	IFS=$'\t' read -r rps p50 p99 errs n backends <<<"$line"
 	cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN { printf "%.2f", (n > 0 ? d / hz / n * 100000 : 0) }')
-	printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$proto" "$conns" "$rps" "$p50" "$p99" "$cpu" "$errs" "$n" "$backends" "$load" >>"$results"
+	core=$(awk -v c0="$c0" -v c1="$c1" -v b=$((b1 - b0)) -v hz="$CLK_TCK" -v n="$n" -v direct=$([[ $target == direct ]] && echo 1 || echo 0) 'BEGIN {
+		split(c0, a, " "); split(c1, z, " ")
+		us = (n > 0 ? 1e6 / hz / n : 0)
+		printf "%s\t%.1f\t%.1f", (direct ? "-" : sprintf("%.1f", b * us)), (z[1] - a[1]) * us, (z[2] - a[2]) * us }')
+	printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$proto" "$conns" "$rps" "$p50" "$p99" "$cpu" "$errs" "$n" "$backends" "$load" "$core" >>"$results"
 	log "$(printf 'peers: %-8s %-6s c=%-4s %9.0f req/s  p50 %6sµs  p99 %6sµs  cpu %5ss/100k  errors %s  load %s' \
 		"$target" "$proto" "$conns" "$rps" "$p50" "$p99" "$cpu" "$errs" "$load")"
 	((errs == 0)) || log "peers: WARNING: $target $proto c=$conns had $errs errors (raw output: $raw)"
@@ -386,6 +401,8 @@ awk -F'\t' -v OFS='\t' '
 		if (!(key in n)) order[++keys] = key
 		i = ++n[key]
 		for (c = 4; c <= 7; c++) v[key, c, i] = $c
+		for (c = 12; c <= 14; c++) v[key, c, i] = $c
+		direct[key] = $12 == "-"
 		errs[key] += $8; reqs[key] += $9
 		if (!(key in back) || $10 > back[key]) back[key] = $10
 		if (!(key in load) || $11 + 0 > load[key] + 0) load[key] = $11
@@ -393,7 +410,8 @@ awk -F'\t' -v OFS='\t' '
 	END {
 		for (k = 1; k <= keys; k++) {
 			key = order[k]
-			printf "%s\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t%d\t%s\t%s\n", key, median(key, 4), median(key, 5), median(key, 6), median(key, 7), errs[key], reqs[key], back[key], load[key]
+			printf "%s\t%.0f\t%.0f\t%.0f\t%.2f\t%d\t%d\t%s\t%s\t%s\t%.1f\t%.1f\n", key, median(key, 4), median(key, 5), median(key, 6), median(key, 7), errs[key], reqs[key], back[key], load[key],
+				(direct[key] ? "-" : sprintf("%.1f", median(key, 12))), median(key, 13), median(key, 14)
 		}
 	}' "$results" >"$work/median.tsv"
 results=$work/median.tsv
@@ -427,11 +445,13 @@ echo
 echo "## Numbers"
 echo
 ((ROUNDS == 1)) || { echo "Each cell is the median of $ROUNDS rounds; errors are summed, the load average is the highest seen; peak RSS is the highest of the rounds."; echo; }
-echo "| target | protocol | conns | req/s | p50 µs | p99 µs | CPU s / 100k req | errors | backends answering | load avg |"
-echo "|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
-awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, ($1 == "direct" ? $7 " (backend)" : $7), $8, $10, $11 }' "$results"
+echo "| target | protocol | conns | req/s | p50 µs | p99 µs | CPU s / 100k req | backend µs/req | core softirq µs/req | core idle µs/req | errors | backends answering | load avg |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, ($1 == "direct" ? $7 " (backend)" : $7), $12, $13, $14, $8, $10, $11 }' "$results"
 echo
 echo "CPU is the proxy's processes' user+system time (the backend's on the direct rows)." \
+	"backend µs/req is the backend process's user+system time per request behind that proxy;" \
+	"core softirq and idle are the proxy core's softirq+irq time (the loopback's receive work, charged to no process) and idle time per request, from /proc/stat." \
 	"\"backends answering\" counts distinct X-Backend values azload saw (h2 rows only; wrk does not count them)."
 echo
 echo "## Ratios to HAProxy"
