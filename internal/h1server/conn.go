@@ -127,12 +127,25 @@ func (c *conn) serve() {
 		if waiting && c.buffered() > 0 && !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
 			return
 		}
-		if s.headerTimeout > 0 {
-			_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
-		} else {
-			_ = c.rwc.SetReadDeadline(time.Time{})
+		// A head read whole needs no deadline of its own: no read is left.
+		if !c.headBuffered() {
+			if s.headerTimeout > 0 {
+				_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
+			} else {
+				_ = c.rwc.SetReadDeadline(time.Time{})
+			}
 		}
 	}
+}
+
+// headBuffered reports whether the buffer holds a request head up to its
+// empty line: reading it takes no more reads from the connection.
+func (c *conn) headBuffered() bool {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	if c.lastMethod == http.MethodPost {
+		buf = buf[leadingCRLF(buf[:min(len(buf), 4)]):] // as skipCRLF
+	}
+	return bytes.Contains(buf, crlf2)
 }
 
 // answer runs the handler for one request and finishes its response. It
@@ -335,20 +348,33 @@ func leadingCRLF(b []byte) int {
 // server does.
 func (c *conn) readRequest() (*response, error) {
 	s := c.s
-	var wholeDeadline time.Time
-	if d := s.o.ReadTimeout; d > 0 {
-		wholeDeadline = time.Now().Add(d)
-	}
 	c.skipCRLF()
+	ctx := newRequestContext()
 
-	c.r.startHead(s.headLimit, c.br)
-	req, err := http.ReadRequest(c.br)
-	head := c.r.endHead(c.br)
-	if err != nil {
-		if c.r.hit {
-			return nil, errTooLarge
-		}
+	// A common head already read whole is parsed in place. Nothing more is
+	// read for its request, which has no body: the deadline of the whole
+	// request (ReadTimeout) has nothing to bound, and the one set for the
+	// head or the wait (see serve) bounds no read; the watch and Hijack
+	// clear it before they read.
+	if _, err := c.br.Peek(1); err != nil {
 		return nil, err
+	}
+	var wholeDeadline time.Time
+	req, head, common := readCommonHead(c.br, s.headLimit, ctx)
+	if !common {
+		if d := s.o.ReadTimeout; d > 0 {
+			wholeDeadline = time.Now().Add(d)
+		}
+		c.r.startHead(s.headLimit, c.br)
+		var err error
+		req, err = http.ReadRequest(c.br)
+		head = c.r.endHead(c.br)
+		if err != nil {
+			if c.r.hit {
+				return nil, errTooLarge
+			}
+			return nil, err
+		}
 	}
 	if !c.state.CompareAndSwap(stateNew, stateActive) && !c.state.CompareAndSwap(stateIdle, stateActive) &&
 		c.state.Load() == stateClosed {
@@ -358,20 +384,23 @@ func (c *conn) readRequest() (*response, error) {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
 	c.lastMethod = req.Method
-	if err := checkHead(req, head); err != nil {
+	if err := checkHead(req, head, !common); err != nil {
 		return nil, err
 	}
 	if d := s.o.WriteTimeout; d > 0 {
 		_ = c.rwc.SetWriteDeadline(time.Now().Add(d))
 	}
-	_ = c.rwc.SetReadDeadline(wholeDeadline)
+	if !common {
+		_ = c.rwc.SetReadDeadline(wholeDeadline)
+	}
 
-	ctx := newRequestContext()
 	c.reqCtx.Store(ctx)
 	if c.gone.Load() {
 		ctx.cancel() // the connection ended while the head came in
 	}
-	req = req.WithContext(ctx)
+	if !common {
+		req = req.WithContext(ctx)
+	}
 	req.RemoteAddr = c.remote
 	w := &response{c: c, req: req, ctx: ctx, contentLength: -1}
 	if req.Body != http.NoBody && req.Body != nil {
@@ -391,8 +420,10 @@ func (c *conn) readRequest() (*response, error) {
 // 9112 section 3.2; the reader refuses two), and field names and values
 // that are tokens and field text. head is the head's bytes: the reader
 // drops the Host field, and its value survives in req.Host only when the
-// target is not in absolute form and the value is not empty.
-func checkHead(req *http.Request, head []byte) error {
+// target is not in absolute form and the value is not empty. fields asks
+// for the check of field names and values too, which a head that
+// readCommonHead read has passed already.
+func checkHead(req *http.Request, head []byte, fields bool) error {
 	host, haveHost := req.Host, req.Host != ""
 	if req.URL.Host != "" || !haveHost {
 		host, haveHost = hostField(head)
@@ -402,6 +433,9 @@ func checkHead(req *http.Request, head []byte) error {
 		return statusError{http.StatusBadRequest, "missing required Host header"}
 	case haveHost && !httpguts.ValidHostHeader(host):
 		return statusError{http.StatusBadRequest, "malformed Host header"}
+	}
+	if !fields {
+		return nil
 	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {

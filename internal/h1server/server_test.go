@@ -448,6 +448,43 @@ func TestTimeouts(t *testing.T) {
 	})
 }
 
+// TestTimeoutsAroundWholeHeads covers the deadlines a head read whole in
+// one go leaves alone (no read is left for them to bound): a slow handler
+// is not cut by them, and a next head that is not whole still gets the
+// head's timeout, not the far longer idle one.
+func TestTimeoutsAroundWholeHeads(t *testing.T) {
+	_, addr := start(t, Options{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				time.Sleep(300 * time.Millisecond)
+			}
+			fmt.Fprintf(w, "context error: %v", r.Context().Err())
+		}),
+		ReadHeaderTimeout: 100 * time.Millisecond,
+		ReadTimeout:       100 * time.Millisecond,
+		IdleTimeout:       time.Minute,
+	})
+	t.Run("slow handler", func(t *testing.T) {
+		c := dial(t, addr)
+		for i := range 2 {
+			c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+			if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "context error: <nil>" {
+				t.Fatalf("request %d: %d %q", i+1, resp.StatusCode, body)
+			}
+		}
+	})
+	t.Run("slow second head", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\n")
+		if resp, _ := c.read("GET"); resp.StatusCode != 200 {
+			t.Fatalf("first request: %d", resp.StatusCode)
+		}
+		if !c.closed() {
+			t.Fatal("a head that never ends kept its connection for the idle timeout")
+		}
+	})
+}
+
 func TestH2CHandedOver(t *testing.T) {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)

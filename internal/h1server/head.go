@@ -1,0 +1,220 @@
+package h1server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/http"
+	"net/textproto"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// maxCommonFields is the most fields a head may have and still be read by
+// readCommonHead.
+const maxCommonFields = 64
+
+// readCommonHead reads the request head at the front of br's buffer when
+// it is of the common kind, and returns the request, with ctx as its
+// context, and the head's bytes, which stay valid until br reads again.
+// Any other head, or one not wholly buffered within limit bytes, gets
+// false with nothing consumed, and http.ReadRequest reads it.
+//
+// The common kind is what browsers, load generators and other proxies
+// send for requests without a body, and what this reader can get right
+// without the general rules: an HTTP/1.1 request line with a method of
+// capital letters (not CONNECT or PRI) and a target in origin form whose
+// path needs neither unescaping nor escaping (letters, digits and
+// -._~$&+,/:;=@, not starting with //) with an optional non-empty query of
+// visible characters; CRLF line ends; field names that are tokens and
+// values of visible characters, spaces and tabs, with no continuation
+// lines; at most one Host field, and none of Content-Length,
+// Transfer-Encoding, Trailer or Pragma, whose meanings the general reader
+// works out. FuzzReadCommonHeadSameAsNetHTTP holds the result to
+// http.ReadRequest's for the same bytes.
+func readCommonHead(br *bufio.Reader, limit int64, ctx context.Context) (*http.Request, []byte, bool) {
+	buf, _ := br.Peek(br.Buffered())
+	if int64(len(buf)) > limit {
+		buf = buf[:limit]
+	}
+	end := bytes.Index(buf, crlf2)
+	if end < 0 {
+		return nil, nil, false
+	}
+	raw := buf[:end+4]
+	methodEnd, targetEnd, nfields, ok := scanCommonHead(raw)
+	if !ok {
+		return nil, nil, false
+	}
+
+	// One string holds the head; the method, target and values are parts
+	// of it.
+	s := string(raw)
+	req, err := http.NewRequestWithContext(ctx, s[:methodEnd], "", nil)
+	if err != nil {
+		return nil, nil, false
+	}
+	target := s[methodEnd+1 : targetEnd]
+	req.RequestURI = target
+	req.URL.Path = target
+	for i := 0; i < len(target); i++ {
+		if target[i] == '?' {
+			req.URL.Path, req.URL.RawQuery = target[:i], target[i+1:]
+			break
+		}
+	}
+	req.Body = http.NoBody
+	if nfields > 8 {
+		req.Header = make(http.Header, nfields)
+	}
+	values := make([]string, nfields)
+	line := targetEnd + len(" HTTP/1.1\r\n")
+	for {
+		next := line + bytes.Index(raw[line:], crlf)
+		if next == line {
+			break
+		}
+		colon := line + bytes.IndexByte(raw[line:next], ':')
+		key := textproto.CanonicalMIMEHeaderKey(s[line:colon])
+		value := trimSpaceTab(s[colon+1 : next])
+		line = next + 2
+		if key == "Host" {
+			req.Host = value // as http.ReadRequest, which leaves it out of the header
+			continue
+		}
+		if vv := req.Header[key]; vv != nil {
+			req.Header[key] = append(vv, value)
+		} else {
+			values[0] = value
+			req.Header[key], values = values[:1:1], values[1:]
+		}
+	}
+	req.Close = httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
+	_, _ = br.Discard(len(raw))
+	return req, raw, true
+}
+
+var (
+	crlf  = []byte("\r\n")
+	crlf2 = []byte("\r\n\r\n")
+)
+
+// scanCommonHead checks that head, which ends with its empty line, is of
+// the kind readCommonHead reads, and returns where the method and the
+// target end and how many fields follow.
+func scanCommonHead(head []byte) (methodEnd, targetEnd, nfields int, ok bool) {
+	i := 0
+	for i < len(head) && 'A' <= head[i] && head[i] <= 'Z' {
+		i++
+	}
+	if i == 0 || head[i] != ' ' || string(head[:i]) == http.MethodConnect || string(head[:i]) == "PRI" {
+		return 0, 0, 0, false
+	}
+	methodEnd = i
+	i++
+	if head[i] != '/' || head[i+1] == '/' {
+		return 0, 0, 0, false
+	}
+	for i < len(head) && pathByte[head[i]] {
+		i++
+	}
+	if head[i] == '?' {
+		i++
+		q := i
+		for i < len(head) && '!' <= head[i] && head[i] <= '~' {
+			i++
+		}
+		if i == q {
+			return 0, 0, 0, false // "?" alone is a forced empty query
+		}
+	}
+	targetEnd = i
+	if !bytes.HasPrefix(head[i:], []byte(" HTTP/1.1\r\n")) {
+		return 0, 0, 0, false
+	}
+	i += len(" HTTP/1.1\r\n")
+
+	hosts := 0
+	for {
+		if head[i] == '\r' {
+			return methodEnd, targetEnd, nfields, head[i+1] == '\n' && i+2 == len(head)
+		}
+		name := i
+		for i < len(head) && tokenByte[head[i]] {
+			i++
+		}
+		if i == name || head[i] != ':' {
+			return 0, 0, 0, false
+		}
+		switch n := head[name:i]; {
+		case asciiEqualFold(n, "Host"):
+			hosts++
+			if hosts > 1 {
+				return 0, 0, 0, false
+			}
+		case asciiEqualFold(n, "Content-Length"), asciiEqualFold(n, "Transfer-Encoding"),
+			asciiEqualFold(n, "Trailer"), asciiEqualFold(n, "Pragma"):
+			return 0, 0, 0, false
+		}
+		i++
+		for i < len(head) && (' ' <= head[i] && head[i] <= '~' || head[i] == '\t') {
+			i++
+		}
+		if head[i] != '\r' || head[i+1] != '\n' {
+			return 0, 0, 0, false
+		}
+		i += 2
+		nfields++
+		if nfields > maxCommonFields {
+			return 0, 0, 0, false
+		}
+	}
+}
+
+// asciiEqualFold reports whether b is s, ignoring the case of ASCII
+// letters.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(b byte) byte {
+	if 'A' <= b && b <= 'Z' {
+		return b + 'a' - 'A'
+	}
+	return b
+}
+
+// trimSpaceTab drops spaces and tabs from both ends of s, as net/textproto
+// does with field values.
+func trimSpaceTab(s string) string {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
+}
+
+// pathByte holds the bytes a path may have and be its own escaped form
+// (net/url's shouldEscape with encodePath says no to each); tokenByte the
+// bytes of a token (RFC 9110 section 5.6.2).
+var pathByte, tokenByte = byteSets()
+
+func byteSets() (path, token [256]bool) {
+	for c := 0; c < 256; c++ {
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		path[c] = alnum || c < 128 && bytes.IndexByte([]byte("-_.~$&+,/:;=@"), byte(c)) >= 0
+		token[c] = alnum || c < 128 && bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), byte(c)) >= 0
+	}
+	return path, token
+}
