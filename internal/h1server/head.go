@@ -75,13 +75,14 @@ func readCommonHead(br *bufio.Reader, limit int64, ctx context.Context) (*http.R
 			break
 		}
 		colon := line + bytes.IndexByte(raw[line:next], ':')
-		key := textproto.CanonicalMIMEHeaderKey(s[line:colon])
 		value := trimSpaceTab(s[colon+1 : next])
+		name := raw[line:colon]
 		line = next + 2
-		if key == "Host" {
+		if asciiEqualFold(name, "Host") {
 			req.Host = value // as http.ReadRequest, which leaves it out of the header
 			continue
 		}
+		key := textproto.CanonicalMIMEHeaderKey(s[colon-len(name) : colon])
 		if vv := req.Header[key]; vv != nil {
 			req.Header[key] = append(vv, value)
 		} else {
@@ -101,7 +102,7 @@ var (
 
 // scanCommonHead checks that head, which ends with its empty line, is of
 // the kind readCommonHead reads, and returns where the method and the
-// target end and how many fields follow.
+// target end and how many fields other than Host follow.
 func scanCommonHead(head []byte) (methodEnd, targetEnd, nfields int, ok bool) {
 	i := 0
 	for i < len(head) && 'A' <= head[i] && head[i] <= 'Z' {
@@ -137,7 +138,7 @@ func scanCommonHead(head []byte) (methodEnd, targetEnd, nfields int, ok bool) {
 	hosts := 0
 	for {
 		if head[i] == '\r' {
-			return methodEnd, targetEnd, nfields, head[i+1] == '\n' && i+2 == len(head)
+			return methodEnd, targetEnd, nfields - hosts, head[i+1] == '\n' && i+2 == len(head)
 		}
 		name := i
 		for i < len(head) && tokenByte[head[i]] {
