@@ -349,7 +349,6 @@ func leadingCRLF(b []byte) int {
 func (c *conn) readRequest() (*response, error) {
 	s := c.s
 	c.skipCRLF()
-	ctx := newRequestContext()
 
 	// A common head already read whole is parsed in place. Nothing more is
 	// read for its request, which has no body: the deadline of the whole
@@ -359,6 +358,7 @@ func (c *conn) readRequest() (*response, error) {
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, err
 	}
+	ctx := newRequestContext()
 	var wholeDeadline time.Time
 	req, head, common := readCommonHead(c.br, s.headLimit, ctx)
 	if !common {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"net/textproto"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -64,7 +65,7 @@ func readCommonHead(br *bufio.Reader, limit int64, ctx context.Context) (*http.R
 		}
 	}
 	req.Body = http.NoBody
-	if nfields > 8 {
+	if nfields > 8 { // beyond one group of the map NewRequestWithContext made
 		req.Header = make(http.Header, nfields)
 	}
 	values := make([]string, nfields)
@@ -75,10 +76,10 @@ func readCommonHead(br *bufio.Reader, limit int64, ctx context.Context) (*http.R
 			break
 		}
 		colon := line + bytes.IndexByte(raw[line:next], ':')
-		value := trimSpaceTab(s[colon+1 : next])
+		value := strings.Trim(s[colon+1:next], " \t") // as net/textproto trims values
 		name := raw[line:colon]
 		line = next + 2
-		if asciiEqualFold(name, "Host") {
+		if bytes.EqualFold(name, []byte("Host")) {
 			req.Host = value // as http.ReadRequest, which leaves it out of the header
 			continue
 		}
@@ -148,13 +149,13 @@ func scanCommonHead(head []byte) (methodEnd, targetEnd, nfields int, ok bool) {
 			return 0, 0, 0, false
 		}
 		switch n := head[name:i]; {
-		case asciiEqualFold(n, "Host"):
+		case bytes.EqualFold(n, []byte("Host")):
 			hosts++
 			if hosts > 1 {
 				return 0, 0, 0, false
 			}
-		case asciiEqualFold(n, "Content-Length"), asciiEqualFold(n, "Transfer-Encoding"),
-			asciiEqualFold(n, "Trailer"), asciiEqualFold(n, "Pragma"):
+		case bytes.EqualFold(n, []byte("Content-Length")), bytes.EqualFold(n, []byte("Transfer-Encoding")),
+			bytes.EqualFold(n, []byte("Trailer")), bytes.EqualFold(n, []byte("Pragma")):
 			return 0, 0, 0, false
 		}
 		i++
@@ -170,40 +171,6 @@ func scanCommonHead(head []byte) (methodEnd, targetEnd, nfields int, ok bool) {
 			return 0, 0, 0, false
 		}
 	}
-}
-
-// asciiEqualFold reports whether b is s, ignoring the case of ASCII
-// letters.
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lower(b byte) byte {
-	if 'A' <= b && b <= 'Z' {
-		return b + 'a' - 'A'
-	}
-	return b
-}
-
-// trimSpaceTab drops spaces and tabs from both ends of s, as net/textproto
-// does with field values.
-func trimSpaceTab(s string) string {
-	i, j := 0, len(s)
-	for i < j && (s[i] == ' ' || s[i] == '\t') {
-		i++
-	}
-	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
-		j--
-	}
-	return s[i:j]
 }
 
 // pathByte holds the bytes a path may have and be its own escaped form
