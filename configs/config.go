@@ -128,6 +128,15 @@ type Runtime struct {
 	// live memory at the limit the collector takes up to half the CPU.
 	// At least 16MiB when set.
 	MemoryLimit Size `yaml:"memory_limit"`
+	// GCPercent paces the garbage collector, as GOGC does: a cycle starts
+	// once the heap has grown by this percentage over what the last cycle
+	// left live. A proxy's live heap is small (a few MiB at tens of busy
+	// connections), so at Go's 100 the collector runs many times a second
+	// under load; a larger number spends memory to save that CPU. "off"
+	// leaves the pace to memory_limit alone, which it then requires: the
+	// heap fills up to the limit before each cycle. Absent keeps the GOGC
+	// environment variable, or 100. At least 10 when a number.
+	GCPercent GCPercent `yaml:"gc_percent"`
 }
 
 // MinMemoryLimit is the smallest runtime.memory_limit accepted: below it

@@ -52,6 +52,7 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 	def(d, "shutdown.drain_delay", &c.Shutdown.DrainDelay, 5*time.Second)
 	def(d, "shutdown.grace", &c.Shutdown.Grace, 30*time.Second)
 	def(d, "runtime.memory_limit", &c.Runtime.MemoryLimit, 0)
+	def(d, "runtime.gc_percent", &c.Runtime.GCPercent, 0)
 
 	for i := range c.Listeners {
 		l, p := &c.Listeners[i], fmt.Sprintf("listeners[%d]", i)

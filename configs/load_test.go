@@ -109,6 +109,7 @@ func TestDefaults(t *testing.T) {
 		{"shutdown.drain_delay", c.Shutdown.DrainDelay, 5 * time.Second},
 		{"shutdown.grace", c.Shutdown.Grace, 30 * time.Second},
 		{"runtime.memory_limit", c.Runtime.MemoryLimit, Size(0)},
+		{"runtime.gc_percent", c.Runtime.GCPercent, GCPercent(0)},
 		{"limits.read_header_timeout", l.Limits.ReadHeaderTimeout, 10 * time.Second},
 		{"limits.read_timeout", l.Limits.ReadTimeout, 60 * time.Second},
 		{"limits.write_timeout", l.Limits.WriteTimeout, time.Duration(0)},
@@ -294,5 +295,22 @@ func TestMemoryLimitKept(t *testing.T) {
 	c := mustParse(t, "m.yaml", "runtime: {memory_limit: 48MiB}\n"+minimalYAML)
 	if got := c.Runtime.MemoryLimit; got != 48<<20 {
 		t.Errorf("runtime.memory_limit = %d, want %d", got, 48<<20)
+	}
+}
+
+// runtime.gc_percent keeps the number written, and off under a memory limit.
+func TestGCPercentKept(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want GCPercent
+	}{
+		{"runtime: {gc_percent: 400}\n", 400},
+		{"runtime: {gc_percent: 10}\n", 10},
+		{"runtime: {memory_limit: 48MiB, gc_percent: off}\n", GCOff},
+	} {
+		c := mustParse(t, "g.yaml", tc.yaml+minimalYAML)
+		if got := c.Runtime.GCPercent; got != tc.want {
+			t.Errorf("%q: runtime.gc_percent = %v, want %v", tc.yaml, got, tc.want)
+		}
 	}
 }

@@ -101,3 +101,39 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// GCPercent is runtime.gc_percent: a percentage of at least 10, GCOff, or
+// 0 for "as the environment says" (the key absent).
+type GCPercent int
+
+// GCOff is runtime.gc_percent: off.
+const GCOff GCPercent = -1
+
+// MinGCPercent is the smallest number runtime.gc_percent accepts: below it
+// the collector would run almost without pause.
+const MinGCPercent = 10
+
+// String returns "off" or the number.
+func (p GCPercent) String() string {
+	if p == GCOff {
+		return "off"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// MarshalText writes the value in the form UnmarshalText reads.
+func (p GCPercent) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads "off" or a whole number.
+func (p *GCPercent) UnmarshalText(b []byte) error {
+	if string(b) == "off" {
+		*p = GCOff
+		return nil
+	}
+	n, err := strconv.Atoi(string(b))
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q: want a whole number (percent) or off", b)
+	}
+	*p = GCPercent(n)
+	return nil
+}

@@ -80,6 +80,12 @@ func (v *validator) top() {
 	if l := c.Runtime.MemoryLimit; l != 0 && l < MinMemoryLimit {
 		v.add("runtime.memory_limit", "%s is below the minimum of 16MiB; 0 means no limit", l)
 	}
+	switch p := c.Runtime.GCPercent; {
+	case p == GCOff && c.Runtime.MemoryLimit == 0:
+		v.add("runtime.gc_percent", "off needs runtime.memory_limit, or the heap grows without bound")
+	case p != GCOff && p < MinGCPercent && c.index.has("runtime.gc_percent"):
+		v.add("runtime.gc_percent", "%d is below the minimum of %d; leave the key out for GOGC or 100", p, MinGCPercent)
+	}
 	if len(c.Listeners) == 0 {
 		v.add("listeners", "at least one listener is needed")
 	}

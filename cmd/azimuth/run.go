@@ -289,11 +289,25 @@ func newLogger(c configs.Log, w io.Writer) (*slog.Logger, error) {
 // or none. A config without runtime.memory_limit goes back to it.
 var startMemoryLimit = debug.SetMemoryLimit(-1)
 
-// applyRuntime sets the runtime settings of the config.
+// startGCPercent is the collector's pace at start: GOGC, or 100. A config
+// without runtime.gc_percent goes back to it.
+var startGCPercent = func() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}()
+
+// applyRuntime sets the runtime settings of the config. The limit comes
+// first: a pace of off is only safe under it.
 func applyRuntime(r configs.Runtime) {
 	limit := startMemoryLimit
 	if r.MemoryLimit > 0 {
 		limit = r.MemoryLimit.Bytes()
 	}
 	debug.SetMemoryLimit(limit)
+	pace := startGCPercent
+	if r.GCPercent != 0 {
+		pace = int(r.GCPercent) // GCOff is -1, as SetGCPercent takes it
+	}
+	debug.SetGCPercent(pace)
 }
