@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"io"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/sockio"
 )
 
 // The watch's states.
@@ -16,12 +19,20 @@ const (
 
 // connReader is what a connection's bufio.Reader reads from. It bounds a
 // request head, keeps the head's bytes for checkHead, and runs the watch:
-// once a request whose body is read has run for watchAfter, a read on its
-// own goroutine waits on the connection. If the client leaves, the read
-// fails and the connection's context ends, so the request's does too. If
-// the client sends more (its next request), the bytes wait here for the
-// connection's next read. Either way the watch's read is the one the next
-// request needed, not an extra one.
+// once a request whose body is read has run for watchAfter, a goroutine
+// waits on the connection. If the client leaves, the wait ends with the
+// socket's end and the connection's context ends, so the request's does
+// too. If the client sends more (its next request), the watch ends having
+// seen it.
+//
+// On a TCP socket the watch waits in the network poller and then peeks
+// (recv with MSG_PEEK): the next request's bytes stay in the kernel for
+// the connection's own read, and a watched connection holds no buffer of
+// its own. At a thousand slow requests in flight that is 4 KiB each, a
+// sixth of the proxy's live memory, for one more system call per watched
+// request. On anything else (or where package sockio has no peek) the
+// watch reads into a buffer, and the bytes wait here for the connection's
+// next read.
 type connReader struct {
 	c *conn
 
@@ -37,11 +48,21 @@ type connReader struct {
 	cur   *response // the request being answered, whose body may arm the watch
 	watch int
 	timer *time.Timer
-	buf   []byte // the watch's buffer
+	buf   []byte // the watch's buffer, where it cannot peek
 	got   []byte // what the watch read, not handed out yet
 	err   error  // the watch's read error, for the next Read
+	seen  bool   // the watch peeked at a next request, still on the socket
 	abort bool   // the watch's read is being stopped on purpose
 	post  bool   // the request being answered is a POST: a CRLF after it is no request
+
+	// The watch's peek, set up by its first run; rc is nil where it
+	// cannot peek. Used by the watch's goroutine alone, while it reads.
+	peekInit bool
+	rc       syscall.RawConn
+	peekFn   func(fd uintptr) bool
+	peekN    int
+	peekErr  error
+	peekBuf  [16]byte // enough to tell a next request from CRLFs after a POST
 }
 
 // startHead begins reading a request head: at most limit bytes, kept for
@@ -103,15 +124,17 @@ func (r *connReader) read(p []byte) (int, error) {
 		r.mu.Unlock()
 		return 0, err
 	}
+	r.seen = false // what it peeked at is read now
 	r.mu.Unlock()
 	return r.c.rwc.Read(p)
 }
 
-// holds reports whether the watch read bytes not handed out yet.
+// holds reports whether the watch read or peeked at a next request that
+// the connection has not read yet.
 func (r *connReader) holds() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.request(r.got)
+	return r.seen || r.request(r.got)
 }
 
 // request reports whether bytes read after a request begin another one,
@@ -137,7 +160,7 @@ func (r *connReader) begin(w *response) {
 func (r *connReader) armWatch(w *response) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.watch != watchOff || r.cur != w || r.c.hijacked || len(r.got) > 0 {
+	if r.watch != watchOff || r.cur != w || r.c.hijacked || len(r.got) > 0 || r.seen {
 		return
 	}
 	r.watch = watchArmed
@@ -198,10 +221,10 @@ func (r *connReader) stopLocked() {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-// run is the watch: it reads on its own goroutine, started by the timer.
+// run is the watch: it waits on its own goroutine, started by the timer.
 func (r *connReader) run() {
 	r.mu.Lock()
-	if r.watch != watchArmed || len(r.got) > 0 {
+	if r.watch != watchArmed || len(r.got) > 0 || r.seen {
 		// Stopped, or bytes of a next request are already here: the
 		// client has not left, and the buffer is still in use.
 		if r.watch == watchArmed {
@@ -213,24 +236,37 @@ func (r *connReader) run() {
 	r.watch = watchReading
 	// The request is read: ReadTimeout no longer applies. The
 	// connection's goroutine sets the idle deadline after the response,
-	// under which this read goes on as the next request's.
+	// under which this wait goes on as the next request's.
 	_ = r.c.rwc.SetReadDeadline(time.Time{})
-	if r.buf == nil {
+	peek := r.canPeek()
+	if !peek && r.buf == nil {
 		r.buf = make([]byte, 4<<10)
 	}
 	buf := r.buf
 	r.mu.Unlock()
 
-	n, err := r.c.rwc.Read(buf)
+	var n int
+	var err error
+	if peek {
+		n, err = r.peek()
+	} else {
+		n, err = r.c.rwc.Read(buf)
+	}
 
 	r.mu.Lock()
 	r.watch = watchOff
-	r.got = buf[:n]
-	next := r.request(r.got)
-	aborted := r.abort
-	if err != nil && !aborted {
-		r.err = err
+	var next bool
+	if peek {
+		next = n > 0 && r.request(r.peekBuf[:n])
+		r.seen = next
+	} else {
+		r.got = buf[:n]
+		next = r.request(r.got)
+		if err != nil && !r.abort {
+			r.err = err
+		}
 	}
+	aborted := r.abort
 	r.cond.Broadcast()
 	r.mu.Unlock()
 	if next {
@@ -239,5 +275,52 @@ func (r *connReader) run() {
 	}
 	if err != nil && !aborted {
 		r.c.cancel() // the client left: its request's context ends
+	}
+}
+
+// canPeek sets up the watch's peek on its first run and reports whether
+// the connection has one: a socket, on a platform package sockio serves.
+func (r *connReader) canPeek() bool {
+	if !r.peekInit {
+		r.peekInit = true
+		if sc, ok := r.c.rwc.(syscall.Conn); ok && sockio.Supported() {
+			if rc, err := sc.SyscallConn(); err == nil {
+				r.rc = rc
+				r.peekFn = r.peekOnce
+			}
+		}
+	}
+	return r.rc != nil
+}
+
+// peek waits until the socket has bytes or has ended, and copies the
+// first of its bytes into peekBuf without taking them. It returns io.EOF
+// for the client's FIN, the socket's error for a reset, and the poller's
+// for a deadline (stopLocked's abort) or a closed connection.
+func (r *connReader) peek() (int, error) {
+	if err := r.rc.Read(r.peekFn); err != nil {
+		return 0, err
+	}
+	switch {
+	case r.peekErr != nil:
+		return 0, r.peekErr
+	case r.peekN == 0:
+		return 0, io.EOF
+	}
+	return r.peekN, nil
+}
+
+// peekOnce is the poller's callback: false means wait until the socket
+// is readable.
+func (r *connReader) peekOnce(fd uintptr) bool {
+	for {
+		r.peekN, r.peekErr = sockio.Peek(fd, r.peekBuf[:])
+		switch r.peekErr {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		return true
 	}
 }

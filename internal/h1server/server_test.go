@@ -22,10 +22,66 @@ import (
 // is closed when the test ends.
 func start(t *testing.T, o Options) (*Server, string) {
 	t.Helper()
+	return startOn(t, listen(t, true), o)
+}
+
+// listen listens on a loopback port. With peek false its connections hide
+// their socket (no SyscallConn), so the watch reads into a buffer of its
+// own instead of peeking.
+func listen(t *testing.T, peek bool) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !peek {
+		return noPeekListener{ln}
+	}
+	return ln
+}
+
+type noPeekListener struct{ net.Listener }
+
+func (l noPeekListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return noPeekConn{c}, nil
+}
+
+type noPeekConn struct{ net.Conn }
+
+func (c noPeekConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+
+// watchModes runs f once with each way of watching: peeking at the socket
+// (what every TCP connection gets on Linux) and reading into a buffer.
+func watchModes(t *testing.T, f func(t *testing.T, peek bool)) {
+	for _, peek := range []bool{true, false} {
+		name := "read"
+		if peek {
+			name = "peek"
+		}
+		t.Run(name, func(t *testing.T) { f(t, peek) })
+	}
+}
+
+// checkWatchMode fails the test unless c's watch ran as peek says: with
+// the peek, and no buffer of its own, or reading into one.
+func checkWatchMode(t *testing.T, c *conn, peek bool) {
+	t.Helper()
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	if !c.r.peekInit {
+		t.Fatal("the watch never ran")
+	}
+	if peeked := c.r.rc != nil; peeked != peek || peek && c.r.buf != nil || !peek && c.r.buf == nil {
+		t.Fatalf("the watch peeked %v with a buffer of %d bytes; want peek %v", peeked, len(c.r.buf), peek)
+	}
+}
+
+func startOn(t *testing.T, ln net.Listener, o Options) (*Server, string) {
+	t.Helper()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -182,12 +238,16 @@ func TestRefusedHeads(t *testing.T) {
 }
 
 func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
-	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+	watchModes(t, testPipelinedRequestsAnsweredInOrder)
+}
+
+func testPipelinedRequestsAnsweredInOrder(t *testing.T, peek bool) {
+	s, addr := startOn(t, listen(t, peek), Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			time.Sleep(3 * watchAfter) // the watch reads the next request meanwhile
+			time.Sleep(3 * watchAfter) // the watch sees the next request meanwhile
 		}
 		_, _ = io.WriteString(w, r.URL.Path)
-	})
+	})})
 	c := dial(t, addr)
 	c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n")
 	for _, want := range []string{"/slow", "/2", "/3"} {
@@ -204,11 +264,16 @@ func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 			t.Fatalf("got %q, want %q", body, want)
 		}
 	}
+	checkWatchMode(t, onlyConn(t, s), peek)
 }
 
 func TestClientLeavingEndsRequestContext(t *testing.T) {
+	watchModes(t, testClientLeavingEndsRequestContext)
+}
+
+func testClientLeavingEndsRequestContext(t *testing.T, peek bool) {
 	ended := make(chan error, 1)
-	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+	s, addr := startOn(t, listen(t, peek), Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// As the proxy watches its client: the context's own AfterFunc.
 		told := make(chan struct{})
 		r.Context().(interface{ AfterFunc(func()) func() bool }).AfterFunc(func() { close(told) })
@@ -224,14 +289,16 @@ func TestClientLeavingEndsRequestContext(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			ended <- fmt.Errorf("the function registered on the context did not run")
 		}
-	})
+	})})
 	c := dial(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(2 * watchAfter)
+	sc := onlyConn(t, s)
 	c.c.Close()
 	if err := <-ended; err != nil {
 		t.Fatal(err)
 	}
+	checkWatchMode(t, sc, peek)
 }
 
 func TestExpectContinue(t *testing.T) {
@@ -399,8 +466,12 @@ func TestAbortedResponseIsNotPassedOffAsWhole(t *testing.T) {
 }
 
 func TestHijackKeepsBytesSentEarly(t *testing.T) {
-	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(2 * watchAfter) // the watch has read the early bytes
+	watchModes(t, testHijackKeepsBytesSentEarly)
+}
+
+func testHijackKeepsBytesSentEarly(t *testing.T, peek bool) {
+	s, addr := startOn(t, listen(t, peek), Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * watchAfter) // the watch has seen the early bytes
 		conn, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			t.Error(err)
@@ -412,10 +483,11 @@ func TestHijackKeepsBytesSentEarly(t *testing.T) {
 		line, _ := brw.ReadString('\n')
 		_, _ = brw.WriteString("echo:" + line)
 		_ = brw.Flush()
-	})
+	})})
 	c := dial(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 	time.Sleep(watchAfter + 5*time.Millisecond)
+	checkWatchMode(t, onlyConn(t, s), peek)
 	c.send("early\n")
 	if resp, _ := c.read("GET"); resp.StatusCode != 101 {
 		t.Fatalf("status %d, want 101", resp.StatusCode)
@@ -707,6 +779,47 @@ func TestShutdownAnswersPipelinedRequest(t *testing.T) {
 	}
 }
 
+// A next request the watch saw while the handler ran, in a write of its
+// own after the first, is answered although draining began before the
+// first's response ended: it was sent before the client could know. With the
+// peek its bytes are still on the socket when the connection decides.
+func TestShutdownAnswersRequestTheWatchSaw(t *testing.T) {
+	watchModes(t, func(t *testing.T, peek bool) {
+		var s *Server
+		seen := make(chan struct{})
+		s, addr := startOn(t, listen(t, peek), Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, r.URL.Path)
+			if r.URL.Path == "/first" {
+				<-seen
+				w.(http.Flusher).Flush() // its head promises keep-alive
+				go func() { _ = s.Shutdown(context.Background()) }()
+				testwait.Until(t, 5*time.Second, "draining to begin", s.draining.Load)
+			}
+		})})
+		c := dial(t, addr)
+		c.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+		sc := onlyConn(t, s)
+		testwait.Until(t, 5*time.Second, "the watch to wait", func() bool {
+			sc.r.mu.Lock()
+			defer sc.r.mu.Unlock()
+			return sc.r.watch == watchReading
+		})
+		c.send("GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+		testwait.Until(t, 5*time.Second, "the watch to see the next request", func() bool { return watchDone(sc) })
+		if !sc.r.holds() {
+			t.Fatal("the watch saw a next request but the connection does not know")
+		}
+		close(seen)
+		if _, body := c.read("GET"); body != "/first" {
+			t.Fatalf("first: body %q", body)
+		}
+		if resp, body := c.read("GET"); body != "/second" || !resp.Close {
+			t.Fatalf("second: body %q, close %v; want answered with Connection: close", body, resp.Close)
+		}
+		checkWatchMode(t, sc, peek)
+	})
+}
+
 // The CRLF an old client sends after a POST body does not count as a next
 // request: the connection is idle, so draining closes it at once.
 func TestCRLFAfterPOSTLeavesConnectionIdle(t *testing.T) {
@@ -769,18 +882,22 @@ func onlyConn(t *testing.T, s *Server) *conn {
 	return c
 }
 
-// watchGot reports how many bytes the watch has read and not handed out.
-func watchGot(c *conn) int {
+// watchDone reports whether the watch has stopped waiting.
+func watchDone(c *conn) bool {
 	c.r.mu.Lock()
 	defer c.r.mu.Unlock()
-	return len(c.r.got)
+	return c.r.watch != watchReading
 }
 
 // The CRLF after a POST body can reach the watch instead of the buffer:
-// read while the handler still runs, or by a read that began during the
+// seen while the handler still runs, or by a wait that began during the
 // handler and ends after the response. Either way it is no next request:
 // the connection is idle, and draining closes it at once.
 func TestCRLFAfterPOSTReadByTheWatch(t *testing.T) {
+	watchModes(t, testCRLFAfterPOSTReadByTheWatch)
+}
+
+func testCRLFAfterPOSTReadByTheWatch(t *testing.T, peek bool) {
 	for _, tc := range []struct {
 		name       string
 		duringBody bool // the CRLF arrives before the response, else after it
@@ -790,7 +907,7 @@ func TestCRLFAfterPOSTReadByTheWatch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bodyRead, proceed := make(chan struct{}), make(chan struct{})
-			s, addr := start(t, Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, addr := startOn(t, listen(t, peek), Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.ReadAll(r.Body) // the end of the body arms the watch
 				close(bodyRead)
 				<-proceed
@@ -807,7 +924,10 @@ func TestCRLFAfterPOSTReadByTheWatch(t *testing.T) {
 			})
 			if tc.duringBody {
 				cli.send("\r\n")
-				testwait.Until(t, 5*time.Second, "the watch to hold the CRLF", func() bool { return watchGot(c) == 2 })
+				testwait.Until(t, 5*time.Second, "the watch to see the CRLF", func() bool { return watchDone(c) })
+				if c.r.holds() {
+					t.Fatal("the CRLF after a POST taken for a next request")
+				}
 			}
 			close(proceed)
 			if _, body := cli.read("POST"); body != "ok" {
@@ -817,12 +937,9 @@ func TestCRLFAfterPOSTReadByTheWatch(t *testing.T) {
 				// The watch's read, begun during the handler, is the one
 				// that gets it.
 				cli.send("\r\n")
-				testwait.Until(t, 5*time.Second, "the watch to read the CRLF", func() bool {
-					c.r.mu.Lock()
-					defer c.r.mu.Unlock()
-					return c.r.watch != watchReading
-				})
+				testwait.Until(t, 5*time.Second, "the watch to see the CRLF", func() bool { return watchDone(c) })
 			}
+			checkWatchMode(t, c, peek)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := s.Shutdown(ctx); err != nil {

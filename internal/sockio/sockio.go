@@ -184,9 +184,15 @@ func (l Listener) Accept() (net.Conn, error) {
 	return Wrap(c), nil
 }
 
-// Peek reports, without blocking or consuming them, whether bytes wait on
-// the socket fd: n is 1 when they do and 0 when the peer has closed;
-// EAGAIN means neither. Call it from a syscall.RawConn's Read callback.
+// Supported reports whether this platform has the package's system
+// calls: elsewhere Wrap returns connections as they are and Peek fails
+// with ENOSYS.
+func Supported() bool { return supported }
+
+// Peek copies into b, without blocking or consuming them, the first of
+// the bytes waiting on the socket fd: n > 0 when some wait and 0 when the
+// peer has closed; EAGAIN means neither. Call it from a syscall.RawConn's
+// Read callback.
 func Peek(fd uintptr, b []byte) (n int, err error) {
 	n, errno := sysPeek(fd, b)
 	if errno != 0 {
