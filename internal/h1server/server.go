@@ -9,10 +9,11 @@
 //
 // What it does differently, and why it is cheaper:
 //   - A connection is watched for the client leaving only once a request
-//     has run for watchAfter, and the read that watches is also the read
-//     of the next request: net/http starts a read for every request and
-//     aborts it after the response, one system call and two goroutine
-//     wake-ups per request for nothing.
+//     has run for watchAfter, by a wait in the network poller and a peek
+//     that leaves a next request's bytes on the socket (see connReader):
+//     net/http starts a read for every request and aborts it after the
+//     response, one system call and two goroutine wake-ups per request
+//     for nothing, and holds a buffer for it.
 //   - A request read while the server drains is answered, with
 //     Connection: close; net/http's server drops it. So is one already
 //     buffered behind a response that promised keep-alive, and one on a
