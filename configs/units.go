@@ -113,6 +113,10 @@ const GCOff GCPercent = -1
 // the collector would run almost without pause.
 const MinGCPercent = 10
 
+// MaxGCPercent is the largest: the runtime keeps the pace in 32 bits, and a
+// larger number would wrap (to off, or to 0).
+const MaxGCPercent = math.MaxInt32
+
 // String returns "off" or the number.
 func (p GCPercent) String() string {
 	if p == GCOff {

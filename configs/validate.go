@@ -85,6 +85,8 @@ func (v *validator) top() {
 		v.add("runtime.gc_percent", "off needs runtime.memory_limit, or the heap grows without bound")
 	case p != GCOff && p < MinGCPercent && c.index.has("runtime.gc_percent"):
 		v.add("runtime.gc_percent", "%d is below the minimum of %d; leave the key out for GOGC or 100", p, MinGCPercent)
+	case p > MaxGCPercent:
+		v.add("runtime.gc_percent", "%d is above the maximum of %d; use off, under runtime.memory_limit", p, MaxGCPercent)
 	}
 	if len(c.Listeners) == 0 {
 		v.add("listeners", "at least one listener is needed")

@@ -72,6 +72,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"gc percent below the minimum", "runtime: {gc_percent: 5} #<\n" + okListeners + okPools, "runtime.gc_percent", "below the minimum of 10"},
 		{"gc percent written as zero", "runtime: {gc_percent: 0} #<\n" + okListeners + okPools, "runtime.gc_percent", "below the minimum of 10"},
 		{"gc percent not a number", "runtime: {gc_percent: fast} #<\n" + okListeners + okPools, "runtime.gc_percent", "want a whole number (percent) or off"},
+		{"gc percent past 32 bits", "runtime: {gc_percent: 2147483648} #<\n" + okListeners + okPools, "runtime.gc_percent", "above the maximum of 2147483647"},
 		{"gc percent negative", "runtime: {gc_percent: -1} #<\n" + okListeners + okPools, "runtime.gc_percent", "want a whole number (percent) or off"},
 		{"bad size", okListeners + okPools + "    retry: {max_body: 10 MB} #<\n", "pools[0].retry.max_body", "whole number of B"},
 		{"yes is not a bool", "admin: {pprof: yes} #<\n" + okListeners + okPools, "admin.pprof", "want true or false"},

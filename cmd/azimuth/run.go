@@ -297,17 +297,24 @@ var startGCPercent = func() int {
 	return p
 }()
 
-// applyRuntime sets the runtime settings of the config. The limit comes
-// first: a pace of off is only safe under it.
+// applyRuntime sets the runtime settings of the config. A pace of off is
+// only safe under a limit, so the collector is never off without one,
+// even between the two calls: the limit is set first when the pace goes
+// off, and last otherwise (it may be going away).
 func applyRuntime(r configs.Runtime) {
 	limit := startMemoryLimit
 	if r.MemoryLimit > 0 {
 		limit = r.MemoryLimit.Bytes()
 	}
-	debug.SetMemoryLimit(limit)
 	pace := startGCPercent
 	if r.GCPercent != 0 {
 		pace = int(r.GCPercent) // GCOff is -1, as SetGCPercent takes it
 	}
+	if pace < 0 {
+		debug.SetMemoryLimit(limit)
+		debug.SetGCPercent(pace)
+		return
+	}
 	debug.SetGCPercent(pace)
+	debug.SetMemoryLimit(limit)
 }

@@ -25,7 +25,7 @@ const (
 // too. If the client sends more (its next request), the watch ends having
 // seen it.
 //
-// On a TCP socket the watch waits in the network poller and then peeks
+// On a socket the watch waits in the network poller and then peeks
 // (recv with MSG_PEEK): the next request's bytes stay in the kernel for
 // the connection's own read, and a watched connection holds no buffer of
 // its own. At a thousand slow requests in flight that is 4 KiB each, a
@@ -225,8 +225,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (r *connReader) run() {
 	r.mu.Lock()
 	if r.watch != watchArmed || len(r.got) > 0 || r.seen {
-		// Stopped, or bytes of a next request are already here: the
-		// client has not left, and the buffer is still in use.
+		// Stopped, or a next request is already here or seen: the
+		// client has not left.
 		if r.watch == watchArmed {
 			r.watch = watchOff
 		}
@@ -242,13 +242,20 @@ func (r *connReader) run() {
 	if !peek && r.buf == nil {
 		r.buf = make([]byte, 4<<10)
 	}
-	buf := r.buf
+	buf, post := r.buf, r.post
 	r.mu.Unlock()
 
 	var n int
 	var err error
 	if peek {
 		n, err = r.peek()
+		if n > 0 && post && leadingCRLF(r.peekBuf[:n]) == n {
+			// Only the CRLF old clients send after a POST body: taken off
+			// the socket, as a read would, since closing a socket with
+			// bytes unread resets the connection, and with it any of the
+			// response not yet delivered.
+			_, _ = r.c.rwc.Read(r.peekBuf[:n])
+		}
 	} else {
 		n, err = r.c.rwc.Read(buf)
 	}
