@@ -267,11 +267,21 @@ func testPipelinedRequestsAnsweredInOrder(t *testing.T, peek bool) {
 	checkWatchMode(t, onlyConn(t, s), peek)
 }
 
+// The client leaves a request the watch waits on, with a FIN or with a
+// reset (an abortive close): either way the request's context ends.
 func TestClientLeavingEndsRequestContext(t *testing.T) {
-	watchModes(t, testClientLeavingEndsRequestContext)
+	for _, reset := range []bool{false, true} {
+		name := "fin"
+		if reset {
+			name = "reset"
+		}
+		t.Run(name, func(t *testing.T) {
+			watchModes(t, func(t *testing.T, peek bool) { testClientLeavingEndsRequestContext(t, peek, reset) })
+		})
+	}
 }
 
-func testClientLeavingEndsRequestContext(t *testing.T, peek bool) {
+func testClientLeavingEndsRequestContext(t *testing.T, peek, reset bool) {
 	ended := make(chan error, 1)
 	s, addr := startOn(t, listen(t, peek), Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// As the proxy watches its client: the context's own AfterFunc.
@@ -294,11 +304,43 @@ func testClientLeavingEndsRequestContext(t *testing.T, peek bool) {
 	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(2 * watchAfter)
 	sc := onlyConn(t, s)
+	if reset {
+		_ = c.c.(*net.TCPConn).SetLinger(0) // Close sends RST
+	}
 	c.c.Close()
 	if err := <-ended; err != nil {
 		t.Fatal(err)
 	}
 	checkWatchMode(t, sc, peek)
+}
+
+// A watch that began during a slow request goes on waiting as the next
+// request's read, under the idle timeout: a client that sends nothing
+// more is closed once it runs out, as after any other request.
+func TestIdleTimeoutAfterWatchedRequest(t *testing.T) {
+	watchModes(t, func(t *testing.T, peek bool) {
+		s, addr := startOn(t, listen(t, peek), Options{
+			IdleTimeout: 200 * time.Millisecond,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				time.Sleep(3 * watchAfter) // the watch starts meanwhile
+				_, _ = io.WriteString(w, "ok")
+			}),
+		})
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if resp, body := c.read("GET"); body != "ok" || resp.Close {
+			t.Fatalf("body %q, close %v", body, resp.Close)
+		}
+		checkWatchMode(t, onlyConn(t, s), peek)
+		start := time.Now()
+		_ = c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Fatalf("an idle connection after a watched request: %v; want closed by the idle timeout", err)
+		}
+		if waited := time.Since(start); waited < 100*time.Millisecond {
+			t.Fatalf("closed after %v, before the idle timeout of 200ms", waited)
+		}
+	})
 }
 
 func TestExpectContinue(t *testing.T) {
