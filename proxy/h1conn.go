@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/sockio"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -28,12 +29,12 @@ type backendConn struct {
 	br    *bufio.Reader
 	abort func() // closes conn; made once, run when the attempt ends
 
-	reused    bool        // taken from the idle pool for this request
-	answered  bool        // a byte of this request's response arrived
-	idleTimer *time.Timer // closes the connection once idle too long
-	peek      peekState
-	body      fixedBody // the body of the response being read, when it has a length
-	keys      []string  // scratch for writing a request head's fields in order
+	reused    bool           // taken from the idle pool for this request
+	answered  bool           // a byte of this request's response arrived
+	idleTimer *time.Timer    // closes the connection once idle too long
+	peek      *sockio.Peeker // made by closedByPeer's first look
+	body      fixedBody      // the body of the response being read, when it has a length
+	keys      []string       // scratch for writing a request head's fields in order
 }
 
 // maxInformationalWithoutHook bounds the 1xx responses of one request when

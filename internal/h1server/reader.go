@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/azimuthproxy/azimuth/internal/sockio"
@@ -55,14 +54,10 @@ type connReader struct {
 	abort bool   // the watch's read is being stopped on purpose
 	post  bool   // the request being answered is a POST: a CRLF after it is no request
 
-	// The watch's peek, set up by its first run; rc is nil where it
-	// cannot peek. Used by the watch's goroutine alone, while it reads.
+	// The watch's peek, set up by its first run; nil where it cannot
+	// peek. Used by the watch's goroutine alone, while it waits.
 	peekInit bool
-	rc       syscall.RawConn
-	peekFn   func(fd uintptr) bool
-	peekN    int
-	peekErr  error
-	peekBuf  [16]byte // enough to tell a next request from CRLFs after a POST
+	peeker   *sockio.Peeker
 }
 
 // startHead begins reading a request head: at most limit bytes, kept for
@@ -247,14 +242,16 @@ func (r *connReader) run() {
 
 	var n int
 	var err error
+	var peeked []byte // up to 16 bytes: enough to tell a next request from CRLFs after a POST
 	if peek {
-		n, err = r.peek()
-		if n > 0 && post && leadingCRLF(r.peekBuf[:n]) == n {
+		peeked, err = r.peeker.Look(true)
+		n = len(peeked)
+		if n > 0 && post && leadingCRLF(peeked) == n {
 			// Only the CRLF old clients send after a POST body: taken off
 			// the socket, as a read would, since closing a socket with
 			// bytes unread resets the connection, and with it any of the
-			// response not yet delivered.
-			_, _ = r.c.rwc.Read(r.peekBuf[:n])
+			// response not yet delivered. The read copies the same bytes.
+			_, _ = r.c.rwc.Read(peeked)
 		}
 	} else {
 		n, err = r.c.rwc.Read(buf)
@@ -264,7 +261,7 @@ func (r *connReader) run() {
 	r.watch = watchOff
 	var next bool
 	if peek {
-		next = n > 0 && r.request(r.peekBuf[:n])
+		next = n > 0 && r.request(peeked)
 		r.seen = next
 	} else {
 		r.got = buf[:n]
@@ -287,47 +284,11 @@ func (r *connReader) run() {
 
 // canPeek sets up the watch's peek on its first run and reports whether
 // the connection has one: a socket, on a platform package sockio serves.
+// A socket closed already gets none, and the read fails as it would.
 func (r *connReader) canPeek() bool {
 	if !r.peekInit {
 		r.peekInit = true
-		if sc, ok := r.c.rwc.(syscall.Conn); ok && sockio.Supported() {
-			if rc, err := sc.SyscallConn(); err == nil {
-				r.rc = rc
-				r.peekFn = r.peekOnce
-			}
-		}
+		r.peeker, _ = sockio.NewPeeker(r.c.rwc)
 	}
-	return r.rc != nil
-}
-
-// peek waits until the socket has bytes or has ended, and copies the
-// first of its bytes into peekBuf without taking them. It returns io.EOF
-// for the client's FIN, the socket's error for a reset, and the poller's
-// for a deadline (stopLocked's abort) or a closed connection.
-func (r *connReader) peek() (int, error) {
-	if err := r.rc.Read(r.peekFn); err != nil {
-		return 0, err
-	}
-	switch {
-	case r.peekErr != nil:
-		return 0, r.peekErr
-	case r.peekN == 0:
-		return 0, io.EOF
-	}
-	return r.peekN, nil
-}
-
-// peekOnce is the poller's callback: false means wait until the socket
-// is readable.
-func (r *connReader) peekOnce(fd uintptr) bool {
-	for {
-		r.peekN, r.peekErr = sockio.Peek(fd, r.peekBuf[:])
-		switch r.peekErr {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		return true
-	}
+	return r.peeker != nil
 }

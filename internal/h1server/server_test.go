@@ -75,7 +75,7 @@ func checkWatchMode(t *testing.T, c *conn, peek bool) {
 	})
 	c.r.mu.Lock()
 	defer c.r.mu.Unlock()
-	if peeked := c.r.rc != nil; peeked != peek || peek && c.r.buf != nil || !peek && c.r.buf == nil {
+	if peeked := c.r.peeker != nil; peeked != peek || peek && c.r.buf != nil || !peek && c.r.buf == nil {
 		t.Fatalf("the watch peeked %v with a buffer of %d bytes; want peek %v", peeked, len(c.r.buf), peek)
 	}
 }

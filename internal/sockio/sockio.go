@@ -184,19 +184,67 @@ func (l Listener) Accept() (net.Conn, error) {
 	return Wrap(c), nil
 }
 
-// Supported reports whether this platform has the package's system
-// calls: elsewhere Wrap returns connections as they are and Peek fails
-// with ENOSYS.
-func Supported() bool { return supported }
+// Peeker looks at the bytes waiting on one socket without taking them
+// (recv with MSG_PEEK), with nothing allocated per look: the callback the
+// poller runs is made once, with the Peeker.
+type Peeker struct {
+	rc    syscall.RawConn
+	fn    func(fd uintptr) bool
+	wait  bool
+	n     int
+	errno syscall.Errno
+	buf   [16]byte
+}
 
-// Peek copies into b, without blocking or consuming them, the first of
-// the bytes waiting on the socket fd: n > 0 when some wait and 0 when the
-// peer has closed; EAGAIN means neither. Call it from a syscall.RawConn's
-// Read callback.
-func Peek(fd uintptr, b []byte) (n int, err error) {
-	n, errno := sysPeek(fd, b)
-	if errno != 0 {
-		return n, errno
+// NewPeeker returns a Peeker for c's socket. It returns nil and no error
+// when c has no socket or the platform has no peek, and the error of a
+// socket that cannot be reached any more (a closed connection).
+func NewPeeker(c net.Conn) (*Peeker, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok || !supported {
+		return nil, nil
 	}
-	return n, nil
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	p := &Peeker{rc: rc}
+	p.fn = p.peek
+	return p, nil
+}
+
+// Look returns the first of the bytes waiting on the socket (up to 16),
+// leaving them for the next read; io.EOF when the peer has closed and
+// nothing waits; the socket's error (a reset). With nothing waiting it
+// returns syscall.EAGAIN, or with wait it waits in the network poller
+// until something changes, as a read does, under the read deadline. The
+// bytes are valid until the next Look. One Look at a time, and none
+// during a Read.
+func (p *Peeker) Look(wait bool) ([]byte, error) {
+	p.wait = wait
+	if err := p.rc.Read(p.fn); err != nil {
+		return nil, err
+	}
+	switch {
+	case p.errno != 0:
+		return nil, p.errno
+	case p.n == 0:
+		return nil, io.EOF
+	}
+	return p.buf[:p.n], nil
+}
+
+// peek is the poller's callback: false means wait until the socket is
+// readable.
+func (p *Peeker) peek(fd uintptr) bool {
+	for {
+		p.n, p.errno = sysPeek(fd, p.buf[:])
+		switch {
+		case p.errno == syscall.EINTR:
+			continue
+		case p.errno == syscall.EAGAIN && p.wait:
+			return false
+		}
+		return true
+	}
 }

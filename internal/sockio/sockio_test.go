@@ -260,36 +260,44 @@ func TestConcurrentReads(t *testing.T) {
 	}
 }
 
-func TestPeek(t *testing.T) {
+func TestPeeker(t *testing.T) {
 	c, peer := pair(t, true)
-	rc, err := c.(*Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
+	p, err := NewPeeker(c)
+	if err != nil || p == nil {
+		t.Fatalf("NewPeeker = %v, %v; want a Peeker for a socket", p, err)
 	}
-	peek := func() (n int, err error) {
-		b := make([]byte, 1)
-		if rerr := rc.Read(func(fd uintptr) bool { n, err = Peek(fd, b); return true }); rerr != nil {
-			t.Fatal(rerr)
-		}
-		return n, err
+	if b, err := p.Look(false); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("nothing sent: Look = %q, %v; want EAGAIN", b, err)
 	}
-	if n, err := peek(); !errors.Is(err, syscall.EAGAIN) {
-		t.Fatalf("nothing sent: Peek = %d, %v; want EAGAIN", n, err)
+	// A waiting look returns once bytes arrive.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_, _ = peer.Write([]byte("ab"))
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := p.Look(true); err != nil || len(b) == 0 || string(b) != "ab"[:len(b)] {
+		t.Fatalf("bytes sent: Look(wait) = %q, %v; want them", b, err)
 	}
-	if _, err := peer.Write([]byte("ab")); err != nil {
-		t.Fatal(err)
-	}
-	testwait.Until(t, 5*time.Second, "bytes sent: Peek = 1, nil", func() bool {
-		n, err := peek()
-		return n == 1 && err == nil
+	testwait.Until(t, 5*time.Second, "bytes sent: Look = ab", func() bool {
+		b, err := p.Look(false)
+		return string(b) == "ab" && err == nil
 	})
 	buf := make([]byte, 2)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ab" {
-		t.Fatalf("after Peek, Read got %q, %v; want the bytes unconsumed", buf, err)
+		t.Fatalf("after Look, Read got %q, %v; want the bytes unconsumed", buf, err)
 	}
+	// A waiting look ends at the read deadline, as a read does.
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if b, err := p.Look(true); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("nothing sent, deadline passed: Look(wait) = %q, %v; want the deadline's error", b, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
 	peer.Close()
-	testwait.Until(t, 5*time.Second, "peer closed: Peek = 0, nil", func() bool {
-		n, err := peek()
-		return n == 0 && err == nil
+	testwait.Until(t, 5*time.Second, "peer closed: Look = io.EOF", func() bool {
+		_, err := p.Look(false)
+		return err == io.EOF
 	})
+	if p, err := NewPeeker(struct{ net.Conn }{c}); p != nil || err != nil {
+		t.Fatalf("NewPeeker of a connection without a socket = %v, %v; want nil, nil", p, err)
+	}
 }

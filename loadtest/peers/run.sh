@@ -19,8 +19,8 @@
 # the backend share core PROXY_CPU (1). Every proxy gets one core: HAProxy
 # nbthread 1, nginx worker_processes 1, Caddy and Azimuth GOMAXPROCS=1, all
 # pinned with taskset. wrk runs one thread, azload GOMAXPROCS=1. The two Go
-# proxies run their collector at the same pace: GOGC=400 for Caddy,
-# runtime.gc_percent: 400 in Azimuth's config.
+# proxies run their collector at the same pace: Caddy gets as GOGC the
+# runtime.gc_percent of Azimuth's config (400).
 #
 # Environment:
 #   DURATION=10s        each measurement (QUICK=1 sets 3s)
@@ -58,6 +58,9 @@ PORT_BASE=${PORT_BASE:-28000}
 LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
 KEEP=${KEEP:-0}
+# The collector's pace in Azimuth's config, which Caddy gets as GOGC.
+GO_GC_PERCENT=$(awk '$1 == "gc_percent:" { print $2; exit }' "$here/configs/azimuth.yaml")
+[[ $GO_GC_PERCENT =~ ^[0-9]+$ ]] || { echo "peers: no runtime.gc_percent number in $here/configs/azimuth.yaml" >&2; exit 1; }
 
 BPORT=$((PORT_BASE + 80))
 BTLS=$((PORT_BASE + 444))
@@ -235,9 +238,9 @@ start_proxy() {
 			caddy validate --adapter caddyfile --config "$work/Caddyfile" >"$work/caddy-validate.log" 2>&1 ||
 			{ cat "$work/caddy-validate.log" >&2; die "caddy rejects $work/Caddyfile"; }
 		# Caddy is in Go too: it gets the collector's pace Azimuth's config
-		# sets (runtime.gc_percent: 400), so neither is tuned alone.
+		# sets, so neither is tuned alone.
 		HOME=$work/caddy-home XDG_DATA_HOME=$work/caddy-home XDG_CONFIG_HOME=$work/caddy-home \
-			taskset -c "$PROXY_CPU" env GOMAXPROCS=1 GOGC=400 caddy run --adapter caddyfile --config "$work/Caddyfile" >"$logf" 2>&1 &
+			taskset -c "$PROXY_CPU" env GOMAXPROCS=1 GOGC="$GO_GC_PERCENT" caddy run --adapter caddyfile --config "$work/Caddyfile" >"$logf" 2>&1 &
 		;;
 	esac
 	proxy_pid=$!
@@ -434,7 +437,7 @@ echo
 echo "Core layout: load generator (wrk -t1, azload GOMAXPROCS=1) on core $LOAD_CPU;" \
 	"the proxy and the backend process share core $PROXY_CPU." \
 	"One core for every proxy: HAProxy nbthread 1, nginx worker_processes 1, Caddy and Azimuth GOMAXPROCS=1;" \
-	"Caddy GOGC=400 and Azimuth runtime.gc_percent: 400, the same collector pace for both Go proxies." \
+	"Caddy GOGC=$GO_GC_PERCENT and Azimuth runtime.gc_percent: $GO_GC_PERCENT, the same collector pace for both Go proxies." \
 	"Backend: one Go process (GOMAXPROCS=1) with a 100-byte body on 6 addresses in 3 zones;" \
 	"every proxy balances least-connections over all 6 (Azimuth has no own zone set, so it does not prefer zone a)."
 echo
