@@ -64,6 +64,8 @@ type Backend struct {
 	// penalty is the soft penalty of recent failed attempts (penalty.go):
 	// its amount in connections and when it was set, packed in one word.
 	penalty atomic.Uint64
+	// trial is the backend's trial request after an ejection (trial.go).
+	trial atomic.Uint32
 
 	zone int // index of the zone in the pool's current set; -1 if removed. Guarded by Pool.mu.
 }
@@ -134,10 +136,13 @@ func (b *Backend) SetState(to State) (from State, changed bool) {
 		b.startRamp()
 		b.penalty.Store(0)
 	}
-	p.storeWordLocked(b, w&^stateMask|uint32(to))
+	out := p.storeWordLocked(b, w&^stateMask|uint32(to))
 	p.mu.Unlock()
 	if to == StateUp {
 		p.wake()
+	}
+	if out {
+		b.wentOut()
 	}
 	return from, true
 }
@@ -147,10 +152,13 @@ func (b *Backend) SetState(to State) (from State, changed bool) {
 func (b *Backend) SetDrained(on bool) bool {
 	p := b.pool
 	p.mu.Lock()
-	changed := p.setFlagLocked(b, flagDrained, on)
+	changed, out := p.setFlagLocked(b, flagDrained, on)
 	p.mu.Unlock()
 	if changed && !on {
 		p.wake()
+	}
+	if out {
+		b.wentOut()
 	}
 	return changed
 }

@@ -82,6 +82,10 @@ type Pool struct {
 	ticks []counter
 
 	q queue
+
+	// trials counts backends waiting for a trial request (trial.go), so
+	// that PickTrial costs one load while there are none.
+	trials atomic.Int32
 }
 
 // PoolOption customises a Pool at construction; used by tests.
@@ -180,6 +184,7 @@ func (p *Pool) Update(specs []Spec) {
 	for _, b := range old.backends {
 		if !seen[b.addr] {
 			b.word.Store(b.word.Load() | flagRemoved)
+			b.EndTrial()
 			b.zone = -1
 			if b.InFlight() > 0 {
 				p.retiring[b.addr] = b
@@ -215,32 +220,40 @@ func (p *Pool) retire(b *Backend) {
 }
 
 // storeWordLocked writes a backend's state word and keeps the current set's
-// tally exact. The caller holds p.mu.
-func (p *Pool) storeWordLocked(b *Backend, w uint32) {
+// tally exact. It reports whether the backend went out (was available and
+// is not): the caller then runs b.wentOut once it released p.mu. Any word
+// but a plain ejection ends the backend's trial. The caller holds p.mu.
+func (p *Pool) storeWordLocked(b *Backend, w uint32) (out bool) {
 	was := b.word.Swap(w) == uint32(StateUp)
 	is := w == uint32(StateUp)
-	if was == is || b.zone < 0 {
-		return
+	if w != uint32(StateEjected) {
+		b.EndTrial()
 	}
-	n := int64(1)
-	if !is {
-		n = -1
+	if was == is {
+		return false
 	}
-	p.current.Load().tally.add(b.zone, n, fixedWeight(b.spec.Load()))
+	if b.zone >= 0 {
+		n := int64(1)
+		if !is {
+			n = -1
+		}
+		p.current.Load().tally.add(b.zone, n, fixedWeight(b.spec.Load()))
+	}
+	return was
 }
 
-// setFlagLocked sets or clears a flag bit and reports whether it changed.
-func (p *Pool) setFlagLocked(b *Backend, f uint32, on bool) bool {
+// setFlagLocked sets or clears a flag bit and reports whether it changed
+// and whether the backend went out (see storeWordLocked).
+func (p *Pool) setFlagLocked(b *Backend, f uint32, on bool) (changed, out bool) {
 	w := b.word.Load()
 	n := w &^ f
 	if on {
 		n |= f
 	}
 	if n == w {
-		return false
+		return false, false
 	}
-	p.storeWordLocked(b, n)
-	return true
+	return true, p.storeWordLocked(b, n)
 }
 
 // SetZoneDrained drains (on) or re-enables (off) every backend of a zone,
@@ -254,14 +267,20 @@ func (p *Pool) SetZoneDrained(zone string, on bool) bool {
 	} else {
 		delete(p.offZones, zone)
 	}
+	var gone []*Backend
 	for _, b := range p.current.Load().backends {
 		if b.Zone() == zone {
-			p.setFlagLocked(b, flagZoneOff, on)
+			if _, out := p.setFlagLocked(b, flagZoneOff, on); out {
+				gone = append(gone, b)
+			}
 		}
 	}
 	p.mu.Unlock()
 	if changed && !on {
 		p.wake()
+	}
+	for _, b := range gone {
+		b.wentOut()
 	}
 	return changed
 }

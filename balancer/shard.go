@@ -33,11 +33,13 @@ const maxShards = 16
 // line so that cores counting in different shards never share one. done
 // is the shard's release tick (Pool.ticks) when a request of the backend
 // last ended in the shard: which of two equally busy backends made
-// progress more recently (see leastConn).
+// progress more recently (see leastConn). watches are the requests of the
+// shard that wait to hear when the backend goes out (watch.go).
 type counter struct {
-	n    atomic.Int64
-	done atomic.Uint64
-	_    [48]byte
+	n       atomic.Int64
+	done    atomic.Uint64
+	watches watchList
+	_       [32]byte
 }
 
 // shardsFor returns the number of shards for n cores: a power of two, so

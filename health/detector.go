@@ -55,12 +55,14 @@ func (d *Detector) poke() {
 
 // Observe records the outcome of one attempt on b. The proxy calls it after
 // every attempt, with failed true for a connect error, reset, timeout or a
-// retryable 5xx, and never for a client that went away. Each failure in a
+// failing status, and never for a client that went away. Each failure in a
 // row also sets the backend's soft penalty (balancer.Backend.Penalize), so
 // picks steer away from it at once, long before it has failed often enough
-// to be ejected; a success ends the penalty. A success costs a map read and
-// two atomic loads; only the failure that reaches the threshold takes the
-// pool's lock.
+// to be ejected; a success ends the penalty. While the backend's trial
+// request runs (after an ejection, see balancer.PickTrial), an outcome on
+// it is the trial's verdict: a success brings it up, a failure ejects it
+// again at once. A success costs a map read and three atomic loads; only a
+// failure that decides something takes the pool's lock.
 func (d *Detector) Observe(b *balancer.Backend, failed bool) {
 	r := d.t.lookup(b)
 	if r == nil {
@@ -71,6 +73,13 @@ func (d *Detector) Observe(b *balancer.Backend, failed bool) {
 		if r.fails.Load() != 0 {
 			r.fails.Store(0)
 		}
+		if b.TrialRunning() {
+			d.trialPassed(r)
+		}
+		return
+	}
+	if b.TrialRunning() {
+		d.trialFailed(r)
 		return
 	}
 	n := r.fails.Add(1)
@@ -78,6 +87,39 @@ func (d *Detector) Observe(b *balancer.Backend, failed bool) {
 	if o := d.opts.Load(); o.ConsecutiveFailures > 0 && n >= int64(o.ConsecutiveFailures) {
 		d.eject(r, o, n)
 	}
+}
+
+// trialPassed brings r's backend up: its trial request succeeded.
+func (d *Detector) trialPassed(r *record) {
+	t := d.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.b.State() == balancer.StateEjected && r.b.TrialRunning() {
+		t.setStateLocked(r, balancer.StateUp, "trial request succeeded; ejection ended", time.Now())
+	}
+}
+
+// trialFailed ejects r's backend again, backing off: its trial request
+// failed. The cap on ejected backends does not apply, since the backend
+// never came back.
+func (d *Detector) trialFailed(r *record) {
+	t := d.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.b.State() != balancer.StateEjected || !r.b.TrialRunning() {
+		return
+	}
+	o := d.opts.Load()
+	now := time.Now()
+	length := r.ejectLocked(now, o.Ejection)
+	r.b.EndTrial()
+	t.log.Info("backend ejected again",
+		"pool", t.pool.Name(), "backend", r.b.Address(), "zone", r.b.Zone(),
+		"reason", fmt.Sprintf("trial request failed; ejected for %v", length))
+	if !t.closed {
+		t.m.ejections.WithLabelValues(t.pool.Name(), r.b.Address(), r.b.Zone()).Inc()
+	}
+	d.poke()
 }
 
 // eject ejects r's backend if it is up and the pool's cap allows. Either
@@ -106,12 +148,10 @@ func (d *Detector) eject(r *record, o *PassiveOptions, n int64) {
 	}
 	now := time.Now()
 	k := min(r.decayLocked(now, o.Ejection)+1, MaxBackoff)
-	r.recent = k
-	r.total++
 	length := time.Duration(k) * o.Ejection
 	reason := fmt.Sprintf("%d consecutive failed attempts; ejected for %v", n, length)
 	if t.setStateLocked(r, balancer.StateEjected, reason, now) {
-		r.ejectedUntil = now.Add(length)
+		r.ejectLocked(now, o.Ejection)
 		if !t.closed {
 			t.m.ejections.WithLabelValues(t.pool.Name(), r.b.Address(), r.b.Zone()).Inc()
 		}
@@ -139,24 +179,41 @@ func (d *Detector) Run(ctx context.Context) {
 	}
 }
 
-// sweep brings back every backend whose ejection ended by now and returns
-// the earliest ejection end still ahead, or zero if none.
+// sweep ends every ejection whose time is up by now and returns the
+// earliest moment it has more to do, or zero if nothing waits. An ejection
+// whose time is up first waits for a trial request (balancer.OpenTrial);
+// one that no request came to try within another ejection length comes
+// back as before trials, with its full share.
 func (d *Detector) sweep(now time.Time) time.Time {
 	t := d.t
 	s := t.sync()
+	base := d.opts.Load().Ejection
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var next time.Time
+	soonest := func(at time.Time) {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
 	for _, r := range s.recs {
 		if r.b.State() != balancer.StateEjected || r.ejectedUntil.IsZero() {
 			continue
 		}
-		if !now.Before(r.ejectedUntil) {
-			t.setStateLocked(r, balancer.StateUp, "ejection ended", now)
-			continue
-		}
-		if next.IsZero() || r.ejectedUntil.Before(next) {
-			next = r.ejectedUntil
+		switch {
+		case now.Before(r.ejectedUntil):
+			soonest(r.ejectedUntil)
+		case r.trialFrom.IsZero():
+			if r.b.OpenTrial() {
+				r.trialFrom = now
+				t.log.Debug("backend waits for a trial request",
+					"pool", t.pool.Name(), "backend", r.b.Address(), "zone", r.b.Zone())
+				soonest(now.Add(base))
+			}
+		case !now.Before(r.trialFrom.Add(base)) && !r.b.TrialRunning():
+			t.setStateLocked(r, balancer.StateUp, "ejection ended; no request came to try it with", now)
+		default:
+			soonest(r.trialFrom.Add(base))
 		}
 	}
 	return next

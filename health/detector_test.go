@@ -31,6 +31,18 @@ func failN(d *Detector, b *balancer.Backend, n int) {
 	}
 }
 
+// tryOnce sends b its trial request, which passes or fails, as the proxy
+// does: PickTrial, the outcome, then the lease's release.
+func tryOnce(t *testing.T, f *fixture, d *Detector, b *balancer.Backend, failed bool) {
+	t.Helper()
+	lease, ok := f.pool.PickTrial(nil)
+	if !ok || lease.Backend() != b {
+		t.Fatalf("no trial request for %s (state %v, trial open %v)", b.Address(), b.State(), b.Trial())
+	}
+	d.Observe(b, failed)
+	lease.Release()
+}
+
 func TestDetectorBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, balancer.Options{SlowStart: time.Second}, specs("a", addrs(1, 4)...))
@@ -65,8 +77,12 @@ func TestDetectorBackoff(t *testing.T) {
 			}
 			time.Sleep(time.Nanosecond)
 			synctest.Wait()
-			if b.State() != balancer.StateUp {
-				t.Fatalf("round %d: state %v when the ejection ended, want up", i+1, b.State())
+			if info, _ := f.t.Info(b.Address()); b.State() != balancer.StateEjected || info.Trial != "waiting" {
+				t.Fatalf("round %d: state %v, trial %q when the ejection ended, want ejected waiting for a trial", i+1, b.State(), info.Trial)
+			}
+			tryOnce(t, f, d, b, false)
+			if b.State() != balancer.StateUp || b.Trial() {
+				t.Fatalf("round %d: state %v after its trial request passed, want up", i+1, b.State())
 			}
 		}
 		labels := map[string]string{"pool": "web", "backend": b.Address(), "zone": "a"}
@@ -98,10 +114,11 @@ func TestDetectorBackoffDecays(t *testing.T) {
 		defer cancel()
 		go d.Run(ctx)
 		b := f.pool.Backends()[0]
+		d.Observe(b, true)
 		for k := 1; k <= 3; k++ { // ejections of 10s, 20s, 30s back to back
-			d.Observe(b, true)
 			time.Sleep(time.Duration(k) * ejection)
 			synctest.Wait()
+			tryOnce(t, f, d, b, k < 3) // the first two trial requests fail
 		}
 		if b.State() != balancer.StateUp {
 			t.Fatalf("state %v, want up", b.State())
@@ -337,8 +354,84 @@ func TestDetectorEjectedBackendReturnsAfterLeaving(t *testing.T) {
 		}
 		time.Sleep(time.Minute + 2*sweepEvery) // the detector sees it within a sweep
 		synctest.Wait()
+		if !b.Trial() {
+			t.Fatalf("state %v and no trial a base ejection after it came back, want a trial", b.State())
+		}
+		tryOnce(t, f, d, b, false)
 		if b.State() != balancer.StateUp {
-			t.Errorf("state %v a base ejection after it came back, want up", b.State())
+			t.Errorf("state %v after its trial request passed, want up", b.State())
+		}
+	})
+}
+
+// TestDetectorTrial plays what follows an ejection: the backend waits for
+// one trial request; a failed trial ejects it again at once, backing off,
+// without waiting for consecutive failures; a trial that ends without a
+// verdict opens again; a passed one brings it up; and a backend no request
+// came to try within another ejection length comes back as before.
+func TestDetectorTrial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, balancer.Options{}, specs("a", addrs(1, 4)...))
+		const ejection = 5 * time.Second
+		d, err := NewDetector(f.t, passive(5, ejection, 50))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go d.Run(ctx)
+		b := f.pool.Backends()[0]
+		failN(d, b, 5)
+		time.Sleep(ejection)
+		synctest.Wait()
+		if !b.Trial() || b.State() != balancer.StateEjected {
+			t.Fatalf("state %v, trial %v after the ejection, want ejected waiting for a trial", b.State(), b.Trial())
+		}
+
+		tryOnce(t, f, d, b, true)
+		info, _ := f.t.Info(b.Address())
+		if b.State() != balancer.StateEjected || b.Trial() || time.Until(info.EjectedUntil) != 2*ejection {
+			t.Fatalf("after a failed trial: state %v, trial %v, ejected for %v; want ejected for %v, no trial", b.State(), b.Trial(), time.Until(info.EjectedUntil), 2*ejection)
+		}
+		if got := f.logs.count(`"backend ejected again"`, `"reason":"trial request failed; ejected for 10s"`); got != 1 {
+			t.Errorf("logged %d re-ejections, want 1", got)
+		}
+
+		time.Sleep(2 * ejection)
+		synctest.Wait()
+		lease, ok := f.pool.PickTrial(nil)
+		if !ok {
+			t.Fatal("no trial after the second ejection")
+		}
+		lease.Release() // the client left: no verdict
+		if !b.Trial() || b.TrialRunning() {
+			t.Fatal("the trial did not open again after a request without a verdict")
+		}
+		tryOnce(t, f, d, b, false)
+		if b.State() != balancer.StateUp {
+			t.Fatalf("state %v after a passed trial, want up", b.State())
+		}
+		labels := map[string]string{"pool": "web", "backend": b.Address(), "zone": "a"}
+		if got, _ := f.counter(t, "azimuth_backend_ejections_total", labels); got != 2 {
+			t.Errorf("ejections counted %v, want 2", got)
+		}
+
+		// Nobody comes to try it: it returns one ejection length later.
+		failN(d, b, 5)
+		time.Sleep(3 * ejection) // its third recent ejection
+		synctest.Wait()
+		if !b.Trial() {
+			t.Fatalf("state %v, no trial after the third ejection", b.State())
+		}
+		time.Sleep(ejection - time.Nanosecond)
+		synctest.Wait()
+		if b.State() != balancer.StateEjected {
+			t.Fatalf("state %v before a trial-less ejection length passed", b.State())
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if b.State() != balancer.StateUp || b.Trial() {
+			t.Fatalf("state %v, trial %v an ejection length without a trial request, want up", b.State(), b.Trial())
 		}
 	})
 }

@@ -34,6 +34,9 @@ type Info struct {
 	Ejections       int `json:"ejections"`
 	// EjectedUntil is when the current ejection ends; zero if not ejected.
 	EjectedUntil time.Time `json:"ejected_until,omitzero"`
+	// Trial is "waiting" while an ejected backend whose time is up waits
+	// for a trial request, "running" while one is in flight; "" otherwise.
+	Trial string `json:"trial,omitempty"`
 }
 
 // Info returns the health of the pool's backend with the address.
@@ -82,6 +85,12 @@ func (t *Tracker) infoLocked(r *record, now time.Time) Info {
 	}
 	if b.State() == balancer.StateEjected {
 		i.EjectedUntil = r.ejectedUntil
+	}
+	switch {
+	case b.TrialRunning():
+		i.Trial = "running"
+	case b.Trial():
+		i.Trial = "waiting"
 	}
 	return i
 }

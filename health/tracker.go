@@ -56,6 +56,20 @@ type record struct {
 	decayFrom    time.Time // when recent last decayed, or the last ejection ended
 	total        int       // ejections since the record was created
 	ejectedUntil time.Time // zero unless ejected
+	trialFrom    time.Time // when the backend began to wait for a trial request; zero if not
+}
+
+// ejectLocked counts an ejection of r's backend starting now, with the
+// back-off of its recent ejections, sets when it ends and returns its
+// length. The caller holds Tracker.mu and has made the backend ejected.
+func (r *record) ejectLocked(now time.Time, base time.Duration) time.Duration {
+	k := min(r.decayLocked(now, base)+1, MaxBackoff)
+	r.recent = k
+	r.total++
+	length := time.Duration(k) * base
+	r.ejectedUntil = now.Add(length)
+	r.trialFrom = time.Time{}
+	return length
 }
 
 // NewTracker returns the health bookkeeping of pool. A nil logger discards;
@@ -159,6 +173,7 @@ func (t *Tracker) setStateLocked(r *record, to balancer.State, reason string, no
 	}
 	if from == balancer.StateEjected {
 		r.ejectedUntil = time.Time{}
+		r.trialFrom = time.Time{}
 		r.decayFrom = now
 	}
 	if to == balancer.StateUp {
