@@ -120,16 +120,14 @@ func TestWatchFiresWhenBackendGoesOut(t *testing.T) {
 				t.Fatalf("pick: %v on %v", err, l.Backend())
 			}
 			var fired atomic.Int32
-			var w Watch
-			w.Out = func() {
+			w := Watch{W: watcherFunc(func() {
 				fired.Add(1)
-				// The pool's locks are released: a callback may pick.
+				// The pool's locks are released: a watcher may pick.
 				if l2, err := p.Pick(context.Background(), nil); err == nil {
 					l2.Release()
 				}
-			}
-			var quiet Watch
-			quiet.Out = func() { t.Error("an unwatched watch fired") }
+			})}
+			quiet := Watch{W: watcherFunc(func() { t.Error("an unwatched watch fired") })}
 			l.Watch(&w)
 			l.Watch(&quiet)
 			l.Unwatch(&quiet)
@@ -143,3 +141,7 @@ func TestWatchFiresWhenBackendGoesOut(t *testing.T) {
 		})
 	}
 }
+
+type watcherFunc func()
+
+func (f watcherFunc) BackendOut() { f() }

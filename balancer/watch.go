@@ -11,13 +11,19 @@ import "sync"
 // Lease.Unwatch. It lives inside its owner's state (no allocation) and must
 // not be copied while registered.
 type Watch struct {
-	// Out runs when the backend goes out, on the goroutine that took it
-	// out, after the pool's locks are released. It must return quickly
-	// and must not call Unwatch (the watch is already gone).
-	Out func()
+	// W is told when the backend goes out, on the goroutine that took it
+	// out, after the pool's locks are released. It must return quickly;
+	// the watch is already gone, so Unwatch is not needed.
+	W Watcher
 
 	prev, next *Watch
 	list       *watchList
+}
+
+// Watcher is what a Watch tells. An interface rather than a func, so the
+// watcher's own state is the receiver and registering allocates nothing.
+type Watcher interface {
+	BackendOut()
 }
 
 // watchList is one shard's registered watches of one backend: a doubly
@@ -61,16 +67,16 @@ func (l *watchList) unlinkLocked(w *Watch) {
 }
 
 // takeWatches removes every watch registered on the backend and returns
-// their callbacks, to be run once no lock is held.
-func (b *Backend) takeWatches() []func() {
-	var out []func()
+// their watchers, to be told once no lock is held.
+func (b *Backend) takeWatches() []Watcher {
+	var out []Watcher
 	for i := range b.counts {
 		l := &b.counts[i].watches
 		l.mu.Lock()
 		for w := l.head; w != nil; {
 			next := w.next
-			if w.Out != nil {
-				out = append(out, w.Out)
+			if w.W != nil {
+				out = append(out, w.W)
 			}
 			w.prev, w.next, w.list = nil, nil, nil
 			w = next
@@ -84,7 +90,7 @@ func (b *Backend) takeWatches() []func() {
 // wentOut tells the backend's watchers it stopped taking requests. Callers
 // run it after releasing the pool's lock.
 func (b *Backend) wentOut() {
-	for _, f := range b.takeWatches() {
-		f()
+	for _, w := range b.takeWatches() {
+		w.BackendOut()
 	}
 }

@@ -185,6 +185,10 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		seen[name] = k.Line
 		idx, ok := fields[name]
 		if !ok {
+			if why, gone := replacedKeys[v.Type()][name]; gone {
+				d.problem(k.Line, p, "%s", why)
+				continue
+			}
 			msg := "unknown key"
 			if s := closest(name, fields); s != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", s)
@@ -221,6 +225,16 @@ func resolve(n *yaml.Node) *yaml.Node {
 		n = n.Alias
 	}
 	return n
+}
+
+// replacedKeys are keys an earlier version read, by the struct that held
+// them: a file that still has one is told what replaced it, not only that
+// the key is unknown.
+var replacedKeys = map[reflect.Type]map[string]string{
+	reflect.TypeFor[Budget](): {
+		"min_concurrency": "no longer read: the budget counts retries over time, not in flight; " +
+			"use min_per_second (retries per second always allowed) and window",
+	},
 }
 
 var fieldCache sync.Map // reflect.Type -> map[string]int

@@ -21,8 +21,12 @@ const (
 
 // DefaultRetryOn is the retry.on list used when the key is absent.
 func DefaultRetryOn() []string {
-	return []string{RetryOnConnectFailure, RetryOnTimeout, RetryOnReset}
+	return []string{RetryOnConnectFailure, RetryOnTimeout, RetryOnReset, "502", "503"}
 }
+
+// DefaultPassiveStatuses is the health.passive.statuses list used when the
+// key is absent.
+func DefaultPassiveStatuses() []int { return []int{500, 502, 503, 504} }
 
 // defaulter sets a field to its default when its key is absent.
 type defaulter struct{ ix *index }
@@ -79,13 +83,14 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 		def(d, p+".slow_start", &pl.SlowStart, 0)
 		def(d, p+".protocol", &pl.Protocol, ProtocolHTTP1)
 		def(d, p+".timeouts.connect", &pl.Timeouts.Connect, time.Second)
-		def(d, p+".timeouts.per_try", &pl.Timeouts.PerTry, 0)
+		def(d, p+".timeouts.per_try", &pl.Timeouts.PerTry, PerTry{Mode: PerTryAuto})
 		def(d, p+".timeouts.request", &pl.Timeouts.Request, 30*time.Second)
 		def(d, p+".retry.attempts", &pl.Retry.Attempts, DefaultRetryAttempts)
 		def(d, p+".retry.on", &pl.Retry.On, DefaultRetryOn())
 		def(d, p+".retry.max_body", &pl.Retry.MaxBody, 64<<10)
 		def(d, p+".retry.budget.percent", &pl.Retry.Budget.Percent, 20)
-		def(d, p+".retry.budget.min_concurrency", &pl.Retry.Budget.MinConcurrency, 3)
+		def(d, p+".retry.budget.min_per_second", &pl.Retry.Budget.MinPerSecond, 10)
+		def(d, p+".retry.budget.window", &pl.Retry.Budget.Window, 10*time.Second)
 		def(d, p+".zones.spill_below", &pl.Zones.SpillBelow, 0.7)
 		def(d, p+".zones.panic_below", &pl.Zones.PanicBelow, 0.5)
 		def(d, p+".queue.size", &pl.Queue.Size, 0)
@@ -101,9 +106,10 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 		}
 		pp := p + ".health.passive"
 		def(d, pp+".consecutive_failures", &pl.Health.Passive.ConsecutiveFailures, 5)
-		def(d, pp+".ejection", &pl.Health.Passive.Ejection, 30*time.Second)
+		def(d, pp+".ejection", &pl.Health.Passive.Ejection, 5*time.Second)
 		def(d, pp+".max_ejected_percent", &pl.Health.Passive.MaxEjectedPercent, 50)
 		def(d, pp+".penalty_half_life", &pl.Health.Passive.PenaltyHalfLife, time.Second)
+		def(d, pp+".statuses", &pl.Health.Passive.Statuses, DefaultPassiveStatuses())
 		for j := range pl.Backends {
 			def(d, fmt.Sprintf("%s.backends[%d].weight", p, j), &pl.Backends[j].Weight, 1)
 		}

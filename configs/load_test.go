@@ -123,14 +123,15 @@ func TestDefaults(t *testing.T) {
 		{"slow_start", p.SlowStart, time.Duration(0)},
 		{"protocol", p.Protocol, "http1"},
 		{"timeouts.connect", p.Timeouts.Connect, time.Second},
-		{"timeouts.per_try", p.Timeouts.PerTry, time.Duration(0)},
+		{"timeouts.per_try", p.Timeouts.PerTry, PerTry{Mode: PerTryAuto}},
 		{"timeouts.request", p.Timeouts.Request, 30 * time.Second},
 		{"retry.attempts", p.Retry.Attempts, 3},
-		{"retry.on", p.Retry.On, []string{"connect_failure", "timeout", "reset"}},
+		{"retry.on", p.Retry.On, []string{"connect_failure", "timeout", "reset", "502", "503"}},
 		{"retry.idempotency_header", p.Retry.IdempotencyHeader, ""},
 		{"retry.max_body", p.Retry.MaxBody, Size(64 << 10)},
 		{"retry.budget.percent", p.Retry.Budget.Percent, 20},
-		{"retry.budget.min_concurrency", p.Retry.Budget.MinConcurrency, 3},
+		{"retry.budget.min_per_second", p.Retry.Budget.MinPerSecond, 10},
+		{"retry.budget.window", p.Retry.Budget.Window, 10 * time.Second},
 		{"zones.spill_below", p.Zones.SpillBelow, 0.7},
 		{"zones.panic_below", p.Zones.PanicBelow, 0.5},
 		{"queue.size", p.Queue.Size, 0},
@@ -142,9 +143,10 @@ func TestDefaults(t *testing.T) {
 		{"health.active.rise", p.Health.Active.Rise, 2},
 		{"health.active.fall", p.Health.Active.Fall, 3},
 		{"health.passive.consecutive_failures", p.Health.Passive.ConsecutiveFailures, 5},
-		{"health.passive.ejection", p.Health.Passive.Ejection, 30 * time.Second},
+		{"health.passive.ejection", p.Health.Passive.Ejection, 5 * time.Second},
 		{"health.passive.max_ejected_percent", p.Health.Passive.MaxEjectedPercent, 50},
 		{"health.passive.penalty_half_life", p.Health.Passive.PenaltyHalfLife, time.Second},
+		{"health.passive.statuses", p.Health.Passive.Statuses, []int{500, 502, 503, 504}},
 		{"backends[0].weight", p.Backends[0].Weight, 1},
 		{"backends[0].max_conns", p.Backends[0].MaxConns, 0},
 		{"max_idle_conns_per_backend", p.MaxIdleConnsPerBackend, 64},
@@ -184,18 +186,22 @@ pools:
 // TestExplicitZeroKept checks that a key written as zero is not replaced by
 // its default: 0 is meaningful for several keys ("off").
 func TestExplicitZeroKept(t *testing.T) {
-	c := mustParse(t, "z.yaml", minimalYAML+`    retry: { on: [], budget: { percent: 0, min_concurrency: 0 } }
+	c := mustParse(t, "z.yaml", minimalYAML+`    retry: { on: [], budget: { percent: 0, min_per_second: 0 } }
+    timeouts: { per_try: 0 }
     zones: { spill_below: 0, panic_below: 0 }
     health:
-      passive: { consecutive_failures: 0, penalty_half_life: 0 }
+      passive: { consecutive_failures: 0, penalty_half_life: 0, statuses: [] }
     max_idle_conns_per_backend: 0
 log:
   access_log: { sample_success: 0 }
 shutdown: { drain_delay: 0, grace: 0 }
 `)
 	p := c.Pools[0]
-	if len(p.Retry.On) != 0 || p.Retry.Budget.Percent != 0 || p.Retry.Budget.MinConcurrency != 0 {
+	if len(p.Retry.On) != 0 || p.Retry.Budget.Percent != 0 || p.Retry.Budget.MinPerSecond != 0 {
 		t.Errorf("retry = %+v", p.Retry)
+	}
+	if p.Timeouts.PerTry.Mode != PerTryOff || len(p.Health.Passive.Statuses) != 0 {
+		t.Errorf("per_try %v, passive statuses %v; want off and none", p.Timeouts.PerTry, p.Health.Passive.Statuses)
 	}
 	if p.Zones.SpillBelow != 0 || p.Zones.PanicBelow != 0 {
 		t.Errorf("zones = %+v", p.Zones)

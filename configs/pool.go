@@ -46,9 +46,16 @@ type Pool struct {
 type Timeouts struct {
 	// Connect bounds a TCP (and TLS) connect to a backend (default 1s).
 	Connect time.Duration `yaml:"connect"`
-	// PerTry bounds one attempt up to the response headers; on expiry the
-	// attempt may be retried. Default 0: no per-try limit, only Request.
-	PerTry time.Duration `yaml:"per_try"`
+	// PerTry is how long an attempt of a replayable request waits for its
+	// response headers before a second attempt starts in another zone.
+	// The first attempt keeps running and the first headers win, so a
+	// rare legitimately slow request still succeeds. "auto" (default)
+	// learns it from the pool's latency: 3 × the p99 time to headers of
+	// successful attempts over the last 10 s, between 20ms and 5s (at most
+	// half of Request), 1s until 50 samples are in. A duration fixes it;
+	// "off" (or 0) leaves only Request. A request that cannot be replayed
+	// keeps its single attempt until Request whatever this says.
+	PerTry PerTry `yaml:"per_try"`
 	// Request bounds the whole request, all attempts included (default
 	// 30s).
 	Request time.Duration `yaml:"request"`
@@ -57,32 +64,44 @@ type Timeouts struct {
 // Retry is the pool's retry policy. Only a request whose response has not
 // started reaching the client, and which is safe to replay, is retried.
 type Retry struct {
-	// Attempts is the total number of tries, the first included (default
-	// 3; 1 means never retry; at most 10).
+	// Attempts is the total number of tries, hedges included, the first
+	// included (default 3; 1 means never retry or hedge; at most 10).
 	Attempts int `yaml:"attempts"`
-	// On lists retryable causes: connect_failure, timeout, reset, or a
-	// 4xx/5xx status as a string ("503"). Default [connect_failure,
-	// timeout, reset].
+	// On lists retryable causes: connect_failure, timeout (a per-try
+	// timeout: without it, an attempt past its per-try time only waits),
+	// reset, or a 4xx/5xx status as a string ("503"). Default
+	// [connect_failure, timeout, reset, "502", "503"].
 	On []string `yaml:"on"`
 	// IdempotencyHeader, when set, makes a non-idempotent request carrying
 	// this header replayable. Empty (default) means only idempotent
 	// methods are retried.
 	IdempotencyHeader string `yaml:"idempotency_header"`
 	// MaxBody is the largest request body buffered for replay (default
-	// 64KiB); a larger body is streamed and not retried.
+	// 64KiB). Only a replayable request (idempotent method or idempotency
+	// key) is buffered, and only up to this; any other body streams to the
+	// backend as it arrives and is not retried.
 	MaxBody Size `yaml:"max_body"`
-	// Budget caps retries as a share of live requests.
+	// Budget caps retries and hedges over time.
 	Budget Budget `yaml:"budget"`
 }
 
-// Budget keeps retries from multiplying load during an outage: retries in
-// flight may be at most Percent of requests in flight, but MinConcurrency
-// retries are always allowed.
+// Budget keeps retries and hedges from multiplying load when every zone is
+// failing, while leaving room for the burst a single zone's failure
+// causes: each request deposits Percent/100 of a retry, each retry or
+// hedge withdraws one, deposits and withdrawals expire after Window, and
+// MinPerSecond retries per second are always allowed. It is measured over
+// time, not over requests in flight: when a zone fails, nearly every
+// request in flight is on it, so a share of those would refuse exactly
+// the retries that save them.
 type Budget struct {
-	// Percent is 0..100 (default 20).
+	// Percent is the share of requests that may be retried or hedged,
+	// 0..100 (default 20).
 	Percent int `yaml:"percent"`
-	// MinConcurrency is the floor of concurrent retries (default 3).
-	MinConcurrency int `yaml:"min_concurrency"`
+	// MinPerSecond is the floor: retries per second always allowed,
+	// whatever the traffic (default 10).
+	MinPerSecond int `yaml:"min_per_second"`
+	// Window is how long deposits and withdrawals count (default 10s).
+	Window time.Duration `yaml:"window"`
 }
 
 // Zones sets the zone preference thresholds, as fractions of the local
@@ -149,12 +168,19 @@ type PassiveHealth struct {
 	// ConsecutiveFailures ejects a backend after this many failed requests
 	// in a row (default 5; 0 turns passive detection off).
 	ConsecutiveFailures int `yaml:"consecutive_failures"`
-	// Ejection is the first ejection's length (default 30s); repeated
-	// ejections back off from it.
+	// Ejection is the first ejection's length (default 5s); repeated
+	// ejections back off from it (n × ejection, at most 10×). When it
+	// ends, the backend gets one trial request (a replayable one): it
+	// comes back if that succeeds and is ejected again at once if not.
 	Ejection time.Duration `yaml:"ejection"`
 	// MaxEjectedPercent caps the share of the pool ejected at once
 	// (0..100, default 50), so detection cannot empty a pool.
 	MaxEjectedPercent int `yaml:"max_ejected_percent"`
+	// Statuses are the response codes that count as a failed attempt
+	// (default [500, 502, 503, 504]), whatever retry.on says. Connect
+	// failures, resets and per-try timeouts always count. An empty list
+	// counts no status.
+	Statuses []int `yaml:"statuses"`
 	// PenaltyHalfLife is how fast the soft penalty of a failed request
 	// fades (default 1s; 0 turns penalties off). Each failure in a row
 	// makes the backend look 2, 4, 8, ... connections busier to

@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // maxAttempts bounds retry.attempts: more tries than this multiply load in
@@ -51,14 +52,15 @@ func (v *validator) timeouts(p string, t Timeouts) {
 	if t.Request == 0 {
 		v.add(p+".request", "must be more than 0")
 	}
-	if t.PerTry > t.Request && t.Request > 0 {
-		v.add(p+".per_try", "%v is longer than request %v", t.PerTry, t.Request)
+	fixed := t.PerTry.Mode == PerTryFixed
+	if fixed && t.PerTry.Fixed > t.Request && t.Request > 0 {
+		v.add(p+".per_try", "%v is longer than request %v", t.PerTry.Fixed, t.Request)
 	}
 	if t.Connect > t.Request && t.Request > 0 {
 		v.add(p+".connect", "%v is longer than request %v", t.Connect, t.Request)
 	}
-	if t.PerTry > 0 && t.Connect > t.PerTry {
-		v.add(p+".connect", "%v is longer than per_try %v", t.Connect, t.PerTry)
+	if fixed && t.Connect > t.PerTry.Fixed {
+		v.add(p+".connect", "%v is longer than per_try %v", t.Connect, t.PerTry.Fixed)
 	}
 }
 
@@ -93,7 +95,10 @@ func (v *validator) retry(p string, r Retry) {
 		v.add(p+".max_body", "is negative")
 	}
 	v.percent(p+".budget.percent", r.Budget.Percent)
-	v.nonNegative(p+".budget.min_concurrency", r.Budget.MinConcurrency)
+	v.nonNegative(p+".budget.min_per_second", r.Budget.MinPerSecond)
+	if r.Budget.Window < time.Second {
+		v.add(p+".budget.window", "%v is shorter than 1s; a budget counts retries over seconds", r.Budget.Window)
+	}
 }
 
 func (v *validator) health(p string, h Health) {
@@ -129,6 +134,17 @@ func (v *validator) health(p string, h Health) {
 		v.add(pp+".ejection", "must be more than 0 while consecutive_failures is on")
 	}
 	v.percent(pp+".max_ejected_percent", h.Passive.MaxEjectedPercent)
+	seen := map[int]int{}
+	for i, code := range h.Passive.Statuses {
+		sp := fmt.Sprintf("%s.statuses[%d]", pp, i)
+		if first, dup := seen[code]; dup {
+			v.add(sp, "%d is already statuses[%d]", code, first)
+		}
+		seen[code] = i
+		if code < 400 || code > 599 {
+			v.add(sp, "%d is not an error status; want 400-599", code)
+		}
+	}
 }
 
 func (v *validator) poolTLS(p string, pl Pool) {

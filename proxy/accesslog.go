@@ -103,6 +103,9 @@ func (a *AccessLog) log(x *exchange, r *http.Request, status int, aborted bool) 
 		slog.Int("tries", x.tries),
 		slog.Any("attempts", attempts),
 	}
+	if x.race.refused != "" {
+		attrs = append(attrs, slog.String("retry_refused", x.race.refused))
+	}
 	if aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))
 	}
@@ -166,6 +169,11 @@ func (a *AccessLog) writeJSON(x *exchange, r *http.Request, status int, aborted 
 		b = append(b, '}')
 	}
 	b = append(b, ']')
+	if x.race.refused != "" {
+		b = append(b, `,"retry_refused":"`...)
+		b = append(b, x.race.refused...)
+		b = append(b, '"')
+	}
 	if aborted {
 		b = append(b, `,"aborted":true`...)
 	}

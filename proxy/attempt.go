@@ -23,162 +23,165 @@ type failure struct {
 func (f *failure) Error() string { return f.cause.String() + ": " + f.err.Error() }
 func (f *failure) Unwrap() error { return f.err }
 
-// attempts runs the attempt loop for out: pick a backend, send, and when
-// the attempt failed and replay is safe, try another. It returns the
-// response to pass on, or the failure. Nothing has been written to the
-// client when it returns.
-func (s *Server) attempts(x *exchange, out *http.Request) (*http.Response, error) {
-	clientCtx := x.ctx
-	p := x.pool
-	deadline := x.start.Add(p.Timeouts.Request)
-	if p.Timeouts.Request <= 0 {
-		deadline = x.start.Add(24 * time.Hour)
+// attempt is one try of a request on one backend: its lifetime (which the
+// transport aborts through), the lease that counts it on the backend, the
+// watch that tells it the backend went out, and its outcome. It is
+// allocated per attempt, like the lifetime it embeds, so a timer or a
+// watch that fires after the request ended finds an ended lifetime and
+// nothing else.
+type attempt struct {
+	lifetime
+	r     *race
+	lease balancer.Lease
+	watch balancer.Watch
+	start time.Time
+	req   *http.Request
+	slot  int   // its place in the access log's list of attempts
+	own   bool  // runs on the request's goroutine: it may forward 1xx responses
+	hedge bool  // started while another attempt of the request ran
+	from  Cause // why it started: CauseNone for the first, else the cause of the retry
+
+	resp   *http.Response
+	cause  Cause
+	err    error
+	status int
+	took   time.Duration // to the response head, or to the failure
+}
+
+var _ balancer.Watcher = (*attempt)(nil)
+
+// perTryFired runs when the attempt's timer fires. For an attempt that may
+// hedge, a timer before the request's deadline is its per-try time: a
+// hedge starts (once) and the attempt keeps running, its timer set again
+// for the deadline. Otherwise the attempt ends as timed out.
+func (a *attempt) perTryFired() {
+	l := &a.lifetime
+	l.mu.Lock()
+	if l.cause != nil || l.headed {
+		l.mu.Unlock()
+		return
 	}
-	hasKey := p.Retry.IdempotencyHeader != "" && out.Header.Get(p.Retry.IdempotencyHeader) != ""
-	var tried balancer.Tried
-	var last *failure
-	var lastZone string
-	retrying := false
-	defer func() {
-		if retrying {
-			p.budget.release()
+	if left := time.Until(a.r.deadline); left > 0 {
+		if !l.pastPerTry {
+			l.pastPerTry = true
+			a.r.hedge(a, CauseTimeout)
 		}
-	}()
-	for {
-		lease, err := p.Balancer.Pick(clientCtx, &tried)
-		if err != nil {
-			if last != nil {
-				return nil, last
-			}
-			if clientCtx.Err() != nil {
-				return nil, &failure{cause: CauseClientGone, err: clientCtx.Err()}
+		l.timer.Reset(left)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	l.end(errPerTryTimeout)
+}
+
+// BackendOut moves the attempt's request at once when health or an
+// operator took its backend out while it waited for its response: a hedge
+// starts in another zone, unless the attempt already hedged.
+func (a *attempt) BackendOut() {
+	l := &a.lifetime
+	l.mu.Lock()
+	if l.cause == nil && !l.headed && !l.pastPerTry {
+		l.pastPerTry = true
+		a.r.hedge(a, CauseOut)
+	}
+	l.mu.Unlock()
+}
+
+// attempts runs the request's attempts (see race) and returns the
+// response to pass on, or the failure. Nothing has been written to the
+// client when it returns, and every attempt but the winner has ended.
+func (s *Server) attempts(x *exchange, out *http.Request) (*http.Response, error) {
+	r := &x.race
+	r.init(s, x, out)
+	p := x.pool
+	var lease balancer.Lease
+	trial := false
+	if r.hedging {
+		// A backend waiting for its trial after an ejection gets a
+		// request that can hedge away from it if it still hangs.
+		lease, trial = p.Balancer.PickTrial(&r.tried)
+	}
+	if !trial {
+		var err error
+		if lease, err = p.Balancer.Pick(x.ctx, &r.tried); err != nil {
+			if x.ctx.Err() != nil {
+				return nil, &failure{cause: CauseClientGone, err: x.ctx.Err()}
 			}
 			return nil, &failure{cause: CauseOther, err: err, noBackend: true}
 		}
-		b := lease.Backend()
-		tried.Add(b)
-		if last != nil && p.metrics != nil {
-			p.metrics.retries.get(retryKey{from: lastZone, to: b.Zone(), cause: last.cause}).Inc()
-		}
-		resp, cause, err := x.try(out, lease, deadline)
-		if cause == CauseNone {
-			return resp, nil
-		}
-		v := Decide(&p.Retry, Attempt{
-			Method:            out.Method,
-			HasIdempotencyKey: hasKey,
-			BodyReplayable:    x.body.replayable,
-			Cause:             cause,
-			Tries:             tried.Len(),
-			TimeLeft:          time.Until(deadline),
-			BudgetAllows:      true, // checked last, below, since taking a slot is not pure
-		})
-		if v == Retry && !retrying {
-			if retrying = p.budget.acquire(&p.Retry); !retrying {
-				v = NoRetryBudget
-			}
-		}
-		if v != Retry {
-			if v == NoRetryBudget && p.metrics != nil {
-				p.metrics.budgetExhausted.Inc()
-			}
-			if resp != nil { // a retryable status we may not retry: pass it on
-				return resp, nil
-			}
-			x.final = cause
-			return nil, &failure{cause: cause, err: err}
-		}
-		if resp != nil {
-			drain(resp.Body)
-		}
-		last, lastZone = &failure{cause: cause, err: err}, b.Zone()
-		x.final = cause
 	}
+	r.started, r.running = 1, 1
+	r.loop(lease, CauseNone, "", false, true)
+	won, last := r.wait()
+	if won == nil {
+		return nil, &failure{cause: last.cause, err: last.err}
+	}
+	if won.cause == CauseNone && p.Timeouts.PerTryAuto {
+		p.perTry.observe(won.start.Sub(processStart)+won.took, won.took)
+	}
+	won.resp.Body = x.releaseOnClose(won.resp.Body, won.lease, &won.lifetime)
+	return won.resp, nil
 }
 
-// try sends one attempt to the lease's backend. It returns the response,
-// or the cause and error of the failure; for CauseStatus it returns both
-// the response and the cause, so the caller can still pass the response on.
-func (x *exchange) try(out *http.Request, lease balancer.Lease, deadline time.Time) (*http.Response, Cause, error) {
-	b := lease.Backend()
+// send makes one attempt's round trip and classifies its outcome. It
+// takes no lock of the race.
+func (a *attempt) send() {
+	x := a.r.x
 	p := x.pool
-	clientCtx := x.ctx
-	limit := time.Until(deadline)
-	if pt := p.Timeouts.PerTry; pt > 0 && pt < limit {
-		limit = pt
+	if a.own {
+		x.rec.info.attempt(a.end)
 	}
-	life := startLifetime(clientCtx, limit)
-	if limit <= 0 {
-		// The request's time ran out before this try began (a slow
-		// client's body took it): the try fails at once as timed out.
-		life.end(errPerTryTimeout)
+	resp, err := a.roundTrip(p.Transport)
+	if a.r.replayable {
+		a.lease.Unwatch(&a.watch)
 	}
-	req := out
-	if x.tries > 0 {
-		// A retry: its own request, URL and body reader, since the failed
-		// attempt's transport may still hold the old ones. The header map
-		// is shared: nothing writes to it once the request is made.
-		o := &outboundRequest{req: *out, url: *out.URL}
-		req = &o.req
-		req.URL = &o.url
-		req.Body = x.body.reader()
-	}
-	req.URL.Host = b.Address()
-	x.rec.info.attempt(life.end)
-	start := time.Now()
-	resp, err := x.roundTrip(p.Transport, req, life)
-	if late := life.headArrived(); err == nil && late {
-		// The timer went off as the headers arrived; the body is cut.
+	a.took = time.Since(a.start)
+	if err == nil && a.headArrived() {
+		// The timer ended the attempt, or another attempt won, as the
+		// head arrived; its body is cut.
 		drain(resp.Body)
-		resp, err = nil, errPerTryTimeout
+		resp, err = nil, errAttemptEnded
 	}
 	if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 999) {
 		// A status no client can be sent (HTTP/1.1's parser takes 000).
 		drain(resp.Body)
 		resp, err = nil, errMalformedStatus
 	}
-	cause := classify(err, life.Cause(), clientCtx)
-	status := 0
+	a.cause = classify(err, a.Cause(), x.ctx)
 	if err == nil {
-		status = resp.StatusCode
-		if p.Retry.RetryStatus(status) {
-			cause = CauseStatus
+		a.status = resp.StatusCode
+		if p.Retry.RetryStatus(a.status) {
+			a.cause = CauseStatus
+			err = errors.New("status " + resp.Status)
 		}
 	}
-	x.record(b, cause, status, time.Since(start))
-	if m := p.metrics; m != nil {
-		m.attempts.get(attemptKey{zone: b.Zone(), cause: cause}).Inc()
-	}
-	if p.Outlier != nil && cause != CauseClientGone {
-		p.Outlier.Observe(b, cause.BackendFault())
-	}
-	if err != nil {
-		life.finish()
-		lease.Release()
-		return nil, cause, err
-	}
-	resp.Body = x.releaseOnClose(resp.Body, lease, life)
-	if cause == CauseStatus {
-		return resp, cause, errors.New("status " + resp.Status)
-	}
-	return resp, CauseNone, nil
+	a.resp, a.err = resp, err
 }
 
-// roundTrip sends one attempt's request with the client's exchange as the
-// receiver of 1xx responses. The proxy's HTTP/1.1 transport takes the
-// attempt's lifetime and the receiver directly and calls it on this
-// goroutine. Others get a context that the lifetime's end cancels, and
-// the receiver through httptrace.
-func (x *exchange) roundTrip(t http.RoundTripper, req *http.Request, life *lifetime) (*http.Response, error) {
+// roundTrip sends the attempt's request with the client's exchange as the
+// receiver of 1xx responses, when the attempt runs on the request's own
+// goroutine (a hedge's 1xx responses are dropped: only one goroutine may
+// write to the client). The proxy's HTTP/1.1 transport takes the attempt's
+// lifetime and the receiver directly. Others get a context that the
+// lifetime's end cancels, and the receiver through httptrace.
+func (a *attempt) roundTrip(t http.RoundTripper) (*http.Response, error) {
+	x := a.r.x
 	if h1, ok := t.(*h1Transport); ok {
-		return h1.roundTrip(req, life, x.informational)
+		if a.own {
+			return h1.roundTrip(a.req, &a.lifetime, x.informational)
+		}
+		return h1.roundTrip(a.req, &a.lifetime, nil)
 	}
-	ctx, cancel := context.WithCancelCause(req.Context())
-	life.onEnd(func() { cancel(life.Cause()) })
-	hook := &informationalHook{x: x}
-	defer hook.end()
-	trace := &httptrace.ClientTrace{Got1xxResponse: hook.got}
-	return t.RoundTrip(req.WithContext(httptrace.WithClientTrace(ctx, trace)))
+	ctx, cancel := context.WithCancelCause(a.req.Context())
+	a.onEnd(func() { cancel(a.Cause()) })
+	req := a.req
+	if a.own {
+		hook := &informationalHook{x: x}
+		defer hook.end()
+		trace := &httptrace.ClientTrace{Got1xxResponse: hook.got}
+		ctx = httptrace.WithClientTrace(ctx, trace)
+	}
+	return t.RoundTrip(req.WithContext(ctx))
 }
 
 // errMalformedStatus fails an attempt whose backend answered with a

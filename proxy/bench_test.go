@@ -42,7 +42,7 @@ func BenchmarkProxyGET(b *testing.B) {
 				Listeners: []ListenerConfig{{Name: "http", Routes: []Route{{Pool: "app"}}}},
 				Pools: []PoolConfig{{Name: "app", Balancer: bp, Transport: tr,
 					Timeouts: Timeouts{Connect: time.Second, PerTry: time.Second, Request: 5 * time.Second},
-					Retry:    RetryPolicy{Attempts: 3, On: causes(CauseConnect, CauseTimeout), MaxBody: 64 << 10, BudgetPercent: 20, BudgetMin: 3}}},
+					Retry:    RetryPolicy{Attempts: 3, On: causes(CauseConnect, CauseTimeout), MaxBody: 64 << 10, BudgetPercent: 20, BudgetMinPerSecond: 1, BudgetWindow: 10 * time.Second}}},
 			})
 			if err != nil {
 				b.Fatal(err)

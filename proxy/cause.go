@@ -30,10 +30,19 @@ const (
 	CauseClientGone
 	// CauseOther: any other transport error (malformed response...).
 	CauseOther
+	// CauseCancelled: another attempt of the request got its response
+	// first, and this one was cancelled before it was past its per-try
+	// time. Not held against the backend.
+	CauseCancelled
+	// CauseOut: not an outcome but why a hedge started: the backend of an
+	// attempt still waiting for its response was taken out (ejected, down,
+	// drained). Always a reason to move a replayable request, whatever
+	// retry.on says.
+	CauseOut
 	numCauses
 )
 
-var causeNames = [numCauses]string{"ok", "connect_failure", "timeout", "reset", "status", "client_gone", "error"}
+var causeNames = [numCauses]string{"ok", "connect_failure", "timeout", "reset", "status", "client_gone", "error", "cancelled", "backend_out"}
 
 // String returns the name used in retry.on, metrics and logs.
 func (c Cause) String() string {
@@ -44,13 +53,19 @@ func (c Cause) String() string {
 }
 
 // BackendFault reports whether the cause counts against the backend for
-// passive outlier detection.
+// passive outlier detection. A status counts by the pool's own list
+// (PoolConfig.FailStatuses), not by being retryable.
 func (c Cause) BackendFault() bool {
-	return c == CauseConnect || c == CauseTimeout || c == CauseReset || c == CauseStatus || c == CauseOther
+	return c == CauseConnect || c == CauseTimeout || c == CauseReset || c == CauseOther
 }
 
-// errPerTryTimeout ends an attempt whose per-try timer fired.
+// errPerTryTimeout ends an attempt whose per-try timer fired, or, for an
+// attempt that hedges, whose request ran out of time.
 var errPerTryTimeout = errors.New("per-try timeout")
+
+// errLostRace ends an attempt because another attempt of its request got
+// its response first.
+var errLostRace = errors.New("another attempt answered first")
 
 // classify maps a RoundTrip error to a Cause. ended is why the attempt's
 // lifetime ended (nil if it has not) and clientCtx the inbound request's
@@ -64,6 +79,8 @@ func classify(err error, ended error, clientCtx context.Context) Cause {
 		return CauseClientGone
 	case ended == errPerTryTimeout:
 		return CauseTimeout
+	case ended == errLostRace:
+		return CauseCancelled
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {

@@ -27,6 +27,7 @@ type exchange struct {
 	tries    int
 	final    Cause // cause of the last failed attempt, if the request failed
 	respBody releasingBody
+	race     race
 }
 
 // attemptRecord is what the access log says of one attempt.
@@ -40,11 +41,19 @@ type attemptRecord struct {
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
-func (x *exchange) record(b *balancer.Backend, cause Cause, status int, d time.Duration) {
-	if x.tries < maxLoggedAttempts {
-		x.attempts[x.tries] = attemptRecord{backend: b.Address(), zone: b.Zone(), cause: cause, status: status, duration: d}
-	}
+// slot counts an attempt that starts and returns its place in the access
+// log's list, in the order attempts started.
+func (x *exchange) slot() int {
+	i := x.tries
 	x.tries++
+	return i
+}
+
+// record fills the access log's entry of the attempt in slot i.
+func (x *exchange) record(i int, b *balancer.Backend, cause Cause, status int, d time.Duration) {
+	if i < maxLoggedAttempts {
+		x.attempts[i] = attemptRecord{backend: b.Address(), zone: b.Zone(), cause: cause, status: status, duration: d}
+	}
 }
 
 func (x *exchange) reset() {

@@ -36,6 +36,7 @@ type testBackend struct {
 	status     atomic.Int32
 	delay      atomic.Int64 // ns before answering
 	hits       atomic.Int64
+	gone       atomic.Int64 // hung requests whose connection the proxy closed
 	mu         sync.Mutex
 	byMethod   map[string]int
 	srv        *http.Server
@@ -75,6 +76,7 @@ func (b *testBackend) handler(next http.Handler) http.Handler {
 		case modeHang:
 			select {
 			case <-r.Context().Done():
+				b.gone.Add(1)
 			case <-b.release:
 			}
 			return
@@ -174,13 +176,14 @@ func testPool(f *fleet, mod func(*PoolConfig)) PoolConfig {
 		Transport: NewTransport(TransportOptions{Connect: time.Second}),
 		Timeouts:  Timeouts{Connect: time.Second, PerTry: 300 * time.Millisecond, Request: 3 * time.Second},
 		Retry: RetryPolicy{
-			Attempts:          3,
-			On:                causes(CauseConnect, CauseTimeout, CauseReset, CauseStatus),
-			Statuses:          []int{502, 503},
-			IdempotencyHeader: "Idempotency-Key",
-			MaxBody:           64 << 10,
-			BudgetPercent:     20,
-			BudgetMin:         3,
+			Attempts:           3,
+			On:                 causes(CauseConnect, CauseTimeout, CauseReset, CauseStatus),
+			Statuses:           []int{502, 503},
+			IdempotencyHeader:  "Idempotency-Key",
+			MaxBody:            64 << 10,
+			BudgetPercent:      20,
+			BudgetMinPerSecond: 10,
+			BudgetWindow:       10 * time.Second,
 		},
 	}
 	if mod != nil {
@@ -211,13 +214,20 @@ func startProxy(t *testing.T, pools ...PoolConfig) *testProxy {
 // startProxyListener is startProxy with the listener's settings given.
 func startProxyListener(t *testing.T, lc ListenerConfig, pools ...PoolConfig) *testProxy {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	ctx, cancel := context.WithCancel(context.Background())
-	o := Options{Logger: slog.New(slog.DiscardHandler), Metrics: NewMetrics(reg)}
+	var access *AccessLog
 	if testing.Verbose() {
 		// go test -v shows every request's attempts.
-		o.AccessLog = NewAccessLog(slog.New(slog.NewTextHandler(os.Stderr, nil)), 1)
+		access = NewAccessLog(slog.New(slog.NewTextHandler(os.Stderr, nil)), 1)
 	}
+	return startProxyLogging(t, lc, access, pools...)
+}
+
+// startProxyLogging is startProxyListener with the access log given.
+func startProxyLogging(t *testing.T, lc ListenerConfig, access *AccessLog, pools ...PoolConfig) *testProxy {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	o := Options{Logger: slog.New(slog.DiscardHandler), Metrics: NewMetrics(reg), AccessLog: access}
 	s := NewServer(ctx, o)
 	g, err := s.Build(Config{Listeners: []ListenerConfig{lc}, Pools: pools})
 	if err != nil {

@@ -34,6 +34,18 @@ func (s *Server) forward(x *exchange, in *http.Request) {
 	}
 	resp, err := s.attempts(x, out)
 	if err != nil {
+		if berr := x.body.readError(); berr != nil {
+			// The client's streaming body broke the attempt: the answer
+			// is about the body, not the backend.
+			var tooBig *http.MaxBytesError
+			if errors.As(berr, &tooBig) {
+				plain(&x.rec, http.StatusRequestEntityTooLarge, "request body too large\n", false)
+				return
+			}
+			x.final = CauseClientGone
+			plain(&x.rec, http.StatusBadRequest, "request body incomplete\n", false)
+			return
+		}
 		s.answerError(&x.rec, in, err)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -50,11 +51,22 @@ type listener struct {
 // Pool returns the generation's pool with the name, or nil.
 func (g *Generation) Pool(name string) *Pool { return g.pools[name] }
 
+// PoolNames returns the names of the generation's pools, sorted.
+func (g *Generation) PoolNames() []string {
+	names := make([]string, 0, len(g.pools))
+	for name := range g.pools {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // InFlight returns the requests this generation is serving.
 func (g *Generation) InFlight() int64 { return g.inflight.Load() }
 
-// Build makes a generation from c. Retry budgets and metric children of
-// pools that existed before carry over, so their counts stay true.
+// Build makes a generation from c. Retry budgets, learned per-try
+// timeouts and metric children of pools that existed before carry over,
+// so their counts stay true.
 func (s *Server) Build(c Config) (*Generation, error) {
 	g := &Generation{listeners: map[string]*listener{}, pools: map[string]*Pool{}}
 	for _, pc := range c.Pools {
@@ -67,8 +79,8 @@ func (s *Server) Build(c Config) (*Generation, error) {
 		if pc.Scheme == "" {
 			pc.Scheme = "http"
 		}
-		b, m := s.poolState(pc.Name)
-		g.pools[pc.Name] = &Pool{PoolConfig: pc, budget: b, metrics: m}
+		st := s.poolState(pc.Name)
+		g.pools[pc.Name] = &Pool{PoolConfig: pc, budget: st.budget, perTry: st.perTry, metrics: st.metrics}
 	}
 	for _, lc := range c.Listeners {
 		r, err := newRouter(lc.Routes, g.pools)
@@ -80,18 +92,21 @@ func (s *Server) Build(c Config) (*Generation, error) {
 	return g, nil
 }
 
-func (s *Server) poolState(name string) (*Budget, *poolMetrics) {
+// poolState returns what a pool keeps across generations: its retry
+// budget, what it learned of its latency and its metric children.
+func (s *Server) poolState(name string) poolState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.pools[name]
 	if !ok {
-		st = poolState{budget: new(Budget), metrics: s.metrics.pool(name)}
+		st = poolState{budget: new(Budget), perTry: new(perTryLearner), metrics: s.metrics.pool(name)}
 		s.pools[name] = st
 	}
-	return st.budget, st.metrics
+	return st
 }
 
 type poolState struct {
 	budget  *Budget
+	perTry  *perTryLearner
 	metrics *poolMetrics
 }

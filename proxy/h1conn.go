@@ -263,24 +263,44 @@ type bodyWriter struct {
 
 func (bc *backendConn) writeBody(req *http.Request) *bodyWriter {
 	w := &bodyWriter{done: make(chan struct{})}
-	out := req
+	r := *req
+	body := &readErrBody{ReadCloser: req.Body}
+	r.Body = body
 	if httpguts.HeaderValuesContainsToken(req.Header["Expect"], "100-continue") {
 		w.gate = make(chan bool, 1)
-		r := *req
-		r.Body = &gatedBody{ReadCloser: req.Body, gate: w.gate}
-		out = &r
+		r.Body = &gatedBody{ReadCloser: body, gate: w.gate}
 	}
 	go func() {
 		defer close(w.done)
 		bw := getWriter(bc.conn)
-		err := out.Write(bw)
+		err := r.Write(bw)
 		if err == nil {
 			err = bw.Flush()
 		}
 		putWriter(bw)
+		if body.err != nil {
+			// The client's body broke off (it left, was too slow or sent
+			// too much): the backend must not wait for the rest, nor
+			// take what it got for the whole.
+			_ = bc.conn.Close()
+		}
 		w.err = err
 	}()
 	return w
+}
+
+// readErrBody notes a request body's read error other than its end.
+type readErrBody struct {
+	io.ReadCloser
+	err error // read on the writer's goroutine only
+}
+
+func (b *readErrBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 // proceed tells a body waiting for 100-continue to go (true) or not.

@@ -73,7 +73,12 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = http.MaxBytesReader(&x.rec, r.Body, l.MaxBody)
 	}
-	if err := x.body.load(r, p.Retry.MaxBody); err != nil {
+	// Only a body that could be replayed is read before the first attempt;
+	// any other streams to the backend as it arrives (a gRPC stream, a
+	// long upload).
+	replay := p.Retry.Attempts > 1 && (Idempotent(r.Method) ||
+		p.Retry.IdempotencyHeader != "" && r.Header.Get(p.Retry.IdempotencyHeader) != "")
+	if err := x.body.load(r, p.Retry.MaxBody, replay); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			plain(&x.rec, http.StatusRequestEntityTooLarge, "request body too large\n", false)
@@ -83,8 +88,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	p.budget.begin()
-	defer p.budget.end()
+	p.budget.deposit(x.start.Sub(processStart), &p.Retry)
 	h.s.forward(x, r)
 }
 

@@ -399,9 +399,21 @@ func TestHostileRequests(t *testing.T) {
 			status: 431, closed: true,
 		},
 		{
-			name:   "truncated body under the replay cap: never forwarded",
-			req:    "POST /a HTTP/1.1\r\nHost: app.example\r\nContent-Length: 100\r\n\r\n0123456789",
+			name:   "truncated replayable body under the replay cap: never forwarded",
+			req:    "PUT /a HTTP/1.1\r\nHost: app.example\r\nContent-Length: 100\r\n\r\n0123456789",
 			status: 400, closeWrite: true, closed: true,
+		},
+		{
+			// A POST's body is never buffered (it cannot be replayed): it
+			// streams, and the backend's connection breaks with it.
+			name:   "truncated POST body: the backend never sees it whole",
+			req:    "POST /a HTTP/1.1\r\nHost: app.example\r\nContent-Length: 100\r\n\r\n0123456789",
+			status: 400, closeWrite: true, closed: true, forwarded: 1,
+			check: func(t *testing.T, seen []seenRequest) {
+				if seen[0].complete {
+					t.Errorf("backend got a complete-looking request of %d bytes", len(seen[0].body))
+				}
+			},
 		},
 		{
 			name:       "truncated body over the replay cap: the backend never sees it whole",
@@ -498,7 +510,8 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		drip string // then one byte every 50ms
 	}{
 		{"slow headers", "GET /a HTTP/1.1\r\nHost: app.example\r\n", strings.Repeat("X-Drip: 1\r\n", 100)},
-		{"slow body", "POST /a HTTP/1.1\r\nHost: app.example\r\nContent-Length: 1000\r\n\r\n", strings.Repeat("x", 1000)},
+		{"slow replayable body", "PUT /a HTTP/1.1\r\nHost: app.example\r\nContent-Length: 1000\r\n\r\n", strings.Repeat("x", 1000)},
+		{"slow POST body", "POST /a HTTP/1.1\r\nHost: app.example\r\nContent-Length: 1000\r\n\r\n", strings.Repeat("x", 1000)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := startRecordingBackend(t)
@@ -539,12 +552,25 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 			if !closed {
 				t.Fatalf("connection still open after dripping for %v", took)
 			}
-			if answer != nil && answer.StatusCode != http.StatusBadRequest && answer.StatusCode != http.StatusRequestTimeout {
+			// A streaming POST body: the server may end the request as
+			// the client's time runs out before the proxy sees the body
+			// break, and it then answers as to a client that left (499).
+			if answer != nil && answer.StatusCode != http.StatusBadRequest && answer.StatusCode != http.StatusRequestTimeout &&
+				!(strings.HasPrefix(tc.head, "POST") && answer.StatusCode == 499) {
 				t.Errorf("slow client answered %d, want 400, 408 or nothing", answer.StatusCode)
 			}
 			t.Logf("cut off after %v (answer %v)", took, answer != nil)
-			if n := len(b.requests()); n != 0 {
-				t.Errorf("backend got %d requests from a slow client", n)
+			if !strings.HasPrefix(tc.head, "POST") {
+				if n := len(b.requests()); n != 0 {
+					t.Errorf("backend got %d requests from a slow client", n)
+				}
+				return
+			}
+			// A POST body streams: the backend gets the head, and its
+			// connection breaks before the body is whole.
+			testwait.Until(t, 5*time.Second, "the backend's record", func() bool { return len(b.requests()) == 1 })
+			if r := b.requests()[0]; r.complete {
+				t.Errorf("backend got a complete request of %d bytes from a slow client", len(r.body))
 			}
 		})
 	}

@@ -30,6 +30,13 @@ type lifetime struct {
 	mu    sync.Mutex
 	cause error  // why it ended; nil while it runs
 	abort func() // run when it ends, unless cleared first
+	// headed is set once the response head arrived, so a timer or a watch
+	// that fires late starts no hedge for it; pastPerTry once its per-try
+	// time ran out or its backend went out (it hedged, or tried to).
+	headed, pastPerTry bool
+	// shared is set for an attempt whose timer and backend watch may start
+	// hedges (see attempt): headArrived then always takes the lock.
+	shared bool
 }
 
 // errAttemptDone is the cause of an attempt that ended because its
@@ -50,7 +57,15 @@ type watchable interface {
 // startLifetime starts an attempt's lifetime under the client's context,
 // with a per-try limit when limit > 0.
 func startLifetime(client context.Context, limit time.Duration) *lifetime {
-	l := &lifetime{client: client}
+	l := &lifetime{}
+	l.begin(client, limit, nil)
+	return l
+}
+
+// begin starts l under the client's context; when limit > 0, fire (or,
+// if nil, the end of l as timed out) runs once limit has passed.
+func (l *lifetime) begin(client context.Context, limit time.Duration, fire func()) {
+	l.client = client
 	if w, ok := client.(watchable); ok {
 		l.watched = w
 		w.Watch(l)
@@ -58,9 +73,11 @@ func startLifetime(client context.Context, limit time.Duration) *lifetime {
 		l.stopWatch = context.AfterFunc(client, l.clientGone)
 	}
 	if limit > 0 {
-		l.timer = time.AfterFunc(limit, l.timedOut)
+		if fire == nil {
+			fire = l.timedOut
+		}
+		l.timer = time.AfterFunc(limit, fire)
 	}
-	return l
 }
 
 // ContextDone is the client's context telling its watcher it ended.
@@ -69,9 +86,24 @@ func (l *lifetime) ContextDone() { l.clientGone() }
 func (l *lifetime) clientGone() { l.end(context.Cause(l.client)) }
 func (l *lifetime) timedOut()   { l.end(errPerTryTimeout) }
 
-// headArrived stops the per-try timer and reports whether it fired first.
-func (l *lifetime) headArrived() (late bool) {
-	return l.timer != nil && !l.timer.Stop()
+// headArrived stops the per-try timer, now that the response head is
+// here, and reports whether the lifetime ended first (the timer ended it,
+// or another attempt won): the head came too late to use.
+func (l *lifetime) headArrived() (ended bool) {
+	stopped := l.timer == nil || l.timer.Stop()
+	if !l.shared {
+		return !stopped // a timer that fired ends the lifetime
+	}
+	l.mu.Lock()
+	l.headed = true
+	if !stopped {
+		// A per-try timer that fired may have set itself again for the
+		// request's deadline before this took the lock.
+		l.timer.Stop()
+	}
+	ended = l.cause != nil
+	l.mu.Unlock()
+	return ended
 }
 
 // end ends the lifetime with cause, if it has not ended yet, and runs the

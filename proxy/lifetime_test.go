@@ -8,9 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestLifetimeEndsOnce(t *testing.T) {
@@ -95,29 +99,44 @@ func TestLifetimePerTryTimer(t *testing.T) {
 	l.finish()
 }
 
-// A TLS backend that accepts and never answers the handshake holds an
-// attempt only until its per-try time, not for the whole connect timeout:
-// the lifetime's end cancels the handshake.
-func TestPerTryTimeoutCutsAHungHandshake(t *testing.T) {
+// A TLS backend that accepts and never answers the handshake holds a
+// request only until its per-try time: a hedge to another zone answers,
+// and the hung handshake's connection is closed once it does.
+func TestPerTryTimeoutHedgesAHungHandshake(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.1.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	closed := make(chan struct{}, 1)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }() // reads the hello, answers nothing
+			go func() { // reads the hello, answers nothing, notes the close
+				_, _ = io.Copy(io.Discard, c)
+				c.Close()
+				closed <- struct{}{}
+			}()
 		}
 	}()
-	pc := singleBackendPool(ln.Addr().String(), "http1")
+	good := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	good.Listener.Close()
+	if good.Listener, err = net.Listen("tcp", "127.0.2.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	good.StartTLS()
+	t.Cleanup(good.Close)
+
+	bp := balancer.NewPool("app", balancer.Options{LocalZone: "a"})
+	bp.Update([]balancer.Spec{{Address: ln.Addr().String(), Zone: "a"}, {Address: good.Listener.Addr().String(), Zone: "b"}})
+	pc := testPool(&fleet{}, nil)
+	pc.Balancer = bp
 	pc.Scheme = "https"
 	pc.Transport = NewTransport(TransportOptions{TLS: &tls.Config{InsecureSkipVerify: true}, Connect: 20 * time.Second})
 	pc.Timeouts = Timeouts{Connect: 20 * time.Second, PerTry: 200 * time.Millisecond, Request: time.Minute}
-	pc.Retry.Attempts = 1
 	px := startProxy(t, pc)
 
 	start := time.Now()
@@ -125,9 +144,19 @@ func TestPerTryTimeoutCutsAHungHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if took := time.Since(start); resp.StatusCode != http.StatusGatewayTimeout || took > 10*time.Second {
-		t.Fatalf("status %d after %v, want 504 at the per-try time, long before the 20 s connect timeout", resp.StatusCode, took)
+	if took := time.Since(start); resp.StatusCode != http.StatusOK || string(body) != "ok" || took > 5*time.Second {
+		t.Fatalf("status %d %q after %v, want 200 from zone b soon after the 200ms per-try time, long before the 20s connect timeout",
+			resp.StatusCode, body, took)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hung handshake's connection was not closed after the hedge won")
+	}
+	if got := testutil.ToFloat64(px.metrics.hedges.WithLabelValues("app", "won")); got != 1 {
+		t.Errorf("hedges won = %v, want 1", got)
 	}
 }
 

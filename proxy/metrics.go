@@ -12,11 +12,12 @@ import (
 // once per label set and cached in copy-on-write maps, so a request does no
 // label lookup and takes no lock.
 type Metrics struct {
-	requests        *prometheus.CounterVec
-	duration        *prometheus.HistogramVec
-	attempts        *prometheus.CounterVec
-	retries         *prometheus.CounterVec
-	budgetExhausted *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	attempts *prometheus.CounterVec
+	retries  *prometheus.CounterVec
+	refusals *prometheus.CounterVec
+	hedges   *prometheus.CounterVec
 }
 
 // NewMetrics registers the request path's series on reg.
@@ -33,23 +34,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "azimuth_attempts_total", Help: "Attempts sent to backends, by pool, backend zone and result.",
 		}, []string{"pool", "zone", "result"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "azimuth_retries_total", Help: "Retries, by pool, the zone that failed, the zone retried and the cause.",
+			Name: "azimuth_retries_total", Help: "Retries and hedges, by pool, the zone left, the zone tried and the cause (timeout and backend_out for hedges).",
 		}, []string{"pool", "from_zone", "to_zone", "cause"}),
-		budgetExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "azimuth_retry_budget_exhausted_total", Help: "Retries refused because the pool's retry budget was spent.",
-		}, []string{"pool"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "azimuth_retries_refused_total", Help: "Retries and hedges a failure or a per-try timeout called for but the rules refused, by pool and reason.",
+		}, []string{"pool", "reason"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "azimuth_hedges_total", Help: "Hedges (attempts started beside one still running), by pool and whether their response won.",
+		}, []string{"pool", "result"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.budgetExhausted)
+	reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.refusals, m.hedges)
 	return m
 }
 
 // poolMetrics are one pool's resolved children.
 type poolMetrics struct {
-	duration        prometheus.Observer
-	budgetExhausted prometheus.Counter
-	attempts        cache[attemptKey, prometheus.Counter]
-	retries         cache[retryKey, prometheus.Counter]
-	requests        cache[requestKey, prometheus.Counter]
+	duration   prometheus.Observer
+	hedgesWon  prometheus.Counter
+	hedgesLost prometheus.Counter
+	refusals   cache[string, prometheus.Counter]
+	attempts   cache[attemptKey, prometheus.Counter]
+	retries    cache[retryKey, prometheus.Counter]
+	requests   cache[requestKey, prometheus.Counter]
 }
 
 type attemptKey struct {
@@ -72,8 +78,12 @@ func (m *Metrics) pool(name string) *poolMetrics {
 		return nil
 	}
 	return &poolMetrics{
-		duration:        m.duration.WithLabelValues(name),
-		budgetExhausted: m.budgetExhausted.WithLabelValues(name),
+		duration:   m.duration.WithLabelValues(name),
+		hedgesWon:  m.hedges.WithLabelValues(name, "won"),
+		hedgesLost: m.hedges.WithLabelValues(name, "lost"),
+		refusals: cache[string, prometheus.Counter]{make: func(reason string) prometheus.Counter {
+			return m.refusals.WithLabelValues(name, reason)
+		}},
 		attempts: cache[attemptKey, prometheus.Counter]{make: func(k attemptKey) prometheus.Counter {
 			return m.attempts.WithLabelValues(name, k.zone, k.cause.String())
 		}},
@@ -96,8 +106,21 @@ func (m *Metrics) forget(pool string) {
 	m.duration.DeletePartialMatch(l)
 	m.attempts.DeletePartialMatch(l)
 	m.retries.DeletePartialMatch(l)
-	m.budgetExhausted.DeletePartialMatch(l)
+	m.refusals.DeletePartialMatch(l)
+	m.hedges.DeletePartialMatch(l)
 }
+
+// hedge counts a hedge that ended, won or lost.
+func (m *poolMetrics) hedge(won bool) {
+	if won {
+		m.hedgesWon.Inc()
+	} else {
+		m.hedgesLost.Inc()
+	}
+}
+
+// refused counts a retry or hedge refused for reason.
+func (m *poolMetrics) refused(reason string) { m.refusals.get(reason).Inc() }
 
 // cache maps label keys to resolved children: lookups read an immutable map
 // through an atomic pointer; a miss copies the map under a mutex. Label sets

@@ -11,9 +11,12 @@ import (
 type Timeouts struct {
 	// Connect bounds dialing a backend (TCP and TLS handshake).
 	Connect time.Duration
-	// PerTry bounds one attempt from connect until response headers; 0
-	// leaves only Request.
-	PerTry time.Duration
+	// PerTry is how long an attempt of a replayable request waits for its
+	// response head before a hedge starts beside it (see race); 0 leaves
+	// only Request. PerTryAuto learns it instead (see perTryLearner). A
+	// request that cannot be replayed has no per-try time.
+	PerTry     time.Duration
+	PerTryAuto bool
 	// Request bounds all attempts of a request together, until response
 	// headers. A response body then streams for as long as it flows.
 	Request time.Duration
@@ -37,11 +40,45 @@ type PoolConfig struct {
 	Retry    RetryPolicy
 	// Outlier, if not nil, is told the outcome of every attempt.
 	Outlier Observer
+	// FailStatuses are the response codes that count as a failed attempt
+	// for Outlier, whatever Retry says (health.passive.statuses).
+	FailStatuses []int
 }
 
 // Pool is a pool as the request path sees it in one generation.
 type Pool struct {
 	PoolConfig
 	budget  *Budget
+	perTry  *perTryLearner
 	metrics *poolMetrics
+}
+
+// PerTry returns the pool's per-try timeout now and whether it is learned
+// (0: none).
+func (p *Pool) PerTry() (d time.Duration, auto bool) {
+	return p.perTryNow(), p.Timeouts.PerTryAuto
+}
+
+// perTryNow is the per-try timeout a new request gets: the learned one,
+// at most half of the request's time so a hedge always has room, or the
+// fixed one.
+func (p *Pool) perTryNow() time.Duration {
+	if !p.Timeouts.PerTryAuto {
+		return p.Timeouts.PerTry
+	}
+	d := p.perTry.current()
+	if r := p.Timeouts.Request; r > 0 {
+		d = min(d, r/2)
+	}
+	return d
+}
+
+// failStatus reports whether a response code counts as a failed attempt.
+func (p *Pool) failStatus(code int) bool {
+	for _, c := range p.FailStatuses {
+		if c == code {
+			return true
+		}
+	}
+	return false
 }

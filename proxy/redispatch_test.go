@@ -182,8 +182,9 @@ func TestClientCancelNotRetried(t *testing.T) {
 	}
 }
 
-// With every backend failing, retries stay within the budget: concurrent
-// retries never exceed max(min_concurrency, percent of requests in flight).
+// With every backend failing, retries stay within the budget: percent of
+// the requests plus the reserve (min_per_second × window), whatever the
+// concurrency.
 func TestRetryBudgetBoundsStorm(t *testing.T) {
 	f := startFleet(t, 2, nil)
 	for _, b := range f.all { // 503 after a delay, so requests overlap
@@ -191,7 +192,10 @@ func TestRetryBudgetBoundsStorm(t *testing.T) {
 		b.delay.Store(int64(50 * time.Millisecond))
 	}
 	const n = 40
-	px := startProxy(t, testPool(f, func(pc *PoolConfig) { pc.Timeouts.PerTry = 2 * time.Second }))
+	px := startProxy(t, testPool(f, func(pc *PoolConfig) {
+		pc.Timeouts.PerTry = 2 * time.Second
+		pc.Retry.BudgetMinPerSecond = 1
+	}))
 	var wg sync.WaitGroup
 	start := time.Now()
 	codes := make([]int, n)
@@ -214,15 +218,15 @@ func TestRetryBudgetBoundsStorm(t *testing.T) {
 	for _, b := range f.all {
 		attempts += b.hits.Load()
 	}
-	limit := int64(max(3, n*20/100))
-	if maxAttempts := n + limit*2; attempts > maxAttempts {
+	limit := int64(n*20/100 + 1*10) // 20% of the requests, and 1 a second over a 10s window
+	if maxAttempts := n + limit; attempts > maxAttempts {
 		t.Errorf("%d attempts for %d requests, over the budget's bound %d", attempts, n, maxAttempts)
 	}
 	if attempts <= n {
 		t.Errorf("%d attempts for %d requests: the budget allowed no retry at all", attempts, n)
 	}
-	if got := testutil.ToFloat64(px.metrics.budgetExhausted.WithLabelValues("app")); got == 0 {
-		t.Errorf("budget never reported exhausted")
+	if got := testutil.ToFloat64(px.metrics.refusals.WithLabelValues("app", "budget")); got == 0 {
+		t.Errorf("no retry refused for the budget")
 	}
 	for i, c := range codes {
 		if c != 503 {

@@ -19,10 +19,13 @@ type RetryPolicy struct {
 	// MaxBody is the largest request body buffered for replay; a longer body
 	// streams and is never retried.
 	MaxBody int64
-	// BudgetPercent and BudgetMin bound concurrent retries of the pool to
-	// max(BudgetMin, BudgetPercent% of requests in flight).
-	BudgetPercent float64
-	BudgetMin     int
+	// BudgetPercent, BudgetMinPerSecond and BudgetWindow shape the pool's
+	// retry budget (see Budget): each request deposits BudgetPercent/100
+	// of a retry, deposits and withdrawals count for BudgetWindow, and
+	// BudgetMinPerSecond retries a second are always allowed.
+	BudgetPercent      float64
+	BudgetMinPerSecond int
+	BudgetWindow       time.Duration
 }
 
 // RetryStatus reports whether a response code is one the policy retries.
@@ -65,7 +68,40 @@ var verdictNames = [...]string{"retry", "cause_not_retryable", "not_idempotent",
 
 func (v Verdict) String() string { return verdictNames[v] }
 
+// Refusal is the reason a retry the cause called for was refused, as the
+// access log (retry_refused) and azimuth_retries_refused_total name it;
+// "" when the verdict is not a refusal (a retry, or a cause that is never
+// retried).
+func (v Verdict) Refusal() string {
+	switch v {
+	case NoRetryUnsafe:
+		return RefusedNotReplayable
+	case NoRetryBody:
+		return RefusedBodyTooLarge
+	case NoRetryAttempts:
+		return RefusedAttemptsSpent
+	case NoRetryDeadline:
+		return RefusedDeadline
+	case NoRetryBudget:
+		return RefusedBudget
+	}
+	return ""
+}
+
+// Reasons a retry or hedge was refused.
+const (
+	RefusedBudget        = "budget"
+	RefusedNotReplayable = "not_replayable"
+	RefusedBodyTooLarge  = "body_too_large"
+	RefusedAttemptsSpent = "attempts_spent"
+	RefusedDeadline      = "deadline"
+	RefusedNoBackend     = "no_backend"
+)
+
 // Decide is the retry decision, a pure function of the attempt and policy.
+// It decides a retry after a failure and a hedge alike: a hedge is decided
+// with CauseTimeout (the attempt's per-try time ran out) or CauseOut (its
+// backend was taken out; always a reason, whatever retry.on says).
 // Safe to replay means: the method is idempotent (RFC 9110 section 9.2.2),
 // or the request carries the pool's idempotency key, or the backend provably
 // never saw it (a connect failure). The order of the checks is the order of
@@ -73,7 +109,8 @@ func (v Verdict) String() string { return verdictNames[v] }
 // does not know is never retried.
 func Decide(p *RetryPolicy, a Attempt) Verdict {
 	switch {
-	case a.Cause == CauseNone || a.Cause == CauseClientGone || a.Cause >= numCauses || !p.On[a.Cause]:
+	case a.Cause == CauseNone || a.Cause == CauseClientGone || a.Cause == CauseCancelled || a.Cause >= numCauses ||
+		!p.On[a.Cause] && a.Cause != CauseOut:
 		return NoRetryCause
 	case a.ResponseStarted:
 		return NoRetryStarted

@@ -81,34 +81,71 @@ func TestDecide(t *testing.T) {
 	})
 }
 
+// TestBudget plays requests and retries on the budget's own clock: each
+// request deposits percent/100 of a retry, a retry withdraws one, the
+// window forgets both, and the reserve (min_per_second × window) always
+// remains.
 func TestBudget(t *testing.T) {
-	p := RetryPolicy{BudgetPercent: 20, BudgetMin: 3}
-	var b Budget
-	for range 50 {
-		b.begin()
+	p := RetryPolicy{BudgetPercent: 20, BudgetMinPerSecond: 1, BudgetWindow: 10 * time.Second}
+	type step struct {
+		at       time.Duration
+		requests int // deposits at at
+		retries  int // withdrawals tried at at
+		want     int // withdrawals allowed
 	}
-	got := 0
-	for range 100 {
-		if b.acquire(&p) {
-			got++
-		}
+	cases := []struct {
+		name  string
+		p     RetryPolicy
+		steps []step
+	}{
+		{"a quiet pool has only the reserve", p, []step{{at: time.Second, retries: 20, want: 10}}},
+		{"requests pay for retries", p, []step{
+			{at: time.Second, requests: 100},             // 20 retries deposited
+			{at: 2 * time.Second, retries: 50, want: 30}, // and the reserve's 10
+		}},
+		{"the burst after a zone fails is paid by the requests before it", p, []step{
+			{at: 0, requests: 1000},
+			{at: 5 * time.Second, requests: 1000},
+			{at: 6 * time.Second, retries: 500, want: 410},
+		}},
+		{"deposits expire after the window", p, []step{
+			{at: 0, requests: 1000},
+			{at: 11 * time.Second, retries: 500, want: 10},
+		}},
+		{"withdrawals expire after the window too", p, []step{
+			{at: 0, retries: 20, want: 10},
+			{at: 5 * time.Second, retries: 20, want: 0},
+			{at: 10*time.Second + time.Millisecond, retries: 20, want: 10},
+		}},
+		{"a storm is held to percent", p, []step{
+			{at: 1 * time.Second, requests: 100, retries: 100, want: 30},
+			{at: 2 * time.Second, requests: 100, retries: 100, want: 20},
+			{at: 3 * time.Second, requests: 100, retries: 100, want: 20},
+		}},
+		{"no percent, no reserve: no retry", RetryPolicy{BudgetWindow: 10 * time.Second}, []step{
+			{at: time.Second, requests: 1000, retries: 10, want: 0},
+		}},
+		{"percent 100 lets every request retry once", RetryPolicy{BudgetPercent: 100, BudgetWindow: time.Second}, []step{
+			{at: 0, requests: 7, retries: 10, want: 7},
+		}},
 	}
-	if got != 10 {
-		t.Fatalf("50 requests in flight at 20%% allowed %d retries, want 10", got)
-	}
-	var quiet Budget
-	quiet.begin()
-	got = 0
-	for range 10 {
-		if quiet.acquire(&p) {
-			got++
-		}
-	}
-	if got != 3 {
-		t.Fatalf("1 request in flight allowed %d retries, want the floor of 3", got)
-	}
-	quiet.release()
-	if !quiet.acquire(&p) {
-		t.Fatal("a released slot was not reusable")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var b Budget
+			for i, st := range c.steps {
+				for range st.requests {
+					b.deposit(st.at, &c.p)
+				}
+				got := 0
+				for range st.retries {
+					if b.withdraw(st.at, &c.p) {
+						got++
+					}
+				}
+				if got != st.want {
+					t.Fatalf("step %d at %v: %d retries allowed, want %d", i, st.at, got, st.want)
+				}
+			}
+		})
 	}
 }

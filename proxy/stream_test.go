@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/azimuthproxy/azimuth/internal/grpctest"
 	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"golang.org/x/net/websocket"
 	"google.golang.org/grpc"
@@ -29,7 +30,7 @@ func singleBackendPool(addr, protocol string) PoolConfig {
 		Balancer:  bp,
 		Transport: NewTransport(TransportOptions{Protocol: protocol, Connect: time.Second}),
 		Timeouts:  Timeouts{Connect: time.Second, PerTry: 2 * time.Second, Request: 5 * time.Second},
-		Retry:     RetryPolicy{Attempts: 2, On: causes(CauseConnect), MaxBody: 1 << 10, BudgetPercent: 20, BudgetMin: 3},
+		Retry:     RetryPolicy{Attempts: 2, On: causes(CauseConnect), MaxBody: 1 << 10, BudgetPercent: 20, BudgetMinPerSecond: 1, BudgetWindow: 10 * time.Second},
 	}
 }
 
@@ -152,5 +153,31 @@ func TestGRPCOverH2C(t *testing.T) {
 	next, err := stream.Recv()
 	if err != nil || next.Status != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("second streamed message = %v, %v", next, err)
+	}
+}
+
+// A gRPC bidirectional stream passes through over h2c: a message the
+// client sends reaches the backend while the call runs, since a request
+// that cannot be replayed streams its body instead of buffering it.
+func TestGRPCBidiStreamOverH2C(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.1.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	grpctest.Register(gs)
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+
+	px := startProxy(t, singleBackendPool(ln.Addr().String(), "h2c"))
+	conn, err := grpc.NewClient(strings.TrimPrefix(px.URL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := grpctest.PingPong(ctx, conn, 20); err != nil {
+		t.Fatalf("bidirectional stream through the proxy: %v", err)
 	}
 }

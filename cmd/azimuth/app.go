@@ -139,6 +139,7 @@ func (a *app) apply(cfg *configs.Config) (err error) {
 		pcs = append(pcs, proxy.PoolConfig{
 			Name: p.Name, Balancer: rt.pool, Transport: rt.transport, Scheme: scheme(p),
 			Timeouts: timeouts(p), Retry: retryPolicy(p), Outlier: rt.detector,
+			FailStatuses: p.Health.Passive.Statuses,
 		})
 	}
 	var lcs []proxy.ListenerConfig

@@ -103,7 +103,7 @@ func (s chaosSetup) yaml() string {
 	b.WriteString("    routes: [ { pool: web } ]\n")
 	b.WriteString("pools:\n  - name: web\n    max_idle_conns_per_backend: 1\n")
 	fmt.Fprintf(&b, "    timeouts: { connect: 100ms, per_try: %s, request: 3s }\n", s.perTry)
-	fmt.Fprintf(&b, "    retry: { attempts: %d, on: [connect_failure, timeout, reset, \"502\", \"503\"], idempotency_header: Idempotency-Key, budget: { percent: 100, min_concurrency: 32 } }\n", chaosAttempts)
+	fmt.Fprintf(&b, "    retry: { attempts: %d, on: [connect_failure, timeout, reset, \"502\", \"503\"], idempotency_header: Idempotency-Key, budget: { percent: 100, min_per_second: 32 } }\n", chaosAttempts)
 	b.WriteString("    health:\n")
 	b.WriteString("      active: { path: /healthz, interval: 100ms, timeout: 80ms, rise: 2, fall: 2 }\n")
 	b.WriteString("      passive: { consecutive_failures: 3, ejection: 500ms, max_ejected_percent: 50 }\n")

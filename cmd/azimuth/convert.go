@@ -38,11 +38,12 @@ func staticSpecs(p *configs.Pool) []balancer.Spec {
 
 func retryPolicy(p *configs.Pool) proxy.RetryPolicy {
 	r := proxy.RetryPolicy{
-		Attempts:          p.Retry.Attempts,
-		IdempotencyHeader: p.Retry.IdempotencyHeader,
-		MaxBody:           p.Retry.MaxBody.Bytes(),
-		BudgetPercent:     float64(p.Retry.Budget.Percent),
-		BudgetMin:         p.Retry.Budget.MinConcurrency,
+		Attempts:           p.Retry.Attempts,
+		IdempotencyHeader:  p.Retry.IdempotencyHeader,
+		MaxBody:            p.Retry.MaxBody.Bytes(),
+		BudgetPercent:      float64(p.Retry.Budget.Percent),
+		BudgetMinPerSecond: p.Retry.Budget.MinPerSecond,
+		BudgetWindow:       p.Retry.Budget.Window,
 	}
 	for _, on := range p.Retry.On {
 		switch on {
@@ -63,7 +64,14 @@ func retryPolicy(p *configs.Pool) proxy.RetryPolicy {
 }
 
 func timeouts(p *configs.Pool) proxy.Timeouts {
-	return proxy.Timeouts{Connect: p.Timeouts.Connect, PerTry: p.Timeouts.PerTry, Request: p.Timeouts.Request}
+	t := proxy.Timeouts{Connect: p.Timeouts.Connect, Request: p.Timeouts.Request}
+	switch p.Timeouts.PerTry.Mode {
+	case configs.PerTryAuto:
+		t.PerTryAuto = true
+	case configs.PerTryFixed:
+		t.PerTry = p.Timeouts.PerTry.Fixed
+	}
+	return t
 }
 
 func backendTLS(p *configs.Pool) *edgetls.BackendOptions {

@@ -65,12 +65,14 @@ func TestHostileH3Requests(t *testing.T) {
 			if err != nil || next.StatusCode != http.StatusOK {
 				t.Fatalf("a well-formed request afterwards: %v %v", next, err)
 			}
-			seen := f.rec.requests()[before:]
+			// A POST's body streams, so the backend may see its head,
+			// but never a whole request.
+			seen := hostileWhole(f.rec.requests()[before:])
 			if len(seen) != 1 || !strings.HasPrefix(seen[0].raw, "GET /next ") {
 				for _, r := range seen {
 					t.Logf("backend got:\n%s", r.raw)
 				}
-				t.Fatalf("backend got %d requests, want only /next", len(seen))
+				t.Fatalf("backend got %d whole requests, want only /next", len(seen))
 			}
 		})
 	}

@@ -230,3 +230,14 @@ func hostileBackToBaseline(t *testing.T, admin string, base hostileUsage) {
 func (f *hostileFleet) tlsConfig(protos ...string) *tls.Config {
 	return &tls.Config{RootCAs: f.ca.pool, ServerName: "a.test", NextProtos: protos}
 }
+
+// hostileWhole keeps the requests whose body arrived whole.
+func hostileWhole(seen []hostileSeen) []hostileSeen {
+	var out []hostileSeen
+	for _, r := range seen {
+		if r.complete {
+			out = append(out, r)
+		}
+	}
+	return out
+}

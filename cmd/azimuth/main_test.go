@@ -121,7 +121,7 @@ func TestValidateExamples(t *testing.T) {
 func TestValidateReportsEveryProblem(t *testing.T) {
 	var edited string
 	bad := copyExample(t, func(s string) string {
-		s = strings.Replace(s, "per_try: 0 ", "pertry: 0 ", 1)
+		s = strings.Replace(s, "per_try: auto", "pertry: auto", 1)
 		s = strings.Replace(s, "attempts: 3 ", "attempts: 0 ", 1)
 		edited = s
 		return s

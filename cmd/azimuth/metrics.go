@@ -50,8 +50,8 @@ func (m *reloadMetrics) record(ok bool) {
 // request path pays nothing for these series, and backends that left a
 // pool vanish from the next scrape without any label deletion.
 type stateCollector struct {
-	a                                     *app
-	inFlight, up, zoneRatio, spill, panic *prometheus.Desc
+	a                                             *app
+	inFlight, up, zoneRatio, spill, panic, perTry *prometheus.Desc
 }
 
 func registerRuntimeMetrics(reg prometheus.Registerer, a *app) {
@@ -65,12 +65,14 @@ func registerRuntimeMetrics(reg prometheus.Registerer, a *app) {
 			zoneRatio: prometheus.NewDesc("azimuth_zone_healthy_ratio", "Share of the zone's backends that may take requests.", []string{"pool", "zone"}, nil),
 			spill:     prometheus.NewDesc("azimuth_pool_spill_ratio", "Share of new requests the local zone sends to other zones because of its health.", []string{"pool"}, nil),
 			panic:     prometheus.NewDesc("azimuth_pool_panic", "1 while the pool balances over all backends because too few are healthy.", []string{"pool"}, nil),
+			perTry: prometheus.NewDesc("azimuth_per_try_timeout_seconds",
+				"The pool's per-try timeout now: learned from its latency (mode auto) or fixed; 0 when off.", []string{"pool", "mode"}, nil),
 		},
 	)
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.inFlight, c.up, c.zoneRatio, c.spill, c.panic} {
+	for _, d := range []*prometheus.Desc{c.inFlight, c.up, c.zoneRatio, c.spill, c.panic, c.perTry} {
 		ch <- d
 	}
 }
@@ -87,6 +89,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.spill, prometheus.GaugeValue, st.SpillRatio, p.Name())
 		ch <- prometheus.MustNewConstMetric(c.panic, prometheus.GaugeValue, b2f(st.Panic), p.Name())
+	}
+	if g := c.a.server.Current(); g != nil {
+		for _, name := range g.PoolNames() {
+			pt := perTryOf(g.Pool(name))
+			ch <- prometheus.MustNewConstMetric(c.perTry, prometheus.GaugeValue, pt.Seconds, name, pt.Mode)
+		}
 	}
 }
 

@@ -315,7 +315,7 @@ func TestObsMetricsAfterHungZone(t *testing.T) {
 		{"azimuth_attempts_total", map[string]string{"pool": "web", "zone": "a", "result": "timeout"}, 10},
 		{"azimuth_attempts_total", map[string]string{"pool": "web", "zone": "b", "result": "ok"}, 10},
 		{"azimuth_retries_total", map[string]string{"pool": "web", "from_zone": "a", "to_zone": "b", "cause": "timeout"}, 10},
-		{"azimuth_retry_budget_exhausted_total", map[string]string{"pool": "web"}, 0},
+		{"azimuth_hedges_total", map[string]string{"pool": "web", "result": "won"}, 10},
 		{"azimuth_backend_up", map[string]string{"pool": "web", "backend": hung.addr, "zone": "a"}, 1},
 		{"azimuth_backend_up", map[string]string{"pool": "web", "backend": okB.addr, "zone": "b"}, 1},
 		{"azimuth_backend_in_flight", map[string]string{"pool": "web", "backend": okB.addr, "zone": "b"}, 0},

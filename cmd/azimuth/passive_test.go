@@ -105,7 +105,7 @@ func TestPassivePenaltyKeepsTrafficOffHungBackend(t *testing.T) {
 	config := obsConfig(t, t.TempDir(), `pools:
   - name: web
     timeouts: { connect: 200ms, per_try: 300ms, request: 3s }
-    retry: { attempts: 3, on: [connect_failure, timeout, reset], budget: { percent: 100, min_concurrency: 50 } }
+    retry: { attempts: 3, on: [connect_failure, timeout, reset], budget: { percent: 100, min_per_second: 50 } }
     health:
       passive: { consecutive_failures: 5, ejection: 30s, penalty_half_life: 1s }
     backends:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/azimuthproxy/azimuth/discovery"
 	"github.com/azimuthproxy/azimuth/health"
+	"github.com/azimuthproxy/azimuth/proxy"
 )
 
 // status is /status's JSON: what the proxy runs and how every pool, zone
@@ -33,6 +34,7 @@ type configStatus struct {
 
 type poolStatus struct {
 	Name       string           `json:"name"`
+	PerTry     perTryStatus     `json:"per_try"`
 	Counts     poolCounts       `json:"counts"`
 	Panic      bool             `json:"panic"`
 	SpillRatio float64          `json:"spill_ratio"`
@@ -40,6 +42,28 @@ type poolStatus struct {
 	Backends   []backendStatus  `json:"backends"`
 	Retiring   []string         `json:"retiring,omitempty"`
 	Consul     *discovery.State `json:"consul,omitempty"`
+}
+
+// perTryStatus is a pool's per-try timeout now: mode auto (learned),
+// fixed or off, and its value in seconds (0 when off).
+type perTryStatus struct {
+	Mode    string  `json:"mode"`
+	Seconds float64 `json:"seconds"`
+}
+
+// perTryOf reads a pool's per-try timeout for the status and the metrics.
+func perTryOf(p *proxy.Pool) perTryStatus {
+	if p == nil {
+		return perTryStatus{Mode: "off"}
+	}
+	d, auto := p.PerTry()
+	switch {
+	case auto:
+		return perTryStatus{Mode: "auto", Seconds: d.Seconds()}
+	case d > 0:
+		return perTryStatus{Mode: "fixed", Seconds: d.Seconds()}
+	}
+	return perTryStatus{Mode: "off"}
 }
 
 type zoneStatus struct {
@@ -78,6 +102,7 @@ func (a *app) status() status {
 	if err != nil {
 		a.logger.Warn("status without request counters", "error", err)
 	}
+	gen := a.server.Current()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, s := range a.slots {
@@ -86,7 +111,10 @@ func (a *app) status() status {
 	slices.SortFunc(st.Listen, func(x, y listenStatus) int { return strings.Compare(x.Name, y.Name) })
 	for _, p := range a.registry.Pools() {
 		rt := a.pools[p.Name()]
-		ps := poolStatus{Name: p.Name(), Counts: counts[p.Name()]}
+		ps := poolStatus{Name: p.Name(), Counts: counts[p.Name()], PerTry: perTryStatus{Mode: "off"}}
+		if gen != nil {
+			ps.PerTry = perTryOf(gen.Pool(p.Name()))
+		}
 		bs := p.Status()
 		ps.Panic, ps.SpillRatio = bs.Panic, bs.SpillRatio
 		for _, z := range bs.Zones {

@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// The adaptive per-try timeout (timeouts.per_try: auto) is learned per pool
+// from the time to response headers of successful attempts: perTryFactor
+// times their p99 over the last perTryWindow, clamped to [perTryFloor,
+// perTryCeiling], and perTryStart until perTryMinSamples are in. Since an
+// expired per-try timer hedges rather than aborts, the value can be tight:
+// a request slower than it still succeeds, at the cost of a second attempt
+// in another zone (paid from the retry budget); a zone that hangs costs a
+// request about the per-try value instead of the whole request timeout.
+const (
+	perTryFactor     = 3
+	perTryFloor      = 20 * time.Millisecond
+	perTryCeiling    = 5 * time.Second
+	perTryStart      = time.Second
+	perTryMinSamples = 50
+	perTryWindow     = 10 * time.Second
+	perTrySlots      = 20 // the window slides in steps of perTryWindow/perTrySlots
+)
+
+// Latency buckets: microseconds, exact below 8, then four buckets per
+// power of two (a bucket is at most 25% wide), up to 2^27 µs (134 s).
+const (
+	latExact   = 8
+	latOctaves = 24 // bit lengths 4 to 27
+	latBuckets = latExact + 4*latOctaves
+)
+
+// perTryLearner learns one pool's per-try timeout. It outlives config
+// generations (like the retry budget), so a reload keeps what it learned.
+// Recording a sample costs two atomic adds; the value is computed again
+// once per slot, by whichever request first reaches a new one.
+type perTryLearner struct {
+	slots [perTrySlots]latencySlot
+	value atomic.Int64 // the learned per-try timeout in ns; 0 until learned
+	last  atomic.Int64 // the newest slot epoch the value was computed at
+}
+
+type latencySlot struct {
+	epoch   atomic.Int64 // the slice of time counted; epochs start at 1
+	count   atomic.Int64
+	buckets [latBuckets]atomic.Int64
+}
+
+// current returns the per-try timeout to use now.
+func (l *perTryLearner) current() time.Duration {
+	if v := l.value.Load(); v > 0 {
+		return time.Duration(v)
+	}
+	return perTryStart
+}
+
+// observe records a successful attempt's time to headers d at at (time
+// since processStart).
+func (l *perTryLearner) observe(at, d time.Duration) {
+	e := int64(at/(perTryWindow/perTrySlots)) + 1
+	if last := l.last.Load(); e > last && l.last.CompareAndSwap(last, e) {
+		// The first sample of a new slice recomputes from the window
+		// before it, whose slices are complete.
+		l.learn(e)
+	}
+	s := &l.slots[e%perTrySlots]
+	if old := s.epoch.Load(); old != e {
+		if old > e {
+			return // a sample from a slice already past
+		}
+		if s.epoch.CompareAndSwap(old, e) {
+			s.count.Store(0)
+			for i := range s.buckets {
+				s.buckets[i].Store(0)
+			}
+		}
+	}
+	s.buckets[latBucket(d)].Add(1)
+	s.count.Add(1)
+}
+
+// learn computes the value from the slots of the window ending before
+// epoch now; with too few samples it keeps the value it had.
+func (l *perTryLearner) learn(now int64) {
+	var counts [latBuckets]int64
+	var total int64
+	for i := range l.slots {
+		s := &l.slots[i]
+		if e := s.epoch.Load(); e >= now-perTrySlots && e < now {
+			total += s.count.Load()
+			for j := range counts {
+				counts[j] += s.buckets[j].Load()
+			}
+		}
+	}
+	if total < perTryMinSamples {
+		return
+	}
+	rank := (total*99 + 99) / 100 // the p99 sample, counted from 1
+	var seen int64
+	for j, n := range counts {
+		if seen += n; seen >= rank {
+			l.value.Store(int64(clampPerTry(perTryFactor * latUpper(j))))
+			return
+		}
+	}
+}
+
+func clampPerTry(d time.Duration) time.Duration {
+	return min(max(d, perTryFloor), perTryCeiling)
+}
+
+// latBucket returns d's bucket.
+func latBucket(d time.Duration) int {
+	us := uint64(max(d/time.Microsecond, 0))
+	if us < latExact {
+		return int(us)
+	}
+	n := bits.Len64(us) // 4 or more
+	if n > 3+latOctaves {
+		return latBuckets - 1
+	}
+	sub := int(us>>(n-3)) & 3 // the two bits after the leading one
+	return latExact + (n-4)*4 + sub
+}
+
+// latUpper returns the upper bound of bucket j.
+func latUpper(j int) time.Duration {
+	if j < latExact {
+		return time.Duration(j+1) * time.Microsecond
+	}
+	k := j - latExact
+	n, sub := k/4+4, k%4
+	return time.Duration(uint64(4+sub+1)<<(n-3)) * time.Microsecond
+}
