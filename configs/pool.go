@@ -168,10 +168,12 @@ type PassiveHealth struct {
 	// ConsecutiveFailures ejects a backend after this many failed requests
 	// in a row (default 5; 0 turns passive detection off).
 	ConsecutiveFailures int `yaml:"consecutive_failures"`
-	// Ejection is the first ejection's length (default 5s); repeated
-	// ejections back off from it (n × ejection, at most 10×). When it
-	// ends, the backend gets one trial request (a replayable one): it
-	// comes back if that succeeds and is ejected again at once if not.
+	// Ejection is the first ejection's length (default 5s). When it ends,
+	// the backend gets one trial request (a replayable one, which hedges
+	// away if the backend still hangs): it comes back if that succeeds and
+	// stays out for another ejection length if not. A backend that fails
+	// again soon after it came back is ejected for longer (n × ejection,
+	// at most 10×).
 	Ejection time.Duration `yaml:"ejection"`
 	// MaxEjectedPercent caps the share of the pool ejected at once
 	// (0..100, default 50), so detection cannot empty a pool.

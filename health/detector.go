@@ -99,9 +99,13 @@ func (d *Detector) trialPassed(r *record) {
 	}
 }
 
-// trialFailed ejects r's backend again, backing off: its trial request
-// failed. The cap on ejected backends does not apply, since the backend
-// never came back.
+// trialFailed keeps r's backend ejected for another ejection of the same
+// length: its trial request failed. It never came back, so this is the
+// ejection going on, not a new one: the back-off, which is for a backend
+// that fails again after it returned, does not grow, and the cap on
+// ejected backends does not apply. A backend that stays down costs one
+// trial request per ejection length, and one that heals is back within an
+// ejection length of it.
 func (d *Detector) trialFailed(r *record) {
 	t := d.t
 	t.mu.Lock()
@@ -109,16 +113,13 @@ func (d *Detector) trialFailed(r *record) {
 	if r.b.State() != balancer.StateEjected || !r.b.TrialRunning() {
 		return
 	}
-	o := d.opts.Load()
-	now := time.Now()
-	length := r.ejectLocked(now, o.Ejection)
+	length := time.Duration(max(r.recent, 1)) * d.opts.Load().Ejection
+	r.ejectedUntil = time.Now().Add(length)
+	r.trialFrom = time.Time{}
 	r.b.EndTrial()
-	t.log.Info("backend ejected again",
+	t.log.Info("backend still failing",
 		"pool", t.pool.Name(), "backend", r.b.Address(), "zone", r.b.Zone(),
-		"reason", fmt.Sprintf("trial request failed; ejected for %v", length))
-	if !t.closed {
-		t.m.ejections.WithLabelValues(t.pool.Name(), r.b.Address(), r.b.Zone()).Inc()
-	}
+		"reason", fmt.Sprintf("trial request failed; ejected for %v more", length))
 	d.poke()
 }
 

@@ -114,11 +114,11 @@ func TestDetectorBackoffDecays(t *testing.T) {
 		defer cancel()
 		go d.Run(ctx)
 		b := f.pool.Backends()[0]
-		d.Observe(b, true)
-		for k := 1; k <= 3; k++ { // ejections of 10s, 20s, 30s back to back
+		for k := 1; k <= 3; k++ { // ejections of 10s, 20s, 30s, each after a return
+			d.Observe(b, true)
 			time.Sleep(time.Duration(k) * ejection)
 			synctest.Wait()
-			tryOnce(t, f, d, b, k < 3) // the first two trial requests fail
+			tryOnce(t, f, d, b, false)
 		}
 		if b.State() != balancer.StateUp {
 			t.Fatalf("state %v, want up", b.State())
@@ -365,10 +365,11 @@ func TestDetectorEjectedBackendReturnsAfterLeaving(t *testing.T) {
 }
 
 // TestDetectorTrial plays what follows an ejection: the backend waits for
-// one trial request; a failed trial ejects it again at once, backing off,
-// without waiting for consecutive failures; a trial that ends without a
-// verdict opens again; a passed one brings it up; and a backend no request
-// came to try within another ejection length comes back as before.
+// one trial request; a failed trial keeps it out for another ejection of
+// the same length at once, without waiting for consecutive failures; a
+// trial that ends without a verdict opens again; a passed one brings it
+// up; and a backend no request came to try within another ejection length
+// comes back as before.
 func TestDetectorTrial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t, balancer.Options{}, specs("a", addrs(1, 4)...))
@@ -390,14 +391,14 @@ func TestDetectorTrial(t *testing.T) {
 
 		tryOnce(t, f, d, b, true)
 		info, _ := f.t.Info(b.Address())
-		if b.State() != balancer.StateEjected || b.Trial() || time.Until(info.EjectedUntil) != 2*ejection {
-			t.Fatalf("after a failed trial: state %v, trial %v, ejected for %v; want ejected for %v, no trial", b.State(), b.Trial(), time.Until(info.EjectedUntil), 2*ejection)
+		if b.State() != balancer.StateEjected || b.Trial() || time.Until(info.EjectedUntil) != ejection {
+			t.Fatalf("after a failed trial: state %v, trial %v, ejected for %v; want ejected for %v more, no trial", b.State(), b.Trial(), time.Until(info.EjectedUntil), ejection)
 		}
-		if got := f.logs.count(`"backend ejected again"`, `"reason":"trial request failed; ejected for 10s"`); got != 1 {
-			t.Errorf("logged %d re-ejections, want 1", got)
+		if got := f.logs.count(`"backend still failing"`, `"reason":"trial request failed; ejected for 5s more"`); got != 1 {
+			t.Errorf("logged %d failed trials, want 1", got)
 		}
 
-		time.Sleep(2 * ejection)
+		time.Sleep(ejection)
 		synctest.Wait()
 		lease, ok := f.pool.PickTrial(nil)
 		if !ok {
@@ -412,13 +413,13 @@ func TestDetectorTrial(t *testing.T) {
 			t.Fatalf("state %v after a passed trial, want up", b.State())
 		}
 		labels := map[string]string{"pool": "web", "backend": b.Address(), "zone": "a"}
-		if got, _ := f.counter(t, "azimuth_backend_ejections_total", labels); got != 2 {
-			t.Errorf("ejections counted %v, want 2", got)
+		if got, _ := f.counter(t, "azimuth_backend_ejections_total", labels); got != 1 {
+			t.Errorf("ejections counted %v, want 1: a failed trial goes on with the same ejection", got)
 		}
 
 		// Nobody comes to try it: it returns one ejection length later.
 		failN(d, b, 5)
-		time.Sleep(3 * ejection) // its third recent ejection
+		time.Sleep(2 * ejection) // its second recent ejection
 		synctest.Wait()
 		if !b.Trial() {
 			t.Fatalf("state %v, no trial after the third ejection", b.State())
