@@ -320,3 +320,24 @@ func TestGCPercentKept(t *testing.T) {
 		}
 	}
 }
+
+// TestPerTryForms reads every form of timeouts.per_try. A connect timeout
+// longer than a fixed per_try is fine: the hedge starts while the connect
+// goes on.
+func TestPerTryForms(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want PerTry
+	}{
+		{"auto", PerTry{Mode: PerTryAuto}},
+		{`"off"`, PerTry{Mode: PerTryOff}},
+		{"off", PerTry{Mode: PerTryOff}},
+		{"0", PerTry{Mode: PerTryOff}},
+		{"250ms", PerTry{Mode: PerTryFixed, Fixed: 250 * time.Millisecond}},
+	} {
+		c2 := mustParse(t, "p.yaml", minimalYAML+"    timeouts: { connect: 2s, per_try: "+c.yaml+" }\n")
+		if got := c2.Pools[0].Timeouts.PerTry; got != c.want {
+			t.Errorf("per_try: %s read as %+v, want %+v", c.yaml, got, c.want)
+		}
+	}
+}

@@ -59,9 +59,6 @@ func (v *validator) timeouts(p string, t Timeouts) {
 	if t.Connect > t.Request && t.Request > 0 {
 		v.add(p+".connect", "%v is longer than request %v", t.Connect, t.Request)
 	}
-	if fixed && t.Connect > t.PerTry.Fixed {
-		v.add(p+".connect", "%v is longer than per_try %v", t.Connect, t.PerTry.Fixed)
-	}
 }
 
 func (v *validator) retry(p string, r Retry) {

@@ -143,7 +143,6 @@ func TestInvalidConfigs(t *testing.T) {
 		{"h2c with tls", okListeners + okPools + "    protocol: h2c\n    tls: {} #<\n", "pools[0].tls", "cleartext"},
 		{"pool tls missing ca", okListeners + okPools + "    tls: {ca_file: nope.pem} #<\n", "pools[0].tls.ca_file", "does not exist"},
 		{"per_try longer than request", okListeners + okPools + "    timeouts: {per_try: 10s, request: 5s} #<\n", "pools[0].timeouts.per_try", "longer than request"},
-		{"connect longer than per_try", okListeners + okPools + "    timeouts: {connect: 2s, per_try: 1s} #<\n", "pools[0].timeouts.connect", "longer than per_try"},
 		{"request zero", okListeners + okPools + "    timeouts: {request: 0} #<\n", "pools[0].timeouts.request", "more than 0"},
 		{"per_try neither auto, off nor a duration", okListeners + okPools + "    timeouts: {per_try: fast} #<\n", "pools[0].timeouts.per_try", "want auto, off or a duration"},
 		{"per_try negative", okListeners + okPools + "    timeouts: {per_try: -1s} #<\n", "pools[0].timeouts.per_try", "want auto, off or a duration"},

@@ -126,8 +126,9 @@ type obsStatus struct {
 			Errors   float64 `json:"errors_total"`
 			Retries  float64 `json:"retries_total"`
 		} `json:"counts"`
-		Panic bool `json:"panic"`
-		Zones []struct {
+		Panic  bool         `json:"panic"`
+		PerTry perTryStatus `json:"per_try"`
+		Zones  []struct {
 			Zone         string  `json:"zone"`
 			Local        bool    `json:"local"`
 			Total        int     `json:"total"`
