@@ -87,7 +87,7 @@ func (p *Pool) choose(s *set, shard int, tried *Tried, rng *prng) (*entry, error
 
 	// Health checks may be lying: in panic, balance over every backend an
 	// operator has not drained, whatever its health.
-	panicking := o.PanicBelow > 0 && float64(s.tally.healthy.Load()) < o.PanicBelow*float64(all)
+	panicking := s.panicking(o)
 	if c.retry {
 		// A zone not tried yet first, in proportion to its capacity; then
 		// the least-loaded untried backend anywhere.
@@ -120,6 +120,16 @@ func (p *Pool) choose(s *set, shard int, tried *Tried, rng *prng) (*entry, error
 	}
 	// The draw sent the request away but no other zone can take it.
 	return c.none(c.leastConn(z.lo, z.hi, false))
+}
+
+// Panicking reports whether picks now ignore health because too few
+// backends are healthy (Options.PanicBelow): then a backend that is not
+// available may still be picked. Two atomic loads.
+func (p *Pool) Panicking() bool { return p.current.Load().panicking(p.opts()) }
+
+// panicking reports whether the set's healthy share is below PanicBelow.
+func (s *set) panicking(o *Options) bool {
+	return o.PanicBelow > 0 && float64(s.tally.healthy.Load()) < o.PanicBelow*float64(len(s.entries))
 }
 
 // localShare is the share of new requests the local zone keeps: 1 while its

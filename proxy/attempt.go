@@ -87,6 +87,12 @@ func (a *attempt) BackendOut() {
 	l.mu.Unlock()
 }
 
+// backendOut reports whether the attempt's backend was taken out since
+// the pick (and the pool is not in panic, when picks ignore health).
+func (a *attempt) backendOut() bool {
+	return !a.lease.Backend().Available() && !a.r.x.pool.Balancer.Panicking()
+}
+
 // attempts runs the request's attempts (see race) and returns the
 // response to pass on, or the failure. Nothing has been written to the
 // client when it returns, and every attempt but the winner has ended.
@@ -128,6 +134,16 @@ func (s *Server) attempts(x *exchange, out *http.Request) (*http.Response, error
 func (a *attempt) send() {
 	x := a.r.x
 	p := x.pool
+	if a.backendOut() && !a.lease.Trial() {
+		// Taken out since the pick: send it nothing (under load, the
+		// requests picked just before an ejection would otherwise reach
+		// the backend after it).
+		if a.r.replayable {
+			a.lease.Unwatch(&a.watch)
+		}
+		a.cause, a.err = CauseUnsent, errUnsent
+		return
+	}
 	if a.own {
 		x.rec.info.attempt(a.end)
 	}

@@ -39,10 +39,15 @@ const (
 	// drained). Always a reason to move a replayable request, whatever
 	// retry.on says.
 	CauseOut
+	// CauseUnsent: the backend was taken out between the pick and the
+	// send, so the attempt sent nothing. Like a connect failure, safe to
+	// replay for any method; not held against the backend, which is out
+	// already; always retried, whatever retry.on says.
+	CauseUnsent
 	numCauses
 )
 
-var causeNames = [numCauses]string{"ok", "connect_failure", "timeout", "reset", "status", "client_gone", "error", "cancelled", "backend_out"}
+var causeNames = [numCauses]string{"ok", "connect_failure", "timeout", "reset", "status", "client_gone", "error", "cancelled", "backend_out", "unsent"}
 
 // String returns the name used in retry.on, metrics and logs.
 func (c Cause) String() string {
@@ -66,6 +71,10 @@ var errPerTryTimeout = errors.New("per-try timeout")
 // errLostRace ends an attempt because another attempt of its request got
 // its response first.
 var errLostRace = errors.New("another attempt answered first")
+
+// errUnsent fails an attempt whose backend went out before its request
+// was sent.
+var errUnsent = errors.New("backend taken out before the request was sent")
 
 // classify maps a RoundTrip error to a Cause. ended is why the attempt's
 // lifetime ended (nil if it has not) and clientCtx the inbound request's

@@ -146,11 +146,13 @@ func (t *h1Transport) roundTrip(req *http.Request, life *lifetime, got1xx func(i
 		if err == nil {
 			return resp, nil
 		}
-		if !bc.reused || !bc.sentAgainSafe(req) || life.Cause() != nil {
+		if !bc.reused || !bc.sentAgainSafe(req) || life.Cause() != nil || life.out != nil && life.out() {
 			return nil, err
 		}
 		// The backend closed a kept-alive connection as the request went
-		// out: send it again on another connection, as net/http does.
+		// out: send it again on another connection, as net/http does,
+		// unless health took the backend out meanwhile (the attempt loop
+		// then sends it elsewhere).
 	}
 }
 

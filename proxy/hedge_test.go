@@ -301,11 +301,16 @@ func TestHedgesUnderConcurrency(t *testing.T) {
 		pc.Retry.BudgetMinPerSecond = 100
 	})
 	px := startProxy(t, pc)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	// One request first: the server's own goroutines start with the first
+	// connection, and belong to the baseline.
+	if code, _, _ := get(t, c, "GET", px.URL+"/", nil, nil); code != 200 {
+		t.Fatalf("first request: status %d", code)
+	}
 	baseline := runtime.NumGoroutine()
 	const n = 200
 	var wg sync.WaitGroup
 	codes := make([]int, n)
-	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for i := range n {
 		wg.Go(func() {
 			resp, err := c.Get(px.URL + "/")

@@ -37,6 +37,9 @@ type lifetime struct {
 	// shared is set for an attempt whose timer and backend watch may start
 	// hedges (see attempt): headArrived then always takes the lock.
 	shared bool
+	// out, if set, reports whether the attempt's backend was taken out:
+	// the transport then sends nothing more to it (see h1Transport).
+	out func() bool
 }
 
 // errAttemptDone is the cause of an attempt that ended because its

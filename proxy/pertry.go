@@ -14,14 +14,24 @@ import (
 // a request slower than it still succeeds, at the cost of a second attempt
 // in another zone (paid from the retry budget); a zone that hangs costs a
 // request about the per-try value instead of the whole request timeout.
+//
+// It rises fast and falls slowly. The window's p99 counts samples, so
+// after the whole pool slows down (every zone slow), the many fast
+// samples from before would hold it low for seconds while every request
+// hedged in vain. So the p90 of each half-second slice with at least
+// perTrySliceSamples samples counts too: one slice where most requests
+// are slow raises the value at once, and it stays up for the window. A
+// hung or slow zone does not raise it: its attempts lose to their hedges
+// and only winners are samples.
 const (
-	perTryFactor     = 3
-	perTryFloor      = 20 * time.Millisecond
-	perTryCeiling    = 5 * time.Second
-	perTryStart      = time.Second
-	perTryMinSamples = 50
-	perTryWindow     = 10 * time.Second
-	perTrySlots      = 20 // the window slides in steps of perTryWindow/perTrySlots
+	perTryFactor       = 3
+	perTryFloor        = 20 * time.Millisecond
+	perTryCeiling      = 5 * time.Second
+	perTryStart        = time.Second
+	perTryMinSamples   = 50
+	perTrySliceSamples = 20
+	perTryWindow       = 10 * time.Second
+	perTrySlots        = 20 // the window slides in steps of perTryWindow/perTrySlots
 )
 
 // Latency buckets: microseconds, exact below 8, then four buckets per
@@ -82,30 +92,48 @@ func (l *perTryLearner) observe(at, d time.Duration) {
 }
 
 // learn computes the value from the slots of the window ending before
-// epoch now; with too few samples it keeps the value it had.
+// epoch now: the larger of the window's p99 and the p90 of its busiest
+// slow slice (see the constants). With too few samples it keeps the value
+// it had.
 func (l *perTryLearner) learn(now int64) {
 	var counts [latBuckets]int64
 	var total int64
+	var high time.Duration // the highest p90 of a slice with enough samples
 	for i := range l.slots {
 		s := &l.slots[i]
-		if e := s.epoch.Load(); e >= now-perTrySlots && e < now {
-			total += s.count.Load()
-			for j := range counts {
-				counts[j] += s.buckets[j].Load()
-			}
+		if e := s.epoch.Load(); e < now-perTrySlots || e >= now {
+			continue
+		}
+		var slot [latBuckets]int64
+		var n int64
+		for j := range slot {
+			slot[j] = s.buckets[j].Load()
+			n += slot[j]
+			counts[j] += slot[j]
+		}
+		total += n
+		if n >= perTrySliceSamples {
+			high = max(high, quantile(&slot, n, 90))
 		}
 	}
 	if total < perTryMinSamples {
 		return
 	}
-	rank := (total*99 + 99) / 100 // the p99 sample, counted from 1
+	p := max(quantile(&counts, total, 99), high)
+	l.value.Store(int64(clampPerTry(perTryFactor * p)))
+}
+
+// quantile returns the upper bound of the bucket holding the q-th
+// percentile of n samples counted in counts.
+func quantile(counts *[latBuckets]int64, n int64, q int64) time.Duration {
+	rank := (n*q + 99) / 100 // counted from 1
 	var seen int64
-	for j, n := range counts {
-		if seen += n; seen >= rank {
-			l.value.Store(int64(clampPerTry(perTryFactor * latUpper(j))))
-			return
+	for j, c := range counts {
+		if seen += c; seen >= rank {
+			return latUpper(j)
 		}
 	}
+	return latUpper(latBuckets - 1)
 }
 
 func clampPerTry(d time.Duration) time.Duration {

@@ -65,6 +65,15 @@ func TestPerTryLearner(t *testing.T) {
 			{at: 0, samples: many(200, 200*time.Millisecond), want: 600 * time.Millisecond, within: 0.25},
 			{at: perTryWindow + 2*slice, samples: many(200, 10*time.Millisecond), want: 30 * time.Millisecond, within: 0.25},
 		}},
+		{"a slice where most requests are slow raises it at once", []phase{
+			{at: 0, samples: many(5000, 10*time.Millisecond), want: 30 * time.Millisecond, within: 0.25},
+			// 40 slow answers in half a second: under 1% of the window.
+			{at: 2 * slice, samples: many(40, 800*time.Millisecond), want: 2400 * time.Millisecond, within: 0.25},
+		}},
+		{"one slow request in a slice does not", []phase{
+			{at: 0, samples: many(5000, 10*time.Millisecond), want: 30 * time.Millisecond, within: 0.25},
+			{at: 2 * slice, samples: withTail(40, 10*time.Millisecond, 1, 5*time.Second), want: 30 * time.Millisecond, within: 0.25},
+		}},
 		{"too few samples keep the value learned", []phase{
 			{at: 0, samples: many(200, 10*time.Millisecond), want: 30 * time.Millisecond, within: 0.25},
 			{at: 2 * perTryWindow, samples: many(3, time.Second), want: 30 * time.Millisecond, within: 0.25},

@@ -182,6 +182,9 @@ func (r *race) begin(lease balancer.Lease, from Cause, fromZone string, hedge, o
 			limit = r.perTry
 		}
 	}
+	if !lease.Trial() {
+		a.out = a.backendOut
+	}
 	a.begin(x.ctx, limit, fire)
 	if limit <= 0 {
 		// The request's time ran out before this try began (a slow
@@ -223,7 +226,7 @@ func (r *race) end(a *attempt) (retry bool) {
 		v := Decide(&p.Retry, Attempt{
 			Method:            r.out.Method,
 			HasIdempotencyKey: r.hasKey,
-			BodyReplayable:    x.body.replayable || a.cause == CauseConnect && x.body.untouched(),
+			BodyReplayable:    x.body.replayable || (a.cause == CauseConnect || a.cause == CauseUnsent) && x.body.untouched(),
 			Cause:             a.cause,
 			Tries:             r.started,
 			TimeLeft:          time.Until(r.deadline),
@@ -269,7 +272,7 @@ func (r *race) end(a *attempt) (retry bool) {
 			m.hedge(won)
 		}
 	}
-	if p.Outlier != nil && a.cause != CauseClientGone && a.cause != CauseCancelled {
+	if p.Outlier != nil && a.cause != CauseClientGone && a.cause != CauseCancelled && a.cause != CauseUnsent {
 		p.Outlier.Observe(b, a.cause.BackendFault() || p.failStatus(a.status))
 	}
 	if !won && !retry {

@@ -104,17 +104,18 @@ const (
 // backend was taken out; always a reason, whatever retry.on says).
 // Safe to replay means: the method is idempotent (RFC 9110 section 9.2.2),
 // or the request carries the pool's idempotency key, or the backend provably
-// never saw it (a connect failure). The order of the checks is the order of
+// never saw it (a connect failure, or an attempt unsent because its
+// backend went out first). The order of the checks is the order of
 // the reasons reported: a client that left beats everything. A cause it
 // does not know is never retried.
 func Decide(p *RetryPolicy, a Attempt) Verdict {
 	switch {
 	case a.Cause == CauseNone || a.Cause == CauseClientGone || a.Cause == CauseCancelled || a.Cause >= numCauses ||
-		!p.On[a.Cause] && a.Cause != CauseOut:
+		!p.On[a.Cause] && a.Cause != CauseOut && a.Cause != CauseUnsent:
 		return NoRetryCause
 	case a.ResponseStarted:
 		return NoRetryStarted
-	case !(Idempotent(a.Method) || a.HasIdempotencyKey || a.Cause == CauseConnect):
+	case !(Idempotent(a.Method) || a.HasIdempotencyKey || a.Cause == CauseConnect || a.Cause == CauseUnsent):
 		return NoRetryUnsafe
 	case !a.BodyReplayable:
 		return NoRetryBody
