@@ -205,6 +205,16 @@ func (b *Backend) release(shard int) {
 	}
 }
 
+// undo gives back a slot pick took and did not use. Unlike release it
+// wakes no queued request: pick also runs inside the queue's lock, which
+// release would take again.
+func (b *Backend) undo(shard int) {
+	b.counts[shard].n.Add(-1)
+	if b.word.Load()&flagRemoved != 0 && b.InFlight() <= 0 {
+		b.pool.retire(b)
+	}
+}
+
 // startRamp begins slow start now. The pool clock's zero instant is stored
 // as 1ns, since 0 means "no ramp".
 func (b *Backend) startRamp() {

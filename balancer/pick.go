@@ -66,7 +66,7 @@ func (p *Pool) pick(tried *Tried, rng *prng) (Lease, error) {
 		// flag and gives the slot back. No request starts on a backend
 		// that was already retired.
 		if e.b.word.Load()&flagRemoved != 0 {
-			e.b.release(shard)
+			e.b.undo(shard)
 			continue
 		}
 		return Lease{b: e.b, shard: shard}, nil

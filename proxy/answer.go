@@ -15,7 +15,7 @@ func (s *Server) answerError(w http.ResponseWriter, r *http.Request, err error) 
 		f = &failure{cause: classify(err, nil, r.Context()), err: err}
 	}
 	switch {
-	case f.noBackend:
+	case f.noBackend || f.cause == CauseUnsent:
 		plain(w, http.StatusServiceUnavailable, "no backend available\n", true)
 	case f.cause == CauseClientGone:
 		w.WriteHeader(499)

@@ -70,8 +70,12 @@ func (a *attempt) perTryFired() {
 		l.mu.Unlock()
 		return
 	}
+	// Ended under the lock, so a head that arrives now sees it ended.
+	abort := l.endLocked(errPerTryTimeout)
 	l.mu.Unlock()
-	l.end(errPerTryTimeout)
+	if abort != nil {
+		abort()
+	}
 }
 
 // BackendOut moves the attempt's request at once when health or an
@@ -85,6 +89,14 @@ func (a *attempt) BackendOut() {
 		a.r.hedge(a, CauseOut)
 	}
 	l.mu.Unlock()
+}
+
+// movedAway reports whether the attempt's per-try timer or watch already
+// started a hedge (or tried to) for it.
+func (a *attempt) movedAway() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pastPerTry
 }
 
 // backendOut reports whether the attempt's backend was taken out since
@@ -141,6 +153,7 @@ func (a *attempt) send() {
 		if a.r.replayable {
 			a.lease.Unwatch(&a.watch)
 		}
+		a.headArrived()
 		a.cause, a.err = CauseUnsent, errUnsent
 		return
 	}
@@ -152,7 +165,9 @@ func (a *attempt) send() {
 		a.lease.Unwatch(&a.watch)
 	}
 	a.took = time.Since(a.start)
-	if err == nil && a.headArrived() {
+	// Whatever came back, the attempt's timer and watch may start nothing
+	// more from now on.
+	if ended := a.headArrived(); err == nil && ended {
 		// The timer ended the attempt, or another attempt won, as the
 		// head arrived; its body is cut.
 		drain(resp.Body)

@@ -22,7 +22,8 @@ import (
 // so a storm of them never overdraws.
 type Budget struct {
 	slots [budgetSlots]budgetSlot
-	mu    sync.Mutex // serialises withdrawals
+	mu    sync.Mutex    // serialises withdrawals
+	last  time.Duration // the latest withdrawal's time; guarded by mu
 }
 
 // budgetSlots is how many slices of the window are counted apart; an
@@ -53,6 +54,11 @@ func (b *Budget) deposit(at time.Duration, p *RetryPolicy) {
 func (b *Budget) withdraw(at time.Duration, p *RetryPolicy) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// Withdrawals count in the order they take the lock: one whose time
+	// was read before another's but locks after it counts at the other's
+	// time, so it sees that withdrawal's slot.
+	at = max(at, b.last)
+	b.last = at
 	if b.balance(at, p) < budgetUnit {
 		return false
 	}

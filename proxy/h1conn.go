@@ -139,7 +139,9 @@ func (bc *backendConn) sentAgainSafe(req *http.Request) bool {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
 	}
-	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+	// Anything else the attempt loop decides: it knows the pool's own
+	// idempotency header, which this transport does not.
+	return false
 }
 
 // release ends a request on bc: back to the idle pool if keep and the

@@ -113,17 +113,24 @@ func (l *lifetime) headArrived() (ended bool) {
 // abort that was set.
 func (l *lifetime) end(cause error) {
 	l.mu.Lock()
-	if l.cause != nil {
-		l.mu.Unlock()
-		return
-	}
-	l.cause = cause
-	abort := l.abort
-	l.abort = nil
+	abort := l.endLocked(cause)
 	l.mu.Unlock()
 	if abort != nil {
 		abort()
 	}
+}
+
+// endLocked ends the lifetime with cause, if it has not ended yet, and
+// returns the abort to run once the lock is released. The caller holds
+// l.mu.
+func (l *lifetime) endLocked(cause error) func() {
+	if l.cause != nil {
+		return nil
+	}
+	l.cause = cause
+	abort := l.abort
+	l.abort = nil
+	return abort
 }
 
 // finish ends the lifetime for good: its watches stop, and an abort still

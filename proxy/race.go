@@ -48,6 +48,8 @@ type race struct {
 	running  int // goroutines running attempts (the request's own included)
 	live     [maxLiveAttempts]*attempt
 	outTaken bool     // the first attempt sends out itself
+	decided  bool     // the request's goroutine stopped waiting: nothing new starts
+	fallback *attempt // a retryable status not retried: the answer if nothing does better
 	won      *attempt // the attempt whose response goes to the client
 	last     *attempt // the attempt that failed last
 	refused  string   // why the last retry or hedge was refused
@@ -83,6 +85,9 @@ func (r *race) init(s *Server, x *exchange, out *http.Request) {
 func (r *race) loop(lease balancer.Lease, from Cause, fromZone string, hedge, own bool) {
 	for {
 		a := r.begin(lease, from, fromZone, hedge, own)
+		if a == nil {
+			return
+		}
 		a.send()
 		if !r.end(a) {
 			return
@@ -103,26 +108,29 @@ func (r *race) loop(lease balancer.Lease, from Cause, fromZone string, hedge, ow
 // status), is the answer after all, unless another attempt won.
 func (r *race) noBackend(a *attempt) {
 	r.mu.Lock()
-	r.refused = RefusedNoBackend
-	r.countRefusal(RefusedNoBackend)
-	r.started--
-	var losers []*attempt
-	if r.won == nil && a.resp != nil {
-		r.won = a
-		losers = r.liveLocked()
-		if r.cancel != nil {
-			r.cancel()
-		}
+	if r.won == nil {
+		r.refused = RefusedNoBackend
+		r.countRefusal(RefusedNoBackend)
 	}
-	won := r.won == a
+	r.started--
+	kept := r.won == nil && a.resp != nil && r.keepLocked(a)
 	r.exitLocked()
 	r.mu.Unlock()
-	for _, l := range losers {
-		l.end(errLostRace)
-	}
-	if !won {
+	if !kept {
 		r.discard(a)
 	}
+}
+
+// keepLocked keeps a, a response with a retryable status that will not
+// be retried, as the answer if no attempt still running does better (see
+// wait); the first kept wins. It reports whether a was kept. The caller
+// holds r.mu.
+func (r *race) keepLocked(a *attempt) bool {
+	if r.fallback != nil {
+		return false
+	}
+	r.fallback = a
+	return true
 }
 
 // discard ends an attempt that does not win: its response, if any, is
@@ -137,13 +145,23 @@ func (r *race) discard(a *attempt) {
 }
 
 // begin makes and registers an attempt on lease's backend and starts its
-// lifetime.
+// lifetime. It returns nil, having released the lease and left the race,
+// when the race is already won or over.
 func (r *race) begin(lease balancer.Lease, from Cause, fromZone string, hedge, own bool) *attempt {
 	x := r.x
 	p := x.pool
 	b := lease.Backend()
 	a := &attempt{r: r, lease: lease, start: time.Now(), own: own, hedge: hedge, from: from}
 	r.mu.Lock()
+	if r.won != nil || r.decided {
+		// A retry or hedge whose pick returned after another attempt won:
+		// it sends nothing, and its goroutine leaves the race.
+		r.started--
+		r.exitLocked()
+		r.mu.Unlock()
+		lease.Release()
+		return nil
+	}
 	r.tried.Add(b)
 	a.slot = x.slot()
 	first := !r.outTaken
@@ -207,6 +225,8 @@ func (r *race) end(a *attempt) (retry bool) {
 	x := r.x
 	p := x.pool
 	var losers []*attempt
+	kept := false
+	moved := a.cause == CauseUnsent && a.movedAway() // its watch started a hedge already
 	r.mu.Lock()
 	r.remove(a)
 	lost := r.won != nil
@@ -222,11 +242,19 @@ func (r *race) end(a *attempt) (retry bool) {
 	case a.cause == CauseNone:
 		r.won = a
 		losers = r.liveLocked()
+	case a.cause == CauseUnsent:
+		// Nothing was sent: the attempt counts neither against the
+		// attempts nor the budget, and moves unless its watch moved it.
+		r.started--
+		if retry = !moved; retry {
+			r.started++
+		}
+		r.last, x.final = a, a.cause
 	default:
 		v := Decide(&p.Retry, Attempt{
 			Method:            r.out.Method,
 			HasIdempotencyKey: r.hasKey,
-			BodyReplayable:    x.body.replayable || (a.cause == CauseConnect || a.cause == CauseUnsent) && x.body.untouched(),
+			BodyReplayable:    x.body.replayable || a.cause == CauseConnect && x.body.untouched(),
 			Cause:             a.cause,
 			Tries:             r.started,
 			TimeLeft:          time.Until(r.deadline),
@@ -243,14 +271,12 @@ func (r *race) end(a *attempt) (retry bool) {
 		case v == Retry:
 			retry = true
 			r.started++
-			r.last, x.final = a, a.cause
 		case a.resp != nil:
-			// A retryable status that may not be retried: it is the answer.
-			r.won = a
-			losers = r.liveLocked()
-		default:
-			r.last, x.final = a, a.cause
+			// A retryable status that may not be retried: the answer,
+			// unless an attempt still running does better.
+			kept = r.keepLocked(a)
 		}
+		r.last, x.final = a, a.cause
 	}
 	x.record(a.slot, a.lease.Backend(), a.cause, a.status, a.took)
 	if !retry {
@@ -275,7 +301,7 @@ func (r *race) end(a *attempt) (retry bool) {
 	if p.Outlier != nil && a.cause != CauseClientGone && a.cause != CauseCancelled && a.cause != CauseUnsent {
 		p.Outlier.Observe(b, a.cause.BackendFault() || p.failStatus(a.status))
 	}
-	if !won && !retry {
+	if !won && !retry && !kept {
 		r.discard(a)
 	}
 	return retry
@@ -297,7 +323,7 @@ func (r *race) hedge(a *attempt, why Cause) {
 	p := x.pool
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.won != nil {
+	if r.won != nil || r.decided {
 		return
 	}
 	v := Decide(&p.Retry, Attempt{
@@ -336,8 +362,10 @@ func (r *race) runHedge(why Cause, fromZone string) {
 	lease, err := r.pick()
 	if err != nil {
 		r.mu.Lock()
-		r.refused = RefusedNoBackend
-		r.countRefusal(RefusedNoBackend)
+		if r.won == nil {
+			r.refused = RefusedNoBackend
+			r.countRefusal(RefusedNoBackend)
+		}
 		r.started--
 		r.exitLocked()
 		r.mu.Unlock()
@@ -360,19 +388,36 @@ func (r *race) pick() (balancer.Lease, error) {
 }
 
 // wait blocks until an attempt won or every attempt ended, then until every
-// hedge's goroutine returned, and returns the winner, or the attempt that
-// failed last.
+// hedge's goroutine returned, and returns the winner (or the response with
+// a retryable status kept when nothing did better), or the attempt that
+// failed last. From then on nothing new starts: a late timer or watch
+// finds the race decided.
 func (r *race) wait() (won, last *attempt) {
 	r.mu.Lock()
 	for r.won == nil && r.running > 0 {
 		r.cond.Wait()
 	}
+	r.decided = true
+	if r.won == nil {
+		r.won = r.fallback // a retryable status nothing did better than
+	}
 	won, last = r.won, r.last
+	losers := r.liveLocked()
+	spare := r.fallback
+	if spare == won {
+		spare = nil
+	}
 	if r.cancel != nil {
 		r.cancel()
 	}
 	r.mu.Unlock()
+	for _, l := range losers {
+		l.end(errLostRace)
+	}
 	r.hedges.Wait()
+	if spare != nil {
+		r.discard(spare)
+	}
 	return won, last
 }
 
