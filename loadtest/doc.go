@@ -8,4 +8,8 @@
 // client, as wrk2 does) or closed loop (a fixed number of workers, each
 // sending its next request when the previous one ends). Runs are always
 // bounded by a duration or a request count.
+//
+// A run sends one method and body, or a mix of them (Options.Mix) in exact
+// proportions and a fixed order, each request with a unique ID so the
+// backends can tell a request delivered twice; results are kept per method.
 package loadtest

@@ -1,11 +1,8 @@
 package loadtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,11 +18,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	g := &generator{opts: o}
-	if o.Protocol == H1 {
+	if len(o.Mix) > 0 {
+		g.mix = newMixPlan(o.Mix)
+	}
+	switch {
+	case o.Protocol == H1 && g.mix == nil:
 		if g.h1, err = newH1Request(o); err != nil {
 			return nil, err
 		}
-	} else {
+	case o.Protocol == H1:
+		for _, e := range g.mix.entries {
+			eo := o
+			eo.Method, eo.Body = e.Method, e.Body
+			r, err := newH1Request(eo)
+			if err != nil {
+				return nil, fmt.Errorf("mix entry %s: %w", e.Method, err)
+			}
+			g.mixH1 = append(g.mixH1, r)
+		}
+	default:
 		rt, closeRT, err := newTransport(o)
 		if err != nil {
 			return nil, err
@@ -41,6 +52,8 @@ type generator struct {
 	opts   Options
 	rt     roundTripper // h2 and h3
 	h1     *h1Request   // h1: the generator's own client
+	mix    *mixPlan     // nil without a mix
+	mixH1  []*h1Request // h1 with a mix: one request per entry
 	start  time.Time
 	shards []*shard
 	ids    atomic.Int64 // request sequence, for Options.IDHeader
@@ -65,8 +78,14 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 	o := g.opts
 	nShards := min(o.Concurrency, 8)
 	g.shards = make([]*shard, nShards)
+	var methods []string
 	for i := range g.shards {
-		g.shards[i] = newShard()
+		if g.mix != nil {
+			methods = g.mix.methods
+			g.shards[i] = newMixShard(len(methods))
+		} else {
+			g.shards[i] = newShard()
+		}
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -140,7 +159,7 @@ func (g *generator) run(ctx context.Context) (*Result, error) {
 	if o.openLoop() {
 		res.Mode = "open"
 	}
-	mergeShards(res, g.shards)
+	mergeShards(res, g.shards, methods)
 	if res.Requests == 0 && ctx.Err() != nil {
 		return res, fmt.Errorf("running load: %w", ctx.Err())
 	}
@@ -226,128 +245,4 @@ func (g *generator) report(ctx context.Context) {
 			})
 		}
 	}
-}
-
-// worker sends requests one at a time with its own reusable request and
-// read buffer, so the hot loop allocates little beyond what net/http does.
-type worker struct {
-	g     *generator
-	shard *shard
-	ctx   context.Context
-	req   *http.Request
-	buf   []byte
-	h1    *h1Conn
-}
-
-func (w *worker) close() {
-	if w.h1 != nil {
-		w.h1.close()
-	}
-}
-
-func (g *generator) newWorker(i int, ctx context.Context) *worker {
-	o := g.opts
-	req, err := http.NewRequestWithContext(ctx, o.Method, o.URL, nil)
-	if err != nil {
-		// The URL was validated in withDefaults; a failure here is a bug.
-		panic(fmt.Sprintf("building request: %v", err))
-	}
-	for k, vs := range o.Header {
-		for _, v := range vs {
-			if http.CanonicalHeaderKey(k) == "Host" {
-				req.Host = v
-				continue
-			}
-			req.Header.Add(k, v)
-		}
-	}
-	w := &worker{g: g, shard: g.shards[i%len(g.shards)], ctx: ctx}
-	if g.h1 != nil {
-		w.h1 = newH1Conn(g.h1, o.Timeout)
-		return w
-	}
-	w.req, w.buf = req, make([]byte, 32<<10)
-	if o.Body != nil {
-		req.ContentLength = int64(len(o.Body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(o.Body)), nil }
-	}
-	return w
-}
-
-// do sends one request planned for intended and records its outcome.
-func (w *worker) do(intended time.Time) {
-	o := &w.g.opts
-	out := outcome{second: int(intended.Sub(w.g.start) / time.Second)}
-	if out.second < 0 {
-		out.second = 0
-	}
-	if wait := time.Since(intended); wait > o.Timeout {
-		// Planned so long ago that its deadline passed in the queue: it
-		// counts as a timeout without being sent.
-		out.latency, out.class = wait, ClassTimeout
-		w.record(&out)
-		return
-	}
-	var id requestID
-	if o.IDHeader != "" {
-		id = requestID{token: w.g.token, n: w.g.ids.Add(1)}
-	}
-	if w.h1 != nil {
-		err := w.h1.do(w.ctx, time.Now().Add(o.Timeout), id, &out)
-		out.latency = time.Since(intended)
-		out.class = Classify(err)
-		w.record(&out)
-		return
-	}
-	ctx, cancel := context.WithTimeout(w.ctx, o.Timeout)
-	req := w.req.WithContext(ctx)
-	if o.IDHeader != "" {
-		req.Header = req.Header.Clone()
-		req.Header.Set(o.IDHeader, id.String())
-	}
-	if o.Body != nil {
-		req.Body = io.NopCloser(bytes.NewReader(o.Body))
-	}
-	resp, err := w.g.rt.RoundTrip(req)
-	if err == nil {
-		out.status = resp.StatusCode
-		out.backend = headerValue(resp.Header, "X-Backend")
-		out.zone = headerValue(resp.Header, "X-Backend-Zone")
-		err = w.drain(resp.Body)
-	}
-	cancel()
-	out.latency = time.Since(intended)
-	out.class = Classify(err)
-	w.record(&out)
-}
-
-func (w *worker) record(out *outcome) { w.shard.record(out) }
-
-// drain reads the body to its end so the connection can be reused and a
-// reset mid-body is seen as one.
-func (w *worker) drain(body io.ReadCloser) error {
-	var err error
-	for {
-		_, rerr := body.Read(w.buf)
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = rerr
-			break
-		}
-	}
-	if cerr := body.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	return err
-}
-
-// headerValue reads a canonical header key without the canonicalization
-// Header.Get performs.
-func headerValue(h http.Header, key string) string {
-	if v := h[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
 }

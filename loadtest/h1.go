@@ -125,10 +125,13 @@ func (h *h1Conn) dial(ctx context.Context, deadline time.Time) error {
 	return nil
 }
 
-// do sends the request and reads the whole response by deadline. A
-// connection the server closed while idle is redialed once, as browsers
-// and net/http do, when nothing of the response was read.
-func (h *h1Conn) do(ctx context.Context, deadline time.Time, id requestID, out *outcome) error {
+// do sends req and reads the whole response by deadline. A connection the
+// server closed while idle is redialed once, as browsers and net/http do,
+// when nothing of the response was read. Every req of a run has the
+// connection's address and TLS settings; only the method, body and
+// framing differ, with a mix.
+func (h *h1Conn) do(ctx context.Context, deadline time.Time, req *h1Request, id requestID, out *outcome) error {
+	h.req = req
 	wire := h.req.wire
 	if h.req.idHeader != "" {
 		b := append(h.wbuf[:0], wire[:h.req.split]...)

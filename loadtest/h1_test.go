@@ -189,7 +189,7 @@ func TestH1HotLoopAllocations(t *testing.T) {
 	ctx := t.Context()
 	once := func() {
 		out := outcome{}
-		if err := conn.do(ctx, time.Now().Add(time.Second), requestID{}, &out); err != nil || out.status != 200 || out.zone != "z1" {
+		if err := conn.do(ctx, time.Now().Add(time.Second), req, requestID{}, &out); err != nil || out.status != 200 || out.zone != "z1" {
 			t.Fatalf("request: %v %+v", err, out)
 		}
 		out.latency = time.Millisecond

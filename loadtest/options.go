@@ -34,6 +34,13 @@ type Options struct {
 	Header http.Header
 	// Body is sent with every request; nil sends none.
 	Body []byte
+	// Mix, when set, replaces Method and Body: each request takes its
+	// method and body from one entry, in proportion to the weights and in
+	// a fixed order (see newMixPlan). A mix gives every request an ID
+	// (IDHeader, DefaultIDHeader when empty) and keeps results per method.
+	// Without a mix the generator's path is the single-method one, with
+	// no per-request choice at all.
+	Mix []MixEntry
 	// Protocol selects h1, h2 or h3; h1 by default.
 	Protocol Protocol
 	// IDHeader, when set, names a header that carries a unique value on
@@ -96,6 +103,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Method == "" {
 		o.Method = http.MethodGet
+	}
+	if len(o.Mix) > 0 {
+		if o.Mix, err = checkMix(o.Mix); err != nil {
+			return o, err
+		}
+		o.Method, o.Body = mixLabel(o.Mix), nil
+		if o.IDHeader == "" {
+			o.IDHeader = DefaultIDHeader
+		}
 	}
 	if o.Protocol == "" {
 		o.Protocol = H1

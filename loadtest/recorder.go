@@ -33,6 +33,7 @@ type outcome struct {
 	latency time.Duration // from intended send to last body byte or error
 	status  int
 	class   ErrorClass
+	method  uint8 // with a mix, the index of the request's method
 	backend string
 	zone    string
 }
@@ -45,28 +46,42 @@ func (o *outcome) failed() bool {
 
 // second holds one second of the timeline in one shard.
 type second struct {
-	requests int64
-	failed   int64
-	hist     *hdr.Histogram
-	zones    map[string]int64
+	requests  int64
+	failed    int64
+	redirects int64 // 3xx, a success overall but not per method
+	hist      *hdr.Histogram
+	zones     map[string]int64
 }
 
 // shard is one slice of the run's counters. Workers are spread over a few
 // shards so their locks are rarely contended; the reporter merges them.
 type shard struct {
-	mu       sync.Mutex
-	hist     *hdr.Histogram
-	requests int64
-	failed   int64
-	status   [600]int64
-	classes  [numClasses]int64
-	backends map[string]int64
-	zones    map[string]int64
-	seconds  []*second
+	mu        sync.Mutex
+	hist      *hdr.Histogram
+	requests  int64
+	failed    int64
+	redirects int64
+	status    [600]int64
+	classes   [numClasses]int64
+	backends  map[string]int64
+	zones     map[string]int64
+	seconds   []*second
+	// methods, with a mix, tallies each method apart, under mu.
+	methods []*shard
 }
 
 func newShard() *shard {
 	return &shard{hist: newHist(), backends: map[string]int64{}, zones: map[string]int64{}}
+}
+
+// newMixShard is a shard that also tallies each of n methods apart.
+func newMixShard(n int) *shard {
+	s := newShard()
+	s.methods = make([]*shard, n)
+	for i := range s.methods {
+		s.methods[i] = newShard()
+	}
+	return s
 }
 
 func (s *shard) record(o *outcome) {
@@ -74,10 +89,23 @@ func (s *shard) record(o *outcome) {
 	failed := o.failed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.add(o, us, failed)
+	if s.methods != nil {
+		s.methods[o.method].add(o, us, failed)
+	}
+}
+
+// add counts one outcome; the caller holds the lock of the shard at the
+// top.
+func (s *shard) add(o *outcome, us int64, failed bool) {
+	redirect := !failed && o.status >= 300
 	_ = s.hist.RecordValue(us) // values are clamped into range above
 	s.requests++
 	if failed {
 		s.failed++
+	}
+	if redirect {
+		s.redirects++
 	}
 	if o.class != classNone {
 		s.classes[o.class]++
@@ -101,6 +129,9 @@ func (s *shard) record(o *outcome) {
 	sec.requests++
 	if failed {
 		sec.failed++
+	}
+	if redirect {
+		sec.redirects++
 	}
 	_ = sec.hist.RecordValue(us)
 	if o.zone != "" {

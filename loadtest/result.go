@@ -80,67 +80,147 @@ type Result struct {
 	Backends map[string]int64 `json:"backends,omitempty"`
 	Zones    map[string]int64 `json:"zones,omitempty"`
 	Timeline []Second         `json:"timeline"`
+	// Methods is the run per method: with a mix, one entry per method;
+	// without, the run's one method. Unlike the run's totals, a method's
+	// success is a 2xx response only.
+	Methods map[string]*MethodResult `json:"methods"`
 
 	hist *hdr.Histogram
 }
 
-// mergeShards folds the shards into one Result.
-func mergeShards(r *Result, shards []*shard) {
-	r.hist = newHist()
-	r.Status = map[string]int64{}
-	r.Errors = map[string]int64{}
-	r.Backends = map[string]int64{}
-	r.Zones = map[string]int64{}
-	var secs []*second
+// MethodResult is what the requests of one method measured. Succeeded
+// counts 2xx responses; everything else (3xx included) is Failed.
+type MethodResult struct {
+	Requests  int64            `json:"requests"`
+	Succeeded int64            `json:"succeeded"`
+	Failed    int64            `json:"failed"`
+	Latency   Latency          `json:"latency"`
+	Status    map[string]int64 `json:"status"`
+	Errors    map[string]int64 `json:"errors"`
+	Timeline  []MethodSecond   `json:"timeline"`
+}
+
+// MethodSecond is one second of a method's timeline.
+type MethodSecond struct {
+	Second    int   `json:"second"`
+	Requests  int64 `json:"requests"`
+	Succeeded int64 `json:"succeeded"`
+	P50       int64 `json:"p50_us"`
+	P99       int64 `json:"p99_us"`
+	Max       int64 `json:"max_us"`
+
+	hist *hdr.Histogram
+}
+
+// tally is the merge of a set of shards (or of their per-method parts).
+type tally struct {
+	hist                        *hdr.Histogram
+	requests, failed, redirects int64
+	status, errors              map[string]int64
+	backends, zones             map[string]int64
+	secs                        []*second
+}
+
+func newTally() *tally {
+	return &tally{hist: newHist(), status: map[string]int64{}, errors: map[string]int64{},
+		backends: map[string]int64{}, zones: map[string]int64{}}
+}
+
+// add merges s; the caller holds the lock of the shard s belongs to.
+func (t *tally) add(s *shard) {
+	t.hist.Merge(s.hist)
+	t.requests += s.requests
+	t.failed += s.failed
+	t.redirects += s.redirects
+	for code, n := range s.status {
+		if n > 0 {
+			t.status[strconv.Itoa(code)] += n
+		}
+	}
+	for c := ClassTimeout; c < numClasses; c++ {
+		if n := s.classes[c]; n > 0 {
+			t.errors[c.String()] += n
+		}
+	}
+	for k, n := range s.backends {
+		t.backends[k] += n
+	}
+	for k, n := range s.zones {
+		t.zones[k] += n
+	}
+	for i, sec := range s.seconds {
+		for len(t.secs) <= i {
+			t.secs = append(t.secs, &second{hist: newSecHist(), zones: map[string]int64{}})
+		}
+		if sec == nil {
+			continue
+		}
+		t.secs[i].requests += sec.requests
+		t.secs[i].failed += sec.failed
+		t.secs[i].redirects += sec.redirects
+		t.secs[i].hist.Merge(sec.hist)
+		for k, n := range sec.zones {
+			t.secs[i].zones[k] += n
+		}
+	}
+}
+
+// methodResult is the tally's per-method form: success is a 2xx.
+func (t *tally) methodResult() *MethodResult {
+	m := &MethodResult{
+		Requests: t.requests, Succeeded: t.requests - t.failed - t.redirects,
+		Latency: summarize(t.hist), Status: t.status, Errors: t.errors,
+		Timeline: make([]MethodSecond, len(t.secs)),
+	}
+	m.Failed = m.Requests - m.Succeeded
+	for i, sec := range t.secs {
+		m.Timeline[i] = MethodSecond{
+			Second: i, Requests: sec.requests, Succeeded: sec.requests - sec.failed - sec.redirects,
+			P50: sec.hist.ValueAtQuantile(50), P99: sec.hist.ValueAtQuantile(99), Max: sec.hist.Max(), hist: sec.hist,
+		}
+	}
+	return m
+}
+
+// mergeShards folds the shards into one Result; methods names the methods
+// of a mix, whose parts the shards keep apart (nil without a mix: the
+// run's one method is the whole run).
+func mergeShards(r *Result, shards []*shard, methods []string) {
+	all := newTally()
+	per := make([]*tally, len(methods))
+	for i := range per {
+		per[i] = newTally()
+	}
 	for _, s := range shards {
 		s.mu.Lock()
-		r.hist.Merge(s.hist)
-		r.Requests += s.requests
-		r.Failed += s.failed
-		for code, n := range s.status {
-			if n > 0 {
-				r.Status[strconv.Itoa(code)] += n
-			}
-		}
-		for c := ClassTimeout; c < numClasses; c++ {
-			if n := s.classes[c]; n > 0 {
-				r.Errors[c.String()] += n
-			}
-		}
-		for k, n := range s.backends {
-			r.Backends[k] += n
-		}
-		for k, n := range s.zones {
-			r.Zones[k] += n
-		}
-		for i, sec := range s.seconds {
-			for len(secs) <= i {
-				secs = append(secs, &second{hist: newSecHist(), zones: map[string]int64{}})
-			}
-			if sec == nil {
-				continue
-			}
-			secs[i].requests += sec.requests
-			secs[i].failed += sec.failed
-			secs[i].hist.Merge(sec.hist)
-			for k, n := range sec.zones {
-				secs[i].zones[k] += n
-			}
+		all.add(s)
+		for i, ms := range s.methods {
+			per[i].add(ms)
 		}
 		s.mu.Unlock()
 	}
+	r.hist = all.hist
+	r.Requests, r.Failed = all.requests, all.failed
+	r.Status, r.Errors, r.Backends, r.Zones = all.status, all.errors, all.backends, all.zones
 	r.Succeeded = r.Requests - r.Failed
 	r.Latency = summarize(r.hist)
 	if r.Elapsed > 0 {
 		r.Throughput = float64(r.Requests) / r.Elapsed.Seconds()
 	}
-	r.Timeline = make([]Second, len(secs))
-	for i, sec := range secs {
+	r.Timeline = make([]Second, len(all.secs))
+	for i, sec := range all.secs {
 		r.Timeline[i] = Second{
 			Second: i, Requests: sec.requests, Failed: sec.failed,
 			P50: sec.hist.ValueAtQuantile(50), P99: sec.hist.ValueAtQuantile(99),
 			Zones: sec.zones, hist: sec.hist,
 		}
+	}
+	r.Methods = map[string]*MethodResult{}
+	if methods == nil {
+		r.Methods[r.Method] = all.methodResult()
+	}
+	for i, m := range methods {
+		r.Methods[m] = per[i].methodResult()
 	}
 }
 
@@ -159,6 +239,28 @@ func (r *Result) Window(from, to int) (requests, failed int64, lat Latency) {
 		}
 	}
 	return requests, failed, summarize(h)
+}
+
+// MethodWindow summarizes the requests of method sent in the seconds
+// [from, to) of the timeline: how many, how many got a 2xx, and their
+// latency. A method the run did not send gives zeros.
+func (r *Result) MethodWindow(method string, from, to int) (sent, succeeded int64, lat Latency) {
+	m := r.Methods[method]
+	if m == nil {
+		return 0, 0, Latency{}
+	}
+	h := newSecHist()
+	for _, s := range m.Timeline {
+		if s.Second < from || s.Second >= to {
+			continue
+		}
+		sent += s.Requests
+		succeeded += s.Succeeded
+		if s.hist != nil {
+			h.Merge(s.hist)
+		}
+	}
+	return sent, succeeded, summarize(h)
 }
 
 // SuccessRate is the share of requests that succeeded, 0 for an empty run.

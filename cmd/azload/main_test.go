@@ -17,12 +17,18 @@ import (
 	"github.com/azimuthproxy/azimuth/loadtest"
 )
 
-// azimuthBin is the azimuth binary built by TestMain; buildErr says why
-// there is none.
+// The binaries the tests run as real processes, built by TestMain with a
+// plain go build (no -race: the processes are under test, not the race
+// detector), and why one is missing.
 var (
-	azimuthBin string
-	buildErr   error
+	azimuthBin, azloadBin string
+	azimuthErr, azloadErr error
 )
+
+// envAzimuth, when set, names an azimuth binary the tests use instead of
+// building ../azimuth: to measure another build (an older commit, for
+// "before" numbers) with the same suite.
+const envAzimuth = "AZLOAD_TEST_AZIMUTH"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "azload-test-")
@@ -30,14 +36,49 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	azimuthBin = filepath.Join(dir, "azimuth")
-	out, err := exec.Command("go", "build", "-o", azimuthBin, "github.com/azimuthproxy/azimuth/cmd/azimuth").CombinedOutput()
-	if err != nil {
-		buildErr = fmt.Errorf("building cmd/azimuth: %v\n%s", err, out)
+	azimuthBin, azloadBin = filepath.Join(dir, "azimuth"), filepath.Join(dir, "azload")
+	if bin := os.Getenv(envAzimuth); bin != "" {
+		azimuthBin = bin
+		if _, err := os.Stat(bin); err != nil {
+			azimuthErr = fmt.Errorf("%s=%s: %w", envAzimuth, bin, err)
+		}
+	} else {
+		azimuthErr = goBuild(azimuthBin, "../azimuth")
+	}
+	azloadErr = goBuild(azloadBin, ".")
+	for _, err := range []error{azimuthErr, azloadErr} {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "azload tests: %v\n", err)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// goBuild builds the package in dir (relative to this one) into out.
+func goBuild(out, dir string) error {
+	cmd := exec.Command("go", "build", "-o", out, dir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %w\n%s", dir, err, b)
+	}
+	return nil
+}
+
+// needAzimuth fails the test, never skips it, without the azimuth binary.
+func needAzimuth(t *testing.T) {
+	t.Helper()
+	if azimuthErr != nil {
+		t.Fatalf("this test runs the azimuth binary, which is missing: %v", azimuthErr)
+	}
+}
+
+// needAzload fails the test without the azload binary.
+func needAzload(t *testing.T) {
+	t.Helper()
+	if azloadErr != nil {
+		t.Fatalf("this test runs the azload binary, which is missing: %v", azloadErr)
+	}
 }
 
 // TestDemoShort plays the demo, shortened, against the real azimuth binary:
@@ -45,9 +86,7 @@ func TestMain(m *testing.M) {
 // req/s. Clients must not notice: at least 99.9% of the requests sent
 // during the fault succeed.
 func TestDemoShort(t *testing.T) {
-	if buildErr != nil {
-		t.Fatalf("the demo needs the azimuth binary: %v", buildErr)
-	}
+	needAzimuth(t)
 	report := filepath.Join(t.TempDir(), "demo.html")
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -70,6 +109,7 @@ func TestDemoShort(t *testing.T) {
 		} `json:"faults"`
 		RetriesOK bool   `json:"retries_available"`
 		StopError string `json:"azimuth_stop_error"`
+		Pool      string `json:"azimuth_pool_config"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("decoding the JSON report: %v\n%s", err, stdout.String())
@@ -107,6 +147,13 @@ func TestDemoShort(t *testing.T) {
 	}
 	if n := strings.Count(string(page), "<svg"); n != 3 {
 		t.Errorf("HTML report has %d charts, want 3", n)
+	}
+	// The demo runs defaults-only, and both reports say so.
+	if !strings.Contains(string(page), "only a name and backends") {
+		t.Errorf("HTML report does not show the defaults-only pool")
+	}
+	if !defaultsOnlyPool.MatchString(rep.Pool) {
+		t.Errorf("the demo's pool:\n%s\nwant only a name and backends", rep.Pool)
 	}
 	if rep.StopError != "" {
 		t.Errorf("azimuth did not stop cleanly on SIGTERM: %s", rep.StopError)
@@ -175,9 +222,7 @@ func TestRunCommand(t *testing.T) {
 // (a TLS listener with QUIC, certificate made by the runner) while zone a
 // refuses connections for a second.
 func TestScenarioH3(t *testing.T) {
-	if buildErr != nil {
-		t.Fatalf("the scenario needs the azimuth binary: %v", buildErr)
-	}
+	needAzimuth(t)
 	file := filepath.Join(t.TempDir(), "h3.yaml")
 	spec := `name: h3-refuse
 fleet: { zones: [a, b], backends_per_zone: 2 }

@@ -48,7 +48,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&o.Rate, "rate", 500, "requests per second")
 	fs.DurationVar(&o.FaultFrom, "fault-from", 5*time.Second, "when the proxy's zone fails")
 	fs.DurationVar(&o.FaultTo, "fault-to", 15*time.Second, "when it is restored")
-	fs.StringVar(&o.Fault, "fault", "blackhole", `the fault: blackhole, refuse, reset, "slow: 500ms", "status: 503"`)
+	fs.StringVar(&o.Fault, "fault", "blackhole", `the fault: blackhole, refuse, reset, reset_before_headers, "slow: 500ms", "status: 503"`)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: azload demo [flags]")
 		fs.PrintDefaults()

@@ -43,6 +43,9 @@ type Backend struct {
 
 	requests atomic.Int64 // requests other than health checks
 	health   atomic.Int64
+	hits     *hitTimeline // requests other than health checks, by arrival time
+	ids      *deliveries  // the fleet's, when it counts IDs
+	idHeader string       // the header ids reads
 	countsMu sync.Mutex
 	methods  map[string]int64
 	keys     map[string]int64
@@ -50,7 +53,28 @@ type Backend struct {
 
 type connKey struct{}
 
-func newBackend(name, zone, host string, lat Latency, rng *rand.Rand) (*Backend, error) {
+// HealthPath is the path of active health checks: requests to it play the
+// faults like any other but are counted apart, in HealthChecks, and never
+// as hits.
+const HealthPath = "/healthz"
+
+// SleepPath makes one request slow: a request to /sleep?d=5s is answered
+// after the backend's usual service time plus d (at most MaxSleep), so a
+// test can send a legitimately slow request into a fast pool.
+const SleepPath = "/sleep"
+
+// MaxSleep bounds the d of SleepPath.
+const MaxSleep = time.Minute
+
+// shared is what a fleet's backends share: the epoch of their hit
+// timelines and the tally of request IDs.
+type shared struct {
+	epoch    time.Time
+	ids      *deliveries
+	idHeader string
+}
+
+func newBackend(name, zone, host string, lat Latency, rng *rand.Rand, sh shared) (*Backend, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("listening for backend %s: %w", name, err)
@@ -59,6 +83,7 @@ func newBackend(name, zone, host string, lat Latency, rng *rand.Rand) (*Backend,
 		Name: name, Zone: zone, Addr: ln.Addr().String(),
 		latency: lat, rng: rng, done: make(chan struct{}),
 		conns: map[net.Conn]struct{}{}, methods: map[string]int64{}, keys: map[string]int64{},
+		hits: &hitTimeline{epoch: sh.epoch}, ids: sh.ids, idHeader: http.CanonicalHeaderKey(sh.idHeader),
 	}
 	b.fault.Store(&Fault{})
 	b.srv = &http.Server{
@@ -159,16 +184,24 @@ func (b *Backend) waitOpen(ctx context.Context) bool {
 // ServeHTTP answers as the fault in force dictates. /healthz plays the
 // faults too, as a real sick server's would, but is counted apart.
 func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	gc, _ := r.Context().Value(connKey{}).(*gatedConn)
+	at, counted := time.Now(), false
+	if gc != nil {
+		at, counted = gc.request()
+		defer gc.served()
+	}
 	if !b.waitOpen(r.Context()) {
 		return
 	}
-	if r.URL.Path == "/healthz" {
-		b.health.Add(1)
-	} else {
-		b.count(r)
+	if !counted {
+		b.count(r, at)
 	}
 	_, _ = io.Copy(io.Discard, r.Body)
 	f := b.fault.Load()
+	if f.Kind == ResetBeforeHeaders {
+		resetConn(gc)
+		return
+	}
 	delay := b.latency.Fixed
 	if b.latency.Jitter > 0 {
 		b.rngMu.Lock()
@@ -177,6 +210,14 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.Kind == Slow {
 		delay += f.Delay
+	}
+	if r.URL.Path == SleepPath {
+		d, err := time.ParseDuration(r.URL.Query().Get("d"))
+		if err != nil || d < 0 || d > MaxSleep {
+			http.Error(w, fmt.Sprintf("%s: want ?d=<duration up to %v>", SleepPath, MaxSleep), http.StatusBadRequest)
+			return
+		}
+		delay += d
 	}
 	if delay > 0 && !b.sleep(r.Context(), delay) {
 		return
@@ -202,12 +243,20 @@ func (b *Backend) reset(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(make([]byte, 1024))
 	_ = http.NewResponseController(w).Flush()
-	if gc, ok := r.Context().Value(connKey{}).(*gatedConn); ok {
-		if tc, ok := gc.Conn.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-		_ = gc.Conn.Close()
+	gc, _ := r.Context().Value(connKey{}).(*gatedConn)
+	resetConn(gc)
+}
+
+// resetConn closes c with an RST (SO_LINGER 0) rather than a FIN, so the
+// peer sees "connection reset", not a clean end.
+func resetConn(c *gatedConn) {
+	if c == nil {
+		return
 	}
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Conn.Close()
 }
 
 func (b *Backend) sleep(ctx context.Context, d time.Duration) bool {
@@ -223,8 +272,20 @@ func (b *Backend) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (b *Backend) count(r *http.Request) {
+// count tallies one request that arrived at at: a health check, or a hit
+// with its method, its ID and its keys.
+func (b *Backend) count(r *http.Request, at time.Time) {
+	if r.URL.Path == HealthPath {
+		b.health.Add(1)
+		return
+	}
 	b.requests.Add(1)
+	b.hits.add(at)
+	if b.ids != nil && b.idHeader != "" {
+		if v := r.Header[b.idHeader]; len(v) > 0 && v[0] != "" {
+			b.ids.record(r.Method, v[0])
+		}
+	}
 	b.countsMu.Lock()
 	defer b.countsMu.Unlock()
 	b.methods[r.Method]++
@@ -240,6 +301,12 @@ func (b *Backend) Requests() int64 { return b.requests.Load() }
 
 // HealthChecks is the number of /healthz requests received.
 func (b *Backend) HealthChecks() int64 { return b.health.Load() }
+
+// HitsBetween is the number of requests, health checks excepted, that
+// arrived in [from, to), to within HitBucket at each end. A request's
+// arrival is when its first bytes were read, so a request held by a
+// blackhole counts when it came, not when the fault let it through.
+func (b *Backend) HitsBetween(from, to time.Time) int64 { return b.hits.between(from, to) }
 
 // Methods returns the requests received per method.
 func (b *Backend) Methods() map[string]int64 {
@@ -290,37 +357,4 @@ func (b *Backend) Close() error {
 		err = nil
 	}
 	return err
-}
-
-// gatedListener wraps accepted connections so a blackhole can stop reading
-// from them.
-type gatedListener struct {
-	net.Listener
-	b *Backend
-}
-
-func (l *gatedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &gatedConn{Conn: c, b: l.b}, nil
-}
-
-// gatedConn holds reads while the backend is blackholed: before reading,
-// and after a read that raced with the fault, so no request gets through.
-type gatedConn struct {
-	net.Conn
-	b *Backend
-}
-
-func (c *gatedConn) Read(p []byte) (int, error) {
-	if !c.b.waitOpen(context.Background()) {
-		return 0, net.ErrClosed
-	}
-	n, err := c.Conn.Read(p)
-	if n > 0 && !c.b.waitOpen(context.Background()) {
-		return 0, net.ErrClosed
-	}
-	return n, err
 }

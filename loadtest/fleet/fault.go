@@ -28,6 +28,13 @@ const (
 	// Reset writes the response headers and part of the body, then resets
 	// the connection (RST, through SO_LINGER 0).
 	Reset FaultKind = "reset"
+	// ResetBeforeHeaders reads the whole request (head and body), then
+	// resets the connection (RST, through SO_LINGER 0) before any byte of
+	// a response, on new and already open keep-alive connections alike:
+	// a backend process that crashes while handling the request. The
+	// request has reached the backend, so a proxy may replay it only if
+	// it is safe to deliver twice.
+	ResetBeforeHeaders FaultKind = "reset_before_headers"
 	// Restore ends the fault in force.
 	Restore FaultKind = "restore"
 )
@@ -55,8 +62,8 @@ func (f Fault) String() string {
 }
 
 // ParseFault reads a fault as written in scenario files: "blackhole",
-// "refuse", "reset", "restore", "slow: 500ms" or "status: 503" (the colon
-// may be a space).
+// "refuse", "reset", "reset_before_headers", "restore", "slow: 500ms" or
+// "status: 503" (the colon may be a space).
 func ParseFault(s string) (Fault, error) {
 	kind, arg, _ := strings.Cut(strings.TrimSpace(s), ":")
 	if k, a, ok := strings.Cut(kind, " "); ok && arg == "" {
@@ -65,7 +72,7 @@ func ParseFault(s string) (Fault, error) {
 	kind, arg = strings.TrimSpace(kind), strings.TrimSpace(arg)
 	f := Fault{Kind: FaultKind(kind)}
 	switch f.Kind {
-	case Blackhole, Refuse, Reset, Restore:
+	case Blackhole, Refuse, Reset, ResetBeforeHeaders, Restore:
 		if arg != "" {
 			return Fault{}, fmt.Errorf("fault %q: %s takes no argument", s, kind)
 		}
@@ -82,7 +89,7 @@ func ParseFault(s string) (Fault, error) {
 		}
 		f.Status = code
 	default:
-		return Fault{}, fmt.Errorf("fault %q: want blackhole, refuse, reset, restore, \"slow: <duration>\" or \"status: <code>\"", s)
+		return Fault{}, fmt.Errorf("fault %q: want blackhole, refuse, reset, reset_before_headers, restore, \"slow: <duration>\" or \"status: <code>\"", s)
 	}
 	return f, nil
 }

@@ -1,12 +1,19 @@
 // Package fleet starts zone-tagged HTTP backends on loopback and makes them
 // misbehave on demand, for load tests that play out zone outages. Zone z
 // (from 1) lives on 127.0.z.0/24: backend n of zone z listens on 127.0.z.n.
+//
+// Backends also record what they saw, so a test can judge the proxy in
+// front of them from the far side: the arrival time of every request
+// (health checks, to HealthPath, apart) per 10 ms, and across the fleet
+// how many times each request ID arrived, per method. A request to
+// SleepPath (/sleep?d=5s) is slow on purpose.
 package fleet
 
 import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"time"
 )
 
 // Options describes a fleet.
@@ -19,11 +26,16 @@ type Options struct {
 	Latency Latency
 	// Seed seeds the latency jitter, so runs are repeatable.
 	Seed uint64
+	// IDHeader, when set, names the header carrying each request's unique
+	// ID (azload's Options.IDHeader): the fleet counts, per method, how
+	// many times each ID arrived, so a request delivered twice shows.
+	IDHeader string
 }
 
 // Fleet is a set of running backends.
 type Fleet struct {
 	backends []*Backend
+	ids      *deliveries
 }
 
 // Start starts the fleet; on error, whatever started is stopped.
@@ -34,7 +46,8 @@ func Start(o Options) (*Fleet, error) {
 	if o.PerZone < 1 || o.PerZone > 250 {
 		return nil, fmt.Errorf("fleet backends per zone: want 1 to 250, got %d", o.PerZone)
 	}
-	f := &Fleet{}
+	f := &Fleet{ids: newDeliveries()}
+	sh := shared{epoch: time.Now(), ids: f.ids, idHeader: o.IDHeader}
 	seen := map[string]bool{}
 	for zi, zone := range o.Zones {
 		if zone == "" || seen[zone] {
@@ -44,7 +57,7 @@ func Start(o Options) (*Fleet, error) {
 		seen[zone] = true
 		for n := 1; n <= o.PerZone; n++ {
 			rng := rand.New(rand.NewPCG(o.Seed, uint64(zi<<8|n)))
-			b, err := newBackend(fmt.Sprintf("%s-%d", zone, n), zone, fmt.Sprintf("127.0.%d.%d", zi+1, n), o.Latency, rng)
+			b, err := newBackend(fmt.Sprintf("%s-%d", zone, n), zone, fmt.Sprintf("127.0.%d.%d", zi+1, n), o.Latency, rng, sh)
 			if err != nil {
 				_ = f.Close()
 				return nil, fmt.Errorf("starting fleet: %w", err)
@@ -110,6 +123,22 @@ func (f *Fleet) Requests() int64 {
 	}
 	return n
 }
+
+// HitsBetween is the number of requests, health checks excepted, that
+// arrived at any of backends in [from, to) (see Backend.HitsBetween).
+func HitsBetween(backends []*Backend, from, to time.Time) int64 {
+	var n int64
+	for _, b := range backends {
+		n += b.HitsBetween(from, to)
+	}
+	return n
+}
+
+// Deliveries returns, per method, how the fleet received the requests
+// that carried an ID in Options.IDHeader: distinct IDs, IDs received more
+// than once, and the arrivals beyond each first. It is empty without an
+// IDHeader.
+func (f *Fleet) Deliveries() map[string]Delivery { return f.ids.snapshot() }
 
 // KeyCount is how many requests carrying key (X-Request-Id or
 // Idempotency-Key) the fleet received, over all backends.

@@ -115,6 +115,8 @@ func TestFaults(t *testing.T) {
 				t.Errorf("body error %v, want a connection reset", err)
 			}
 		}},
+		{"reset_before_headers resets new connections", "reset_before_headers", false, wantResetBeforeHeaders},
+		{"reset_before_headers resets keep-alive connections", "reset_before_headers", true, wantResetBeforeHeaders},
 		{"status answers the code", "status: 503", false, func(t *testing.T, status int, err error, _ time.Duration) {
 			if err != nil || status != 503 {
 				t.Errorf("got %d %v, want 503", status, err)
@@ -179,6 +181,16 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
+func wantResetBeforeHeaders(t *testing.T, status int, err error, _ time.Duration) {
+	t.Helper()
+	if status != 0 || err == nil {
+		t.Fatalf("got status %d err %v, want no response at all", status, err)
+	}
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("error %v, want a connection reset", err)
+	}
+}
+
 func wantRefused(t *testing.T, status int, err error, _ time.Duration) {
 	t.Helper()
 	if !errors.Is(err, syscall.ECONNREFUSED) {
@@ -196,6 +208,8 @@ func TestParseFault(t *testing.T) {
 		{"slow: 500ms", fleet.Fault{Kind: fleet.Slow, Delay: 500 * time.Millisecond}, ""},
 		{"slow 1s", fleet.Fault{Kind: fleet.Slow, Delay: time.Second}, ""},
 		{"status: 503", fleet.Fault{Kind: fleet.Status, Status: 503}, ""},
+		{"reset_before_headers", fleet.Fault{Kind: fleet.ResetBeforeHeaders}, ""},
+		{"reset_before_headers: 1", fleet.Fault{}, "takes no argument"},
 		{"status: 99", fleet.Fault{}, "code 100-599"},
 		{"slow: soon", fleet.Fault{}, "positive duration"},
 		{"refuse: now", fleet.Fault{}, "takes no argument"},

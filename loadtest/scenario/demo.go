@@ -15,11 +15,13 @@ type DemoOptions struct {
 	FaultTo     time.Duration // 15s by default
 	Binary      string
 	Fault       string        // "blackhole" by default; any ParseFault form
-	PerTryLimit time.Duration // azimuth's per-try timeout; scenario default when zero
+	PerTryLimit time.Duration // overrides azimuth's per-try timeout; the proxy's default when zero
 }
 
 // Demo returns the built-in scenario: 3 zones × 2 backends, load at a fixed
 // rate, and the proxy's own zone blackholed for a window in the middle.
+// Azimuth runs with a pool of only a name and backends, as a new user
+// would write it: the demo shows what its defaults do.
 func Demo(o DemoOptions) (*Scenario, error) {
 	sc := Default()
 	sc.Name = "demo"
@@ -46,7 +48,7 @@ func Demo(o DemoOptions) (*Scenario, error) {
 	sc.Azimuth.Binary = o.Binary
 	sc.Azimuth.Zone = sc.Fleet.Zones[0]
 	if o.PerTryLimit > 0 {
-		sc.Azimuth.PerTryTimeout = o.PerTryLimit
+		sc.Azimuth.PerTryTimeout = new(o.PerTryLimit.String())
 	}
 	f, err := fleet.ParseFault(o.Fault)
 	if err != nil {

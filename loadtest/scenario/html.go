@@ -151,10 +151,12 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>azload: %s</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}pre{background:#f6f6f6;padding:1em;overflow:auto}svg{display:block;margin:1em 0}</style>
+<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}pre{background:#f6f6f6;padding:1em;overflow:auto}svg{display:block;margin:1em 0}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}.bad{color:#a00;font-weight:bold}</style>
 </head><body>
 <h1>azload: %s</h1>
 <p>%s %s through azimuth (zone %s), %d zones × %d backends; lowest success in one second: %.2f%%.</p>
+%s
+%s
 %s
 %s
 %s
@@ -164,6 +166,6 @@ func (r *Report) WriteHTML(w io.Writer) error {
 `, html.EscapeString(r.Scenario.Name), html.EscapeString(r.Scenario.Name),
 		html.EscapeString(res.Method), html.EscapeString(res.URL), html.EscapeString(r.Scenario.Azimuth.Zone),
 		len(r.Scenario.Fleet.Zones), r.Scenario.Fleet.PerZone, minSuccess,
-		latency.svg(), succ.svg(), zones.svg(), html.EscapeString(text.String()))
+		r.htmlConfig(), latency.svg(), succ.svg(), zones.svg(), r.htmlTables(), html.EscapeString(text.String()))
 	return err
 }

@@ -46,6 +46,7 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		"load":    func(k string, v *yaml.Node) { d.load(v, k, &sc.Load) },
 		"azimuth": func(k string, v *yaml.Node) { d.azimuth(v, k, &sc.Azimuth) },
 		"faults":  func(k string, v *yaml.Node) { d.faults(v, k, &sc.Faults) },
+		"probes":  func(k string, v *yaml.Node) { d.probes(v, k, &sc.Probes) },
 	})
 	d.validate(sc, doc)
 	if len(d.errs) > 0 {
@@ -107,49 +108,66 @@ func (d *decoder) scalar(v *yaml.Node, key string) (string, bool) {
 	return v.Value, true
 }
 
-func (d *decoder) str(v *yaml.Node, key string, into *string) {
-	if s, ok := d.scalar(v, key); ok {
+// The scalar decoders store into into and report whether the value was
+// good; a bad one is an error and leaves into alone.
+
+func (d *decoder) str(v *yaml.Node, key string, into *string) bool {
+	s, ok := d.scalar(v, key)
+	if ok {
 		*into = s
 	}
+	return ok
 }
 
-func (d *decoder) dur(v *yaml.Node, key string, into *time.Duration) {
+func (d *decoder) dur(v *yaml.Node, key string, into *time.Duration) bool {
 	s, ok := d.scalar(v, key)
 	if !ok {
-		return
+		return false
 	}
 	t, err := time.ParseDuration(s)
 	if err != nil || t < 0 {
 		d.errf(v, key, "%q is not a duration (want e.g. 500ms, 20s)", s)
-		return
+		return false
 	}
 	*into = t
+	return true
 }
 
-func (d *decoder) integer(v *yaml.Node, key string, into *int) {
+func (d *decoder) integer(v *yaml.Node, key string, into *int) bool {
 	s, ok := d.scalar(v, key)
 	if !ok {
-		return
+		return false
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
 		d.errf(v, key, "%q is not a non-negative integer", s)
-		return
+		return false
 	}
 	*into = n
+	return true
 }
 
-func (d *decoder) float(v *yaml.Node, key string, into *float64) {
+func (d *decoder) float(v *yaml.Node, key string, into *float64) bool {
 	s, ok := d.scalar(v, key)
 	if !ok {
-		return
+		return false
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || f < 0 {
 		d.errf(v, key, "%q is not a non-negative number", s)
-		return
+		return false
 	}
 	*into = f
+	return true
+}
+
+// opt stores a decoded value through a pointer, so "set" (even to zero)
+// and "absent" stay apart: decode is one of the decoders above.
+func opt[T any](decode func(*yaml.Node, string, *T) bool, v *yaml.Node, key string, into **T) {
+	var x T
+	if decode(v, key, &x) {
+		*into = &x
+	}
 }
 
 func (d *decoder) boolean(v *yaml.Node, key string, into *bool) {
@@ -199,10 +217,19 @@ func (d *decoder) fleet(n *yaml.Node, path string, f *Fleet) {
 	})
 }
 
+// load decodes the load block. The default rate (open loop) applies only
+// to a file that names neither a rate nor a concurrency: "concurrency: 64"
+// alone means a closed loop of 64, not 64 in flight at the default rate.
 func (d *decoder) load(n *yaml.Node, path string, l *Load) {
+	rateSet, concurrencySet := false, false
+	defer func() {
+		if concurrencySet && !rateSet {
+			l.Rate = 0
+		}
+	}()
 	d.mapping(n, path, map[string]func(string, *yaml.Node){
-		"rate":        func(k string, v *yaml.Node) { d.float(v, k, &l.Rate) },
-		"concurrency": func(k string, v *yaml.Node) { d.integer(v, k, &l.Concurrency) },
+		"rate":        func(k string, v *yaml.Node) { rateSet = d.float(v, k, &l.Rate) },
+		"concurrency": func(k string, v *yaml.Node) { concurrencySet = d.integer(v, k, &l.Concurrency) },
 		"duration":    func(k string, v *yaml.Node) { d.dur(v, k, &l.Duration) },
 		"requests": func(k string, v *yaml.Node) {
 			var r int
@@ -214,6 +241,7 @@ func (d *decoder) load(n *yaml.Node, path string, l *Load) {
 		"timeout":   func(k string, v *yaml.Node) { d.dur(v, k, &l.Timeout) },
 		"body":      func(k string, v *yaml.Node) { d.str(v, k, &l.Body) },
 		"id_header": func(k string, v *yaml.Node) { d.str(v, k, &l.IDHeader) },
+		"mix":       func(k string, v *yaml.Node) { d.mix(v, k, &l.Mix) },
 		"tls":       func(k string, v *yaml.Node) { d.boolean(v, k, &l.TLS) },
 		"protocol": func(k string, v *yaml.Node) {
 			var p string
@@ -237,29 +265,6 @@ func (d *decoder) load(n *yaml.Node, path string, l *Load) {
 				l.Headers[v.Content[i].Value] = val
 			}
 		},
-	})
-}
-
-func (d *decoder) azimuth(n *yaml.Node, path string, a *Azimuth) {
-	d.mapping(n, path, map[string]func(string, *yaml.Node){
-		"binary":                 func(k string, v *yaml.Node) { d.str(v, k, &a.Binary) },
-		"zone":                   func(k string, v *yaml.Node) { d.str(v, k, &a.Zone) },
-		"connect_timeout":        func(k string, v *yaml.Node) { d.dur(v, k, &a.ConnectTimeout) },
-		"per_try_timeout":        func(k string, v *yaml.Node) { d.dur(v, k, &a.PerTryTimeout) },
-		"request_timeout":        func(k string, v *yaml.Node) { d.dur(v, k, &a.RequestTimeout) },
-		"attempts":               func(k string, v *yaml.Node) { d.integer(v, k, &a.Attempts) },
-		"retry_on":               func(k string, v *yaml.Node) { d.strList(v, k, &a.RetryOn) },
-		"budget_percent":         func(k string, v *yaml.Node) { d.integer(v, k, &a.BudgetPercent) },
-		"budget_min_concurrency": func(k string, v *yaml.Node) { d.integer(v, k, &a.BudgetMin) },
-		"health_interval":        func(k string, v *yaml.Node) { d.dur(v, k, &a.HealthInterval) },
-		"health_timeout":         func(k string, v *yaml.Node) { d.dur(v, k, &a.HealthTimeout) },
-		"rise":                   func(k string, v *yaml.Node) { d.integer(v, k, &a.Rise) },
-		"fall":                   func(k string, v *yaml.Node) { d.integer(v, k, &a.Fall) },
-		"consecutive_failures":   func(k string, v *yaml.Node) { d.integer(v, k, &a.ConsecutiveFailure) },
-		"ejection":               func(k string, v *yaml.Node) { d.dur(v, k, &a.Ejection) },
-		"max_ejected_percent":    func(k string, v *yaml.Node) { d.integer(v, k, &a.MaxEjectedPercent) },
-		"spill_below":            func(k string, v *yaml.Node) { d.float(v, k, &a.SpillBelow) },
-		"panic_below":            func(k string, v *yaml.Node) { d.float(v, k, &a.PanicBelow) },
 	})
 }
 
@@ -349,11 +354,9 @@ func (d *decoder) validate(sc *Scenario, doc *yaml.Node) {
 	} else if a.Zone != "" && !slices.Contains(f.Zones, a.Zone) {
 		d.errf(lineOf("azimuth", "zone"), "azimuth.zone", "%q is not a fleet zone (%s)", a.Zone, strings.Join(f.Zones, ", "))
 	}
-	if a.Attempts < 1 {
-		d.errf(lineOf("azimuth", "attempts"), "azimuth.attempts", "want at least 1")
-	}
-	if a.PanicBelow > a.SpillBelow || a.SpillBelow > 1 {
-		d.errf(lineOf("azimuth"), "azimuth.panic_below", "want 0 ≤ panic_below ≤ spill_below ≤ 1")
+	d.validateAzimuth(a, func(key string) *yaml.Node { return lineOf("azimuth", key) })
+	if len(l.Mix) > 0 && (l.Body != "" || lineOf("load", "method") != lineOf("load")) {
+		d.errf(lineOf("load", "mix"), "load.mix", "replaces load.method and load.body: set either")
 	}
 	for i, e := range sc.Faults {
 		key := fmt.Sprintf("faults[%d]", i)
@@ -366,6 +369,11 @@ func (d *decoder) validate(sc *Scenario, doc *yaml.Node) {
 		}
 		if l.Duration > 0 && e.At >= l.Duration {
 			d.errf(pos, key+".at", "%v is not before the end of the load (%v)", e.At, l.Duration)
+		}
+	}
+	for i, p := range sc.Probes {
+		if l.Duration > 0 && p.At >= l.Duration {
+			d.errf(&yaml.Node{Line: p.Line}, fmt.Sprintf("probes[%d].at", i), "%v is not before the end of the load (%v)", p.At, l.Duration)
 		}
 	}
 }

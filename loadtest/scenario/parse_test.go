@@ -42,8 +42,8 @@ func TestParseGood(t *testing.T) {
 	if sc.Load.Rate != 300 || sc.Load.Method != "POST" || sc.Load.Headers["X-Tenant"] != "k" || sc.Load.IDHeader != "Idempotency-Key" || sc.Load.Timeout != 2*time.Second {
 		t.Errorf("load %+v", sc.Load)
 	}
-	if sc.Azimuth.Zone != "west" || sc.Azimuth.PerTryTimeout != 150*time.Millisecond || sc.Azimuth.Attempts != 3 {
-		t.Errorf("azimuth %+v", sc.Azimuth)
+	if sc.Azimuth.Zone != "west" || *sc.Azimuth.PerTryTimeout != "150ms" || sc.Azimuth.Attempts != nil {
+		t.Errorf("azimuth %+v: want zone west, per-try 150ms and nothing else set", sc.Azimuth)
 	}
 	want := []Event{
 		{At: 2 * time.Second, Zone: "west", Fault: fleet.Fault{Kind: fleet.Blackhole}, Line: 18},
@@ -90,6 +90,19 @@ func TestParseErrors(t *testing.T) {
 		{"not yaml", "load: [\n", []string{"s.yaml: yaml:"}},
 		{"not a mapping", "- 1\n", []string{"s.yaml:1: scenario: want a mapping"}},
 		{"empty", "", []string{"s.yaml:1: scenario is empty"}},
+		{"old budget key", "azimuth:\n  budget_min_concurrency: 20\n", []string{"s.yaml:2: azimuth.budget_min_concurrency: replaced by budget_min_per_second and budget_window"}},
+		{"bad per-try", "azimuth:\n  per_try_timeout: soon\n", []string{`s.yaml:2: azimuth.per_try_timeout: "soon": want auto, off or a positive duration`}},
+		{"zero per-try", "azimuth:\n  per_try_timeout: 0s\n", []string{"want auto, off or a positive duration"}},
+		{"attempts zero", "azimuth:\n  attempts: 0\n", []string{"s.yaml:2: azimuth.attempts: want at least 1"}},
+		{"panic above spill", "azimuth:\n  spill_below: 0.3\n  panic_below: 0.5\n", []string{"azimuth.panic_below: want 0 ≤ panic_below ≤ spill_below ≤ 1"}},
+		{"percent above 100", "azimuth:\n  budget_percent: 120\n", []string{"s.yaml:2: azimuth.budget_percent: 120: want 0 to 100"}},
+		{"health path", "azimuth:\n  health_path: healthz\n", []string{`azimuth.health_path: "healthz" must start with /`}},
+		{"mix not a list", "load:\n  mix: GET\n", []string{"s.yaml:2: load.mix: want a list"}},
+		{"mix entry without weight", "load:\n  mix:\n    - { method: GET }\n", []string{"s.yaml:3: load.mix[0].weight: want at least 1"}},
+		{"mix entry unknown key", "load:\n  mix:\n    - { method: GET, weight: 1, share: 2 }\n", []string{"load.mix[0].share: unknown key"}},
+		{"mix with method", "load:\n  method: POST\n  mix:\n    - { method: GET, weight: 1 }\n", []string{"s.yaml:4: load.mix: replaces load.method and load.body"}},
+		{"probe without path", "probes:\n  - { at: 1s }\n", []string{`s.yaml:2: probes[0].path: "" must start with /`}},
+		{"probe after the end", "load: {rate: 1, duration: 5s}\nprobes:\n  - { at: 6s, path: / }\n", []string{"s.yaml:3: probes[0].at: 6s is not before the end"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,6 +116,83 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParseAzimuthKeys sets every azimuth key and checks each is kept as
+// set, zeros included; and that a file setting none leaves all unset.
+func TestParseAzimuthKeys(t *testing.T) {
+	all := `azimuth:
+  connect_timeout: 100ms
+  per_try_timeout: auto
+  request_timeout: 3s
+  attempts: 3
+  retry_on: [connect_failure, "503"]
+  idempotency_header: Idempotency-Key
+  budget_percent: 0
+  budget_min_per_second: 10
+  budget_window: 10s
+  health_path: /ready
+  health_interval: 500ms
+  health_timeout: 200ms
+  rise: 2
+  fall: 0
+  consecutive_failures: 3
+  ejection: 5s
+  max_ejected_percent: 50
+  spill_below: 0.7
+  panic_below: 0
+`
+	sc, err := Parse("s.yaml", []byte(all))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	a := sc.Azimuth
+	if *a.ConnectTimeout != 100*time.Millisecond || *a.PerTryTimeout != "auto" || *a.RequestTimeout != 3*time.Second ||
+		*a.Attempts != 3 || strings.Join(a.RetryOn, ",") != "connect_failure,503" || *a.IdempotencyHeader != "Idempotency-Key" ||
+		*a.BudgetPercent != 0 || *a.BudgetMinPerSecond != 10 || *a.BudgetWindow != 10*time.Second ||
+		*a.HealthPath != "/ready" || *a.HealthInterval != 500*time.Millisecond || *a.HealthTimeout != 200*time.Millisecond ||
+		*a.Rise != 2 || *a.Fall != 0 || *a.ConsecutiveFailures != 3 || *a.Ejection != 5*time.Second ||
+		*a.MaxEjectedPercent != 50 || *a.SpillBelow != 0.7 || *a.PanicBelow != 0 {
+		t.Errorf("azimuth keys not kept as set: %+v", a)
+	}
+	sc, err = Parse("s.yaml", []byte("fleet: { zones: [x, y] }\n"))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if !sc.Azimuth.DefaultsOnly() || sc.Azimuth.Zone != "x" {
+		t.Errorf("a file without azimuth keys set %+v; want none, and zone x", sc.Azimuth)
+	}
+}
+
+func TestParseMixAndProbes(t *testing.T) {
+	sc, err := Parse("s.yaml", []byte(`load:
+  concurrency: 64
+  duration: 10s
+  mix:
+    - { method: GET, weight: 90 }
+    - { method: POST, weight: 10 }
+    - { method: PUT, weight: 1, body: "" }
+probes:
+  - { at: 2s, path: "/sleep?d=5s" }
+  - { at: 1s, method: HEAD, path: / }
+`))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	m := sc.Load.Mix
+	if len(m) != 3 || m[0].Method != "GET" || m[0].Weight != 90 || m[1].Body != nil || m[2].Body == nil || len(m[2].Body) != 0 {
+		t.Errorf("mix %+v: want GET 90, POST 10 with the default body, PUT 1 with an empty one", m)
+	}
+	if sc.Load.EffectiveIDHeader() != "X-Load-Id" {
+		t.Errorf("id header %q, want X-Load-Id with a mix", sc.Load.EffectiveIDHeader())
+	}
+	if sc.Load.Rate != 0 || sc.Load.Concurrency != 64 {
+		t.Errorf("rate %v concurrency %d: concurrency alone must mean a closed loop", sc.Load.Rate, sc.Load.Concurrency)
+	}
+	want := []Probe{{At: 2 * time.Second, Method: "GET", Path: "/sleep?d=5s", Line: 9}, {At: time.Second, Method: "HEAD", Path: "/", Line: 10}}
+	if len(sc.Probes) != 2 || sc.Probes[0] != want[0] || sc.Probes[1] != want[1] {
+		t.Errorf("probes %+v, want %+v", sc.Probes, want)
 	}
 }
 

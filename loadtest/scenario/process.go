@@ -1,17 +1,13 @@
 package scenario
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -152,76 +148,4 @@ func (p *process) tail() string {
 		data = data[len(data)-max:]
 	}
 	return string(data)
-}
-
-// scrapeRetries reads azimuth_retries_total from the admin /metrics and sums it
-// by cause. ok is false when the metrics cannot be read or azimuth does
-// not export the series.
-func scrapeRetries(admin string) (byCause map[string]float64, ok bool) {
-	client := &http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get("http://" + admin + "/metrics")
-	if err != nil {
-		return nil, false
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, false
-	}
-	return parseRetries(resp.Body)
-}
-
-// parseRetries reads Prometheus text exposition and sums the
-// azimuth_retries_total series by their cause label.
-func parseRetries(r io.Reader) (map[string]float64, bool) {
-	out := map[string]float64{}
-	found := false
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "# TYPE azimuth_retries_total ") {
-			found = true
-			continue
-		}
-		if !strings.HasPrefix(line, "azimuth_retries_total") {
-			continue
-		}
-		rest := strings.TrimPrefix(line, "azimuth_retries_total")
-		labels := ""
-		if strings.HasPrefix(rest, "{") {
-			end := strings.Index(rest, "}")
-			if end < 0 {
-				continue
-			}
-			labels, rest = rest[1:end], rest[end+1:]
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		found = true
-		cause := labelValue(labels, "cause")
-		if cause == "" {
-			cause = "unknown"
-		}
-		out[cause] += v
-	}
-	if errors.Is(sc.Err(), bufio.ErrTooLong) || !found {
-		return nil, false
-	}
-	return out, true
-}
-
-func labelValue(labels, name string) string {
-	for _, kv := range strings.Split(labels, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.TrimSpace(k) == name {
-			return strings.Trim(strings.TrimSpace(v), `"`)
-		}
-	}
-	return ""
 }

@@ -40,12 +40,26 @@ type Report struct {
 	WindowFrom, WindowTo int
 	HasWindow            bool
 	// Phases are before, during and after the fault window (or one "all"
-	// phase without faults).
-	Phases []Phase
-	// Retries sums azimuth_retries_total by cause, read from azimuth's
-	// /metrics after the load; RetriesOK is false when unavailable.
+	// phase without faults); MethodPhases cut them by method.
+	Phases       []Phase
+	MethodPhases []MethodPhase
+	// Config is the azimuth config the run generated.
+	Config string
+	// FaultEvents follow each fault to its end: detection, hits, per-try.
+	FaultEvents []FaultEvent
+	// Attempts, Duplicates and ZoneShares are what the backends saw.
+	Attempts   Attempts
+	Duplicates Duplicates
+	ZoneShares ZoneShares
+	// Metrics are azimuth's counters after the load; Retries and
+	// RetriesOK are its retries by cause, RetriesOK false when absent.
+	Metrics   AzimuthMetrics
 	Retries   map[string]float64
 	RetriesOK bool
+	// Probes are the single requests sent beside the load.
+	Probes []ProbeResult
+	// Status is what polling azimuth's /status saw.
+	Status StatusSummary
 	// AzimuthStop is the outcome of stopping azimuth with SIGTERM.
 	AzimuthStop error
 }
@@ -54,8 +68,16 @@ func sortEvents(es []Event) {
 	sort.SliceStable(es, func(i, j int) bool { return es[i].At < es[j].At })
 }
 
-func newReport(sc *Scenario, res *loadtest.Result, applied []Applied, retries map[string]float64, ok bool) *Report {
-	r := &Report{Scenario: sc, Result: res, Applied: applied, Retries: retries, RetriesOK: ok}
+func sortProbes(ps []Probe) {
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].At < ps[j].At })
+}
+
+// newReport cuts the load's result into phases and, given what the runner
+// observed besides (nil for none), judges the run from the backends' and
+// the proxy's side too.
+func newReport(sc *Scenario, res *loadtest.Result, applied []Applied, obs *observations) *Report {
+	r := &Report{Scenario: sc, Result: res, Applied: applied, FaultEvents: []FaultEvent{}, Probes: []ProbeResult{},
+		Status: StatusSummary{Changes: []StatusChange{}}}
 	end := len(res.Timeline)
 	from, to, has := sc.FaultWindow()
 	r.WindowFrom, r.WindowTo, r.HasWindow = from, to, has
@@ -63,11 +85,32 @@ func newReport(sc *Scenario, res *loadtest.Result, applied []Applied, retries ma
 		n, failed, lat := res.Window(a, b)
 		return Phase{Name: name, From: a, To: b, Requests: n, Failed: failed, Latency: lat}
 	}
-	if !has {
+	if has {
+		r.Phases = []Phase{phase("before", 0, from), phase("during", from, to), phase("after", to, max(end, to))}
+	} else {
 		r.Phases = []Phase{phase("all", 0, end)}
+	}
+	r.MethodPhases = methodPhases(res, r.Phases)
+	if obs == nil {
 		return r
 	}
-	r.Phases = []Phase{phase("before", 0, from), phase("during", from, to), phase("after", to, max(end, to))}
+	r.Config = obs.config
+	r.Metrics = obs.metrics
+	r.Retries, r.RetriesOK = obs.metrics.RetriesByCause, obs.metrics.RetriesTotal != nil
+	if obs.fleet != nil {
+		r.FaultEvents = obs.faultEvents(applied)
+		r.Attempts.Whole = obs.attempts(res, 0, end, true)
+		if has {
+			w := obs.attempts(res, from, to, false)
+			r.Attempts.FaultWindow = &w
+		}
+		r.Duplicates = obs.duplicates(sc.Load.EffectiveIDHeader())
+		r.ZoneShares = obs.zoneShares(sc.Fleet.Zones, sc.Azimuth.Zone)
+	}
+	if obs.probes != nil {
+		r.Probes = obs.probes
+	}
+	r.Status = obs.statusSummary()
 	return r
 }
 
@@ -96,7 +139,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	p("scenario %s: %d requests in %s, %.1f req/s\n", r.Scenario.Name, res.Requests, res.Elapsed.Round(time.Millisecond), res.Throughput)
-	p("success    %.3f%% (%d of %d)\n", 100*res.SuccessRate(), res.Succeeded, res.Requests)
+	r.writeConfig(p)
+	p("success    %s (%d of %d)\n", percent(res.Succeeded, res.Requests), res.Succeeded, res.Requests)
 	p("failures  ")
 	nfail := 0
 	for _, c := range []string{"timeout", "refused", "reset", "tls", "other"} {
@@ -124,8 +168,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	p("%-8s %9s %10s %9s %9s %9s\n", "phase", "seconds", "requests", "success", "p50", "p99")
 	for _, ph := range r.Phases {
-		p("%-8s %4d-%-4d %10d %8.3f%% %9s %9s\n", ph.Name, ph.From, ph.To, ph.Requests, 100*ph.SuccessRate(), ms(ph.Latency.P50), ms(ph.Latency.P99))
+		p("%-8s %4d-%-4d %10d %9s %9s %9s\n", ph.Name, ph.From, ph.To, ph.Requests, percent(ph.Requests-ph.Failed, ph.Requests), ms(ph.Latency.P50), ms(ph.Latency.P99))
 	}
+	r.writeMethodPhases(p)
+	r.writeFaultEvents(p)
+	r.writeBackendSide(p)
 	zones := r.Scenario.Fleet.Zones
 	width := 6
 	for _, z := range zones {
@@ -158,10 +205,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.HasWindow {
 		p("  (* fault window)\n")
 	}
+	r.writeMetrics(p)
 	p("retries    ")
 	switch {
 	case !r.RetriesOK:
-		p("unavailable (azimuth_retries_total not exported)")
+		p("unavailable (no azimuth_retries_total series: none yet, or not exported)")
 	case len(r.Retries) == 0:
 		p("none")
 	default:
@@ -170,48 +218,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	p("\n")
+	r.writeProbes(p)
+	r.writeStatus(p)
 	if r.AzimuthStop != nil {
 		p("azimuth stop: %v\n", r.AzimuthStop)
 	}
 	return err
-}
-
-// JSONReport is the report's machine-readable form.
-type JSONReport struct {
-	Scenario   string             `json:"scenario"`
-	Result     *loadtest.Result   `json:"result"`
-	Phases     []Phase            `json:"phases"`
-	FaultFrom  *int               `json:"fault_window_from_s,omitempty"`
-	FaultTo    *int               `json:"fault_window_to_s,omitempty"`
-	Faults     []JSONFault        `json:"faults"`
-	Retries    map[string]float64 `json:"retries_by_cause"`
-	RetriesOK  bool               `json:"retries_available"`
-	StopFailed string             `json:"azimuth_stop_error,omitempty"`
-}
-
-// JSONFault is one applied fault in JSONReport.
-type JSONFault struct {
-	AtSeconds float64 `json:"at_s"`
-	Target    string  `json:"target"`
-	Fault     string  `json:"fault"`
-	Error     string  `json:"error,omitempty"`
-}
-
-// JSON returns the report's machine-readable form.
-func (r *Report) JSON() JSONReport {
-	j := JSONReport{Scenario: r.Scenario.Name, Result: r.Result, Phases: r.Phases, Retries: r.Retries, RetriesOK: r.RetriesOK, Faults: []JSONFault{}}
-	if r.HasWindow {
-		j.FaultFrom, j.FaultTo = &r.WindowFrom, &r.WindowTo
-	}
-	for _, a := range r.Applied {
-		f := JSONFault{AtSeconds: a.Offset.Seconds(), Target: a.Target(), Fault: a.Fault.String()}
-		if a.Err != nil {
-			f.Error = a.Err.Error()
-		}
-		j.Faults = append(j.Faults, f)
-	}
-	if r.AzimuthStop != nil {
-		j.StopFailed = r.AzimuthStop.Error()
-	}
-	return j
 }

@@ -45,33 +45,6 @@ azimuth_requests_total{code="200"} 100
 	}
 }
 
-func TestConfigYAML(t *testing.T) {
-	a := Default().Azimuth
-	a.Zone = "a"
-	cfg := ConfigYAML(a, Listener{Address: "127.0.0.1:8080"}, "127.0.0.1:9901", "/tmp/x/access.log",
-		[]Endpoint{{"127.0.1.1:4000", "a"}, {"127.0.2.1:4001", "b"}})
-	for _, want := range []string{
-		"zone: \"a\"\n", "admin:\n  address: \"127.0.0.1:9901\"",
-		"    address: \"127.0.0.1:8080\"\n    routes:\n      - pool: app",
-		"  - name: app", `on: ["connect_failure", "timeout", "reset", "503"]`,
-		"active: { path: /healthz", "passive: { consecutive_failures: 3",
-		`- { address: "127.0.2.1:4001", zone: "b" }`,
-	} {
-		if !strings.Contains(cfg, want) {
-			t.Errorf("config lacks %q:\n%s", want, cfg)
-		}
-	}
-}
-
-func TestConfigYAMLTLS(t *testing.T) {
-	cfg := ConfigYAML(Default().Azimuth, Listener{Address: "127.0.0.1:8443", CertFile: "/w/cert.pem", KeyFile: "/w/key.pem", HTTP3: true},
-		"127.0.0.1:9901", "off", []Endpoint{{"127.0.1.1:4000", "a"}})
-	want := "    address: \"127.0.0.1:8443\"\n    tls:\n      certificates:\n        - cert_file: \"/w/cert.pem\"\n          key_file: \"/w/key.pem\"\n      http3: true\n    routes:\n"
-	if !strings.Contains(cfg, want) {
-		t.Errorf("config lacks the TLS listener:\n%s", cfg)
-	}
-}
-
 // TestReportFromRealLoad drives a real fleet backend through a blackhole
 // window and checks the report's phases, text and HTML.
 func TestReportFromRealLoad(t *testing.T) {
@@ -83,6 +56,7 @@ func TestReportFromRealLoad(t *testing.T) {
 	sc := Default()
 	sc.Name = "unit"
 	sc.Fleet.Zones, sc.Fleet.PerZone = []string{"a", "b"}, 1
+	sc.Azimuth.Zone = "a"
 	sc.Load.Duration, sc.Load.Rate = 3*time.Second, 100
 	sc.Faults = []Event{
 		{At: 1050 * time.Millisecond, Zone: "a", Fault: fleet.Fault{Kind: fleet.Status, Status: 503}},
@@ -101,7 +75,10 @@ func TestReportFromRealLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied := <-done
-	rep := newReport(sc, res, applied, map[string]float64{"timeout": 3}, true)
+	total := 3.0
+	obs := &observations{fleet: fl, start: res.Start, end: res.Start.Add(res.Elapsed), tailEnd: res.Start.Add(3 * time.Second),
+		metrics: AzimuthMetrics{Scraped: true, RetriesTotal: &total, RetriesByCause: map[string]float64{"timeout": 3}}, config: ConfigYAML(sc.Azimuth, Listener{Address: "127.0.0.1:1"}, "127.0.0.1:2", "off", Endpoints(fl))}
+	rep := newReport(sc, res, applied, obs)
 	before, during, after := rep.Phase("before"), rep.Phase("during"), rep.Phase("after")
 	if before.Requests != 100 || before.Failed != 0 || after.Failed != 0 {
 		t.Errorf("before %+v after %+v: want 100 clean requests each side", before, after)
@@ -113,7 +90,14 @@ func TestReportFromRealLoad(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, re := range []string{`success\s+[67]\d\.\d+%`, `http_503:\d+`, `during\s+1-2\s+100`, `retries\s+timeout:3`, `\n\s+1\*\s+100\.0%\s+0\.0%`} {
+	for _, re := range []string{`success\s+[67]\d\.\d{3}%`, `http_503:\d+`, `during\s+1-2\s+100`, `retries\s+timeout:3`, `\n\s+1\*\s+100\.0%\s+0\.0%`,
+		`azimuth ran with its defaults: a pool of only a name and backends:\n  \| pools:\n  \|   - name: app\n  \|     backends:\n`,
+		`before\s+GET\s+100\s+100\s+100\.000%`, `during\s+GET\s+100\s+\d+\s+[12]\d\.\d{3}%`,
+		`fault\s+1\.\d+s-1\.\d+s zone a: status: 503 \(ended by restore\)\n\s+not detected; hits during \d+, after detection 0; per-try not reported`,
+		// The window's ends are exact to a 10 ms bucket: one request either way.
+		`extra attempts per request: whole run 0\.000 \(300 backend hits for 300 sent\), fault window -?0\.0[01]0 \((99|100|101) for 100\)`,
+		`zone share of backend hits, 1\.0s-3\.0s: a \(own\) 100\.0% b 0\.0%`,
+	} {
 		if !regexp.MustCompile(re).MatchString(text.String()) {
 			t.Errorf("text report lacks %s:\n%s", re, text.String())
 		}
@@ -132,6 +116,11 @@ func TestReportFromRealLoad(t *testing.T) {
 	svgs := regexp.MustCompile(`(?s)<svg.*?</svg>`).FindAllString(h, -1)
 	if len(svgs) != 3 {
 		t.Fatalf("want 3 inline charts, got %d", len(svgs))
+	}
+	for _, want := range []string{"<h2>What azimuth ran with</h2>", "only a name and backends", "<td class=l>zone a</td><td class=l>status: 503</td>", "<td class=l>GET</td>"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("HTML report lacks %q", want)
+		}
 	}
 	for i, s := range svgs {
 		if err := xml.Unmarshal([]byte(s), new(struct{})); err != nil {
@@ -178,6 +167,12 @@ func TestDemoOptions(t *testing.T) {
 	}
 	if from, to, _ := sc.FaultWindow(); from != 5 || to != 15 || sc.Faults[0].Zone != sc.Azimuth.Zone {
 		t.Errorf("demo window %d-%d on %s, want 5-15 on the proxy's zone", from, to, sc.Faults[0].Zone)
+	}
+	if !sc.Azimuth.DefaultsOnly() {
+		t.Errorf("the demo sets azimuth keys %+v, want a defaults-only pool", sc.Azimuth)
+	}
+	if sc, _ := Demo(DemoOptions{PerTryLimit: 300 * time.Millisecond}); sc == nil || sc.Azimuth.PerTryTimeout == nil || *sc.Azimuth.PerTryTimeout != "300ms" {
+		t.Errorf("PerTryLimit must still override the per-try timeout")
 	}
 	if _, err := Demo(DemoOptions{Duration: 5 * time.Second, FaultFrom: 4 * time.Second, FaultTo: 6 * time.Second}); err == nil {
 		t.Error("a fault window past the end must be rejected")

@@ -39,9 +39,10 @@ type Applied struct {
 	Err    error
 }
 
-// Run plays the scenario: fleet, azimuth, load with faults, then SIGTERM.
-// A fault that fails to apply is reported, not fatal; a fleet or azimuth
-// that cannot start is an error.
+// Run plays the scenario: fleet, azimuth, load with faults, probes and
+// /status polls beside it, azimuth's metrics, then SIGTERM. A fault that
+// fails to apply is reported, not fatal; a fleet or azimuth that cannot
+// start is an error. An empty azimuth zone becomes the fleet's first.
 func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 	binary := sc.Azimuth.Binary
 	if ro.Binary != "" {
@@ -73,7 +74,11 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 		dir = tmp
 	}
 
-	fl, err := fleet.Start(fleet.Options{Zones: sc.Fleet.Zones, PerZone: sc.Fleet.PerZone, Latency: sc.Fleet.Latency, Seed: sc.Fleet.Seed})
+	if sc.Azimuth.Zone == "" && len(sc.Fleet.Zones) > 0 {
+		sc.Azimuth.Zone = sc.Fleet.Zones[0]
+	}
+	idHeader := sc.Load.EffectiveIDHeader()
+	fl, err := fleet.Start(fleet.Options{Zones: sc.Fleet.Zones, PerZone: sc.Fleet.PerZone, Latency: sc.Fleet.Latency, Seed: sc.Fleet.Seed, IDHeader: idHeader})
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +129,7 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 	opts := loadtest.Options{
 		URL: scheme + "://" + listen + l.Path, Method: l.Method, Protocol: l.Protocol, Insecure: true,
 		Rate: l.Rate, Concurrency: l.Concurrency, Duration: l.Duration, Requests: l.Requests,
-		Timeout: l.Timeout, IDHeader: l.IDHeader, Progress: ro.Progress,
+		Timeout: l.Timeout, IDHeader: idHeader, Mix: l.Mix, Progress: ro.Progress,
 	}
 	if len(l.Headers) > 0 {
 		opts.Header = http.Header{}
@@ -136,25 +141,38 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 		opts.Body = []byte(l.Body)
 	}
 
-	faultCtx, stopFaults := context.WithCancel(ctx)
-	var applied []Applied
-	var faults sync.WaitGroup
-	// The fault clock starts with the load's own, so "at: 5s" is second 5
-	// of the timeline whatever the load's setup took.
+	// Faults, probes and the /status poller run beside the load, on its
+	// clock, and stop with it: the fault clock starts with the load's own,
+	// so "at: 5s" is second 5 of the timeline whatever the setup took.
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var (
+		applied []Applied
+		probes  []ProbeResult
+		beside  sync.WaitGroup
+	)
+	poller := newStatusPoller(admin, "app")
 	opts.Started = func(start time.Time) {
-		faults.Go(func() { applied = playFaults(faultCtx, fl, sc.Faults, start, ro.Log) })
+		beside.Go(func() { applied = playFaults(loadCtx, fl, sc.Faults, start, ro.Log) })
+		beside.Go(func() { poller.run(loadCtx) })
+		beside.Go(func() { probes = playProbes(ctx, loadCtx, scheme+"://"+listen, sc.Probes, start, l.Timeout) })
 	}
 	res, runErr := loadtest.Run(ctx, opts)
-	stopFaults()
-	faults.Wait()
+	loadEnd := time.Now()
+	stopLoad()
+	beside.Wait()
 
-	retries, retriesOK := scrapeRetries(admin)
+	metrics := scrapeMetrics(admin)
 	stopped = true
 	stopErr := proc.stop(10 * time.Second) // the config sets a 100ms drain and 5s grace
 	if runErr != nil {
 		return nil, fmt.Errorf("driving load through azimuth: %w", runErr)
 	}
-	rep := newReport(sc, res, applied, retries, retriesOK)
+	obs := &observations{fleet: fl, start: res.Start, end: loadEnd, tailEnd: loadEnd, metrics: metrics, probes: probes, config: cfg}
+	if l.Duration > 0 {
+		obs.tailEnd = res.Start.Add(l.Duration)
+	}
+	obs.polls, obs.pollErr, obs.lastErr = poller.result()
+	rep := newReport(sc, res, applied, obs)
 	rep.AzimuthStop = stopErr
 	return rep, nil
 }
