@@ -29,10 +29,17 @@ lint:
 consul:
 	@tools/consul/build.sh >/dev/null
 
-## test: lint, then every test with the race detector, and internal/sockio
-## without it (its system calls differ under the detector)
+# ZONE_SUITE is the zone-failure suite: high load against real processes,
+# run on its own after the rest so that no other package's tests share its
+# cores and bend its latency numbers.
+ZONE_SUITE := TestZoneFailures|TestSlowRequestInFastPool|TestEveryZoneSlow
+
+## test: lint, then every test with the race detector (the zone-failure
+## suite on its own, last), and internal/sockio without it (its system
+## calls differ under the detector)
 test: lint consul
-	AZIMUTH_CONSUL_BIN=$$(tools/consul/build.sh) $(GO) test -race -timeout 20m ./...
+	AZIMUTH_CONSUL_BIN=$$(tools/consul/build.sh) $(GO) test -race -timeout 20m -skip '$(ZONE_SUITE)' ./...
+	$(GO) test -race -count=1 -timeout 20m -run '$(ZONE_SUITE)' ./cmd/azload
 	$(GO) test -count=1 ./internal/sockio
 
 ## demo: a zone outage played against a real azimuth on loopback
