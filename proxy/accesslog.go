@@ -71,6 +71,7 @@ type attemptLog struct {
 	Result   string  `json:"result"`
 	Status   int     `json:"status,omitempty"`
 	Duration float64 `json:"duration_ms"`
+	Hedge    bool    `json:"hedge,omitempty"`
 }
 
 func (a *AccessLog) log(x *exchange, r *http.Request, status int, aborted bool) {
@@ -85,7 +86,7 @@ func (a *AccessLog) log(x *exchange, r *http.Request, status int, aborted bool) 
 	for i := range attempts {
 		at := x.attempts[i]
 		attempts[i] = attemptLog{Backend: at.backend, Zone: at.zone, Result: at.cause.String(), Status: at.status,
-			Duration: millis(at.duration)}
+			Duration: millis(at.duration), Hedge: at.hedge}
 	}
 	attrs := []slog.Attr{
 		slog.String("request_id", x.id),
@@ -166,6 +167,9 @@ func (a *AccessLog) writeJSON(x *exchange, r *http.Request, status int, aborted 
 		}
 		b = append(b, `,"duration_ms":`...)
 		b = strconv.AppendFloat(b, millis(at.duration), 'f', -1, 64)
+		if at.hedge {
+			b = append(b, `,"hedge":true`...)
+		}
 		b = append(b, '}')
 	}
 	b = append(b, ']')

@@ -29,9 +29,9 @@ func TestJSONAccessLogMatchesSlog(t *testing.T) {
 	}{
 		{"one ok attempt", "app.example.com", "/v1/items", false, 1, 200, false,
 			[]attemptRecord{{backend: "127.0.1.1:80", zone: "a", cause: CauseNone, status: 200, duration: 1500 * time.Microsecond}}},
-		{"retried after timeout, h2 over tls", "app.example.com", "/", true, 2, 200, false, []attemptRecord{
+		{"hedged after its per-try time, h2 over tls", "app.example.com", "/", true, 2, 200, false, []attemptRecord{
 			{backend: "127.0.1.1:80", zone: "a", cause: CauseTimeout, duration: 300 * time.Millisecond},
-			{backend: "127.0.2.1:80", zone: "b", cause: CauseNone, status: 200, duration: 2 * time.Millisecond}}},
+			{backend: "127.0.2.1:80", zone: "b", cause: CauseNone, status: 200, duration: 2 * time.Millisecond, hedge: true}}},
 		{"hostile strings", "h\"o\\st\n\x01", "/\u2028é\xff<&>\t", false, 3, 502, false,
 			[]attemptRecord{{backend: "127.0.1.1:80", zone: "z\"one", cause: CauseStatus, status: 502}}},
 		{"aborted without attempts", "x", "/", false, 1, 499, true, nil},
@@ -47,6 +47,9 @@ func TestJSONAccessLogMatchesSlog(t *testing.T) {
 			x := &exchange{listener: &listener{ListenerConfig: ListenerConfig{Name: "https"}}, pool: &Pool{PoolConfig: PoolConfig{Name: "web"}},
 				id: "req-1", start: time.Now(), rec: recorder{bytes: 1234}, tries: len(tt.tries)}
 			copy(x.attempts[:], tt.tries)
+			if tt.status >= 500 {
+				x.race.refused = RefusedBudget
+			}
 
 			var fast, slow bytes.Buffer
 			NewJSONAccessLog(&fast, 1).log(x, r, tt.status, tt.aborted)

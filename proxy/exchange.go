@@ -37,6 +37,7 @@ type attemptRecord struct {
 	cause    Cause
 	status   int
 	duration time.Duration
+	hedge    bool // started beside a running attempt
 }
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
@@ -50,9 +51,9 @@ func (x *exchange) slot() int {
 }
 
 // record fills the access log's entry of the attempt in slot i.
-func (x *exchange) record(i int, b *balancer.Backend, cause Cause, status int, d time.Duration) {
+func (x *exchange) record(i int, b *balancer.Backend, cause Cause, status int, d time.Duration, hedge bool) {
 	if i < maxLoggedAttempts {
-		x.attempts[i] = attemptRecord{backend: b.Address(), zone: b.Zone(), cause: cause, status: status, duration: d}
+		x.attempts[i] = attemptRecord{backend: b.Address(), zone: b.Zone(), cause: cause, status: status, duration: d, hedge: hedge}
 	}
 }
 

@@ -278,7 +278,7 @@ func (r *race) end(a *attempt) (retry bool) {
 		}
 		r.last, x.final = a, a.cause
 	}
-	x.record(a.slot, a.lease.Backend(), a.cause, a.status, a.took)
+	x.record(a.slot, a.lease.Backend(), a.cause, a.status, a.took, a.hedge)
 	if !retry {
 		r.exitLocked()
 	}
