@@ -146,7 +146,7 @@ func (t *h1Transport) roundTrip(req *http.Request, life *lifetime, got1xx func(i
 		if err == nil {
 			return resp, nil
 		}
-		if !bc.reused || !bc.sentAgainSafe(req) || life.Cause() != nil || life.out != nil && life.out() {
+		if !bc.reused || !bc.sentAgainSafe(req) || life.Cause() != nil || life.out != nil && life.out.backendOut() {
 			return nil, err
 		}
 		// The backend closed a kept-alive connection as the request went

@@ -37,9 +37,15 @@ type lifetime struct {
 	// shared is set for an attempt whose timer and backend watch may start
 	// hedges (see attempt): headArrived then always takes the lock.
 	shared bool
-	// out, if set, reports whether the attempt's backend was taken out:
-	// the transport then sends nothing more to it (see h1Transport).
-	out func() bool
+	// out, if set, tells whether the attempt's backend was taken out: the
+	// transport then sends nothing more to it (see h1Transport). An
+	// interface, not a func, so setting it allocates nothing.
+	out outChecker
+}
+
+// outChecker is an attempt that knows whether its backend went out.
+type outChecker interface {
+	backendOut() bool
 }
 
 // errAttemptDone is the cause of an attempt that ended because its

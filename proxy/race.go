@@ -201,7 +201,7 @@ func (r *race) begin(lease balancer.Lease, from Cause, fromZone string, hedge, o
 		}
 	}
 	if !lease.Trial() {
-		a.out = a.backendOut
+		a.out = a
 	}
 	a.begin(x.ctx, limit, fire)
 	if limit <= 0 {
