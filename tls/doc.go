@@ -3,7 +3,9 @@
 // the listener TLS settings (versions, ALPN, client-certificate auth, session
 // ticket key rotation), the HTTP/1.1+HTTP/2 and HTTP/3 server wiring that
 // shares one certificate source, the HTTPS redirect handler and the backend
-// (upstream) TLS config builder.
+// (upstream) TLS config builder. Check and CheckBackend read the same files
+// with the same code, without serving, so `azimuth validate` refuses what a
+// reload would refuse.
 //
 // The package lives in the folder tls/ but is named edgetls, not tls, because
 // every caller also imports crypto/tls beside it: a second package called tls

@@ -39,11 +39,12 @@ func newCA(t testing.TB, cn string) *testCA {
 
 // leafSpec describes a certificate to issue.
 type leafSpec struct {
-	cn       string
-	dns      []string
-	ips      []string
-	notAfter time.Time // zero: 90 days from now
-	client   bool      // client auth instead of server auth
+	cn        string
+	dns       []string
+	ips       []string
+	notBefore time.Time // zero: an hour ago
+	notAfter  time.Time // zero: 90 days from now
+	client    bool      // client auth instead of server auth
 }
 
 // issued is a PEM pair plus its parsed leaf.
@@ -56,7 +57,7 @@ type issued struct {
 // unique serial.
 func (ca *testCA) issue(t testing.TB, s leafSpec) issued {
 	t.Helper()
-	l := pki.Leaf{CN: s.cn, Org: []string{"Azimuth Test"}, DNS: s.dns, NotAfter: s.notAfter}
+	l := pki.Leaf{CN: s.cn, Org: []string{"Azimuth Test"}, DNS: s.dns, NotBefore: s.notBefore, NotAfter: s.notAfter}
 	if l.NotAfter.IsZero() {
 		l.NotAfter = time.Now().Add(90 * 24 * time.Hour)
 	}

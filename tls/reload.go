@@ -83,19 +83,19 @@ func (s *Source) reloadClientCAs() error {
 }
 
 // warnExpiring logs a warning for each entry with less than the configured
-// validity left, and an error for each that has expired.
+// validity left, and an error for each that has expired (see expiryOf,
+// which Check shares).
 func (s *Source) warnExpiring(entries []*certEntry) {
 	now := s.clock.Now()
 	for _, e := range entries {
-		left := e.leaf.NotAfter.Sub(now)
-		switch {
-		case left <= 0:
+		switch expiryOf(e.leaf, now, s.opts.ExpiryWarning) {
+		case expired:
 			s.log.Error("certificate has expired", "name", e.name,
 				"cert_file", e.files.CertFile, "not_after", e.leaf.NotAfter)
-		case left < s.opts.ExpiryWarning:
+		case expiresSoon:
 			s.log.Warn("certificate expires soon", "name", e.name,
 				"cert_file", e.files.CertFile, "not_after", e.leaf.NotAfter,
-				"days_left", int(left.Hours()/24))
+				"days_left", int(e.leaf.NotAfter.Sub(now).Hours()/24))
 		}
 	}
 }

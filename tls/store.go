@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -25,24 +27,29 @@ type certEntry struct {
 }
 
 // loadPair reads and checks one pair: both files parse and the key matches
-// the leaf's public key.
+// the leaf's public key. New, Reload, BackendTLSConfig and Check all load
+// pairs through it, so azimuth validate refuses what a reload refuses. Its
+// errors are *pairError, which says which of the two files is at fault.
 func loadPair(cf CertFile) (*certEntry, error) {
 	certPEM, err := os.ReadFile(cf.CertFile)
 	if err != nil {
-		return nil, fmt.Errorf("reading certificate: %w", err)
+		return nil, &pairError{err: fmt.Errorf("reading certificate: %w", err)}
 	}
 	keyPEM, err := os.ReadFile(cf.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("reading key: %w", err)
+		return nil, &pairError{key: true, err: fmt.Errorf("reading key: %w", err)}
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("parsing pair %s + %s: %w", cf.CertFile, cf.KeyFile, err)
+		// X509KeyPair does not say which input failed; a certificate file
+		// that yields a leaf on its own leaves the key to blame.
+		_, leafErr := parseLeaf(certPEM)
+		return nil, &pairError{key: leafErr == nil, err: fmt.Errorf("parsing pair %s + %s: %w", cf.CertFile, cf.KeyFile, err)}
 	}
 	leaf := cert.Leaf
 	if leaf == nil {
 		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			return nil, fmt.Errorf("parsing leaf of %s: %w", cf.CertFile, err)
+			return nil, &pairError{err: fmt.Errorf("parsing leaf of %s: %w", cf.CertFile, err)}
 		}
 		cert.Leaf = leaf
 	}
@@ -53,6 +60,32 @@ func loadPair(cf CertFile) (*certEntry, error) {
 	e := &certEntry{files: cf, cert: &cert, leaf: leaf, name: certName(leaf, cf)}
 	copy(e.sum[:], h.Sum(nil))
 	return e, nil
+}
+
+// pairError is why loadPair failed. Its text is the error alone, as logs
+// have always shown it; key tells Check to blame key_file, not cert_file
+// (the two may even name one file).
+type pairError struct {
+	key bool
+	err error
+}
+
+func (e *pairError) Error() string { return e.err.Error() }
+func (e *pairError) Unwrap() error { return e.err }
+
+// parseLeaf parses the first CERTIFICATE block of a chain, the one
+// tls.X509KeyPair takes as the leaf.
+func parseLeaf(certPEM []byte) (*x509.Certificate, error) {
+	for rest := certPEM; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, errors.New("no CERTIFICATE PEM block")
+		}
+		if block.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(block.Bytes)
+		}
+	}
 }
 
 // certName picks the label a person would recognise the certificate by.

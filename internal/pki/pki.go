@@ -51,9 +51,13 @@ type Leaf struct {
 	Org []string // the subject's organizations
 	DNS []string
 	IPs []net.IP
-	// NotAfter ends the validity, which starts an hour before now (or before
-	// NotAfter, if earlier). Zero means a day from now; a time in the past
-	// makes an expired certificate.
+	// NotBefore starts the validity. Zero means an hour before now (or
+	// before NotAfter, if earlier); a time in the future makes a
+	// certificate that is not valid yet.
+	NotBefore time.Time
+	// NotAfter ends the validity. Zero means a day from now, or from
+	// NotBefore if that is later; a time in the past makes an expired
+	// certificate.
 	NotAfter time.Time
 	// Usage lists the extended key usages; nil means server authentication
 	// only. A client certificate sets x509.ExtKeyUsageClientAuth.
@@ -93,8 +97,17 @@ func issue(l Leaf, parent *Issued) (*Issued, error) {
 	start := time.Now()
 	if l.NotAfter.IsZero() {
 		l.NotAfter = start.Add(24 * time.Hour)
+		if l.NotBefore.After(start) {
+			l.NotAfter = l.NotBefore.Add(24 * time.Hour)
+		}
 	} else if l.NotAfter.Before(start) {
 		start = l.NotAfter
+	}
+	if l.NotBefore.IsZero() {
+		l.NotBefore = start.Add(-time.Hour)
+	}
+	if !l.NotAfter.After(l.NotBefore) {
+		return nil, fmt.Errorf("issuing %q: validity ends (%s) before it starts (%s)", l.CN, l.NotAfter, l.NotBefore)
 	}
 	if l.Usage == nil {
 		l.Usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
@@ -102,7 +115,7 @@ func issue(l Leaf, parent *Issued) (*Issued, error) {
 	return create(&x509.Certificate{
 		Subject:  pkix.Name{CommonName: l.CN, Organization: l.Org},
 		DNSNames: l.DNS, IPAddresses: l.IPs,
-		NotBefore: start.Add(-time.Hour), NotAfter: l.NotAfter,
+		NotBefore: l.NotBefore, NotAfter: l.NotAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: l.Usage,
 	}, parent)
 }

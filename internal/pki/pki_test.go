@@ -89,3 +89,53 @@ func TestSelfSigned(t *testing.T) {
 		t.Error("an expired certificate verified")
 	}
 }
+
+// A leaf's validity is the one asked for, NotBefore and NotAfter each
+// defaulting around the other and now; one that would end before it starts
+// is refused rather than issued.
+func TestValidityPeriod(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	day := 24 * time.Hour
+	tests := []struct {
+		name                string
+		notBefore, notAfter time.Time
+		// wantFrom and wantTo are the expected validity; a zero one is
+		// checked to be within a minute of its default instead.
+		wantFrom, wantTo time.Time
+		validNow         bool
+		wantErr          bool
+	}{
+		{name: "defaults", wantFrom: now.Add(-time.Hour), wantTo: now.Add(day), validNow: true},
+		{name: "expired", notAfter: now.Add(-2 * day), wantFrom: now.Add(-2*day - time.Hour), wantTo: now.Add(-2 * day)},
+		{name: "not valid yet", notBefore: now.Add(2 * day), wantFrom: now.Add(2 * day), wantTo: now.Add(3 * day)},
+		{name: "both set", notBefore: now.Add(-10 * day), notAfter: now.Add(3 * day), wantFrom: now.Add(-10 * day), wantTo: now.Add(3 * day), validNow: true},
+		{name: "ends before it starts", notBefore: now.Add(2 * day), notAfter: now.Add(day), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			iss, err := SelfSigned(Leaf{CN: "v.test", DNS: []string{"v.test"}, NotBefore: tt.notBefore, NotAfter: tt.notAfter})
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("issued a certificate valid from %v to %v", iss.Cert.NotBefore, iss.Cert.NotAfter)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			near := func(got, want time.Time) bool { d := got.Sub(want); return d > -time.Minute && d < time.Minute }
+			if c := iss.Cert; !near(c.NotBefore, tt.wantFrom) || !near(c.NotAfter, tt.wantTo) {
+				t.Errorf("valid from %v to %v, want %v to %v", c.NotBefore, c.NotAfter, tt.wantFrom, tt.wantTo)
+			}
+			if !tt.notBefore.IsZero() && !iss.Cert.NotBefore.Equal(tt.notBefore) {
+				t.Errorf("NotBefore %v, want exactly %v", iss.Cert.NotBefore, tt.notBefore)
+			}
+			roots := x509.NewCertPool()
+			roots.AddCert(iss.Cert)
+			_, err = iss.Cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: "v.test"})
+			if (err == nil) != tt.validNow {
+				t.Errorf("Verify now: %v, want valid %v", err, tt.validNow)
+			}
+		})
+	}
+}
