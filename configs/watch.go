@@ -16,28 +16,36 @@ import (
 // file in several steps, and reloading on the first would read half of it.
 const DefaultDebounce = 200 * time.Millisecond
 
+// MaxDelay bounds how long events can put off a look at the file, counted
+// from the first event the look has not covered yet. The debounce alone
+// restarts on every event, so a file changed every few milliseconds (a
+// config manager gone wild, a tight deploy loop) would never be read until
+// it stopped; with the bound, such a stream is read about once a second.
+const MaxDelay = time.Second
+
 // Watcher calls back when the content of one config file changes, however
 // the file is replaced: written in place, written elsewhere and renamed over
-// (editors), deleted and created again, or swapped as a Kubernetes ConfigMap
-// does (the path is a symlink into a "..data" symlink that is replaced
-// atomically). It also notices a file that is missing at first and appears
-// later.
+// (editors), deleted and created again, reached through symlinks that are
+// re-pointed, or swapped as a Kubernetes ConfigMap does (the path is a
+// symlink into a "..data" symlink that is replaced atomically). It also
+// notices a file that is missing at first and appears later.
 //
-// It watches the file's directory, not the file (a watch on the file dies
-// with the inode a rename replaces), plus the directory the path's symlinks
-// lead to, if elsewhere. Any event there starts the debounce; when it ends,
-// the file's content hash is compared with the last one seen, so only a real
-// change calls back and a touch or an unrelated file in the directory does
-// not. The directory itself must exist.
+// It watches directories, not the file (a watch on the file dies with the
+// inode a rename replaces): the file's own, and the directory of every
+// symlink on the way to the file and of the file the chain ends at. Only
+// events on those names count (see watchSet): the directory of a config is
+// often busy with other files, the proxy's own access log among them, and
+// an event there must not hold a reload back. Events that count start a
+// debounce that ends after a quiet time or MaxDelay after the first of
+// them, whichever is sooner; then the file's content hash is compared with
+// the last one seen, so only a real change calls back and a touch does not.
+// The file's directory itself must exist.
 type Watcher struct {
 	path     string
-	dir      string
 	debounce time.Duration
 	fw       *fsnotify.Watcher
+	set      watchSet
 
-	// target is the extra directory watched because symlinks lead there;
-	// "" when the file resolves inside dir.
-	target string
 	// last is the content hash seen last; zero while the file is missing
 	// or unreadable.
 	last [sha256.Size]byte
@@ -49,7 +57,8 @@ type Watcher struct {
 // NewWatcher starts watching path. Changes made after it returns are
 // noticed once Run is called, so create it before the first Load: an edit
 // landing between the two then costs one redundant reload, not a lost one.
-// A debounce of 0 means DefaultDebounce.
+// A debounce of 0 means DefaultDebounce; one above MaxDelay is MaxDelay,
+// since no event may put a look off longer than that.
 func NewWatcher(path string, debounce time.Duration) (*Watcher, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -58,16 +67,28 @@ func NewWatcher(path string, debounce time.Duration) (*Watcher, error) {
 	if debounce <= 0 {
 		debounce = DefaultDebounce
 	}
+	dir := filepath.Dir(abs)
+	// The directory is watched under its real name, as every other one:
+	// events are matched by the names the watches were added with.
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("watching config directory %s: %w", dir, err)
+	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, fmt.Errorf("watching config %s: %w", path, err)
 	}
-	w := &Watcher{path: abs, dir: filepath.Dir(abs), debounce: debounce, fw: fw}
-	if err := fw.Add(w.dir); err != nil {
+	if err := fw.Add(real); err != nil {
 		fw.Close()
-		return nil, fmt.Errorf("watching config directory %s: %w", w.dir, err)
+		return nil, fmt.Errorf("watching config directory %s: %w", dir, err)
 	}
-	w.followSymlinks()
+	w := &Watcher{
+		path:     abs,
+		debounce: min(debounce, MaxDelay),
+		fw:       fw,
+		set:      watchSet{dirs: map[string]bool{real: true}},
+	}
+	w.set.follow(abs, fw)
 	w.last, _ = w.hash()
 	return w, nil
 }
@@ -90,23 +111,29 @@ func (w *Watcher) Run(ctx context.Context, onChange func()) error {
 	timer := time.NewTimer(w.debounce)
 	timer.Stop()
 	defer timer.Stop()
+	s := settle{quiet: w.debounce, max: MaxDelay}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case _, ok := <-w.fw.Events:
+		case ev, ok := <-w.fw.Events:
 			if !ok {
 				return nil
 			}
-			timer.Reset(w.debounce)
+			if w.set.matters(ev.Name) {
+				timer.Reset(s.event(time.Now()))
+			}
 		case _, ok := <-w.fw.Errors:
 			if !ok {
 				return nil
 			}
 			// An error is most often a queue overflow that lost events:
 			// look at the file rather than trust that nothing happened.
-			timer.Reset(w.debounce)
+			timer.Reset(s.event(time.Now()))
 		case <-timer.C:
+			// Events from now on are after this look began: they start
+			// a new burst, so a change made during the look is not lost.
+			s.looked()
 			changed := w.check()
 			if changed {
 				onChange()
@@ -124,11 +151,14 @@ func (w *Watcher) Close() error {
 	return w.fw.Close()
 }
 
-// check re-follows symlinks and reports whether the content changed since
-// last seen. A missing file is not a change: the running config stays, and
-// the file is looked at again when it comes back.
+// check follows the symlinks again and reports whether the content changed
+// since last seen. Following comes first: once the new chain's directories
+// are watched, a change after the read below sends an event, and one
+// before it is in what is read. A missing file is not a change: the
+// running config stays, and the file is looked at again when it comes
+// back.
 func (w *Watcher) check() bool {
-	w.followSymlinks()
+	w.set.follow(w.path, w.fw)
 	sum, ok := w.hash()
 	if !ok || sum == w.last {
 		return false
@@ -145,23 +175,26 @@ func (w *Watcher) hash() ([sha256.Size]byte, bool) {
 	return sha256.Sum256(data), true
 }
 
-// followSymlinks keeps a watch on the directory the path really lives in,
-// when symlinks lead out of w.dir, so an in-place edit of the target is
-// seen too. A ConfigMap swap moves that directory; the old one is dropped.
-func (w *Watcher) followSymlinks() {
-	real, err := filepath.EvalSymlinks(w.path)
-	if err != nil {
-		return
+// settle times the look at the file after events that matter: a quiet
+// time after the last one (the file is likely whole by then), but never
+// later than max after the first one not yet covered by a look.
+type settle struct {
+	quiet, max time.Duration
+	// deadline is when the look must happen at the latest; zero while no
+	// event waits for one.
+	deadline time.Time
+}
+
+// event records an event at now and returns how long from now to wait
+// before looking; zero or less means at once.
+func (s *settle) event(now time.Time) time.Duration {
+	if s.deadline.IsZero() {
+		s.deadline = now.Add(s.max)
 	}
-	target := filepath.Dir(real)
-	if target == w.dir || target == w.target {
-		return
-	}
-	if w.target != "" {
-		_ = w.fw.Remove(w.target) // may already be gone with its directory
-		w.target = ""
-	}
-	if w.fw.Add(target) == nil {
-		w.target = target
-	}
+	return min(s.quiet, s.deadline.Sub(now))
+}
+
+// looked records that the look began: the next event starts a new burst.
+func (s *settle) looked() {
+	s.deadline = time.Time{}
 }
