@@ -36,6 +36,29 @@ func (r *Registry) Pool(name string, o Options) *Pool {
 	return p
 }
 
+// Prepare returns the pool a reload will use under the name: the
+// registered one, left as it is, or a new pool with o that nothing sees
+// until Commit. A reload that fails after Prepare leaves the registry as
+// it was.
+func (r *Registry) Prepare(name string, o Options) (p *Pool, existing bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.pools[name]; ok {
+		return p, true
+	}
+	return NewPool(name, o, r.opts...), false
+}
+
+// Commit registers p, from Prepare, if it is new, and gives it o.
+func (r *Registry) Commit(p *Pool, o Options) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pools[p.name] != p {
+		r.pools[p.name] = p
+	}
+	p.Configure(o)
+}
+
 // Lookup returns the pool with the name, or nil.
 func (r *Registry) Lookup(name string) *Pool {
 	r.mu.Lock()

@@ -78,6 +78,10 @@ func (o ActiveOptions) withDefaults() ActiveOptions {
 	return o
 }
 
+// Validate reports every problem NewChecker or Configure would refuse o
+// for, so a reload can find them before it changes anything.
+func (o ActiveOptions) Validate() error { return o.withDefaults().validate() }
+
 // validate reports every problem with o, after defaults.
 func (o ActiveOptions) validate() error {
 	var errs []error
@@ -133,6 +137,10 @@ type PassiveOptions struct {
 	// once (0..100), though one backend may always be ejected when none is.
 	MaxEjectedPercent int
 }
+
+// Validate reports every problem NewDetector or Configure would refuse o
+// for, so a reload can find them before it changes anything.
+func (o PassiveOptions) Validate() error { return o.validate() }
 
 func (o PassiveOptions) validate() error {
 	var errs []error

@@ -38,6 +38,10 @@ type Generation struct {
 	listeners map[string]*listener
 	pools     map[string]*Pool
 	inflight  atomic.Int64 // requests being served by this generation
+	// fresh is the state of pools no generation had before this one; it
+	// joins the server's at Publish, so a generation built and then
+	// dropped (a reload that failed later) leaves nothing behind.
+	fresh map[string]poolState
 }
 
 type listener struct {
@@ -66,9 +70,15 @@ func (g *Generation) InFlight() int64 { return g.inflight.Load() }
 
 // Build makes a generation from c. Retry budgets, learned per-try
 // timeouts and metric children of pools that existed before carry over,
-// so their counts stay true.
-func (s *Server) Build(c Config) (*Generation, error) {
-	g := &Generation{listeners: map[string]*listener{}, pools: map[string]*Pool{}}
+// so their counts stay true. It changes nothing the server serves: a
+// generation that is never published is simply dropped.
+func (s *Server) Build(c Config) (g *Generation, err error) {
+	g = &Generation{listeners: map[string]*listener{}, pools: map[string]*Pool{}, fresh: map[string]poolState{}}
+	defer func() {
+		if err != nil {
+			s.Discard(g)
+		}
+	}()
 	for _, pc := range c.Pools {
 		if pc.Balancer == nil || pc.Transport == nil {
 			return nil, fmt.Errorf("building pool %q: balancer and transport are required", pc.Name)
@@ -79,7 +89,11 @@ func (s *Server) Build(c Config) (*Generation, error) {
 		if pc.Scheme == "" {
 			pc.Scheme = "http"
 		}
-		st := s.poolState(pc.Name)
+		st, ok := s.poolState(pc.Name)
+		if !ok {
+			st = poolState{budget: new(Budget), perTry: new(perTryLearner), metrics: s.metrics.pool(pc.Name)}
+			g.fresh[pc.Name] = st
+		}
 		g.pools[pc.Name] = &Pool{PoolConfig: pc, budget: st.budget, perTry: st.perTry, metrics: st.metrics}
 	}
 	for _, lc := range c.Listeners {
@@ -92,17 +106,24 @@ func (s *Server) Build(c Config) (*Generation, error) {
 	return g, nil
 }
 
-// poolState returns what a pool keeps across generations: its retry
-// budget, what it learned of its latency and its metric children.
-func (s *Server) poolState(name string) poolState {
+// Discard drops a generation that was built and will not be published
+// (the reload failed after it was built): the metric series of the pools
+// only it had go with it.
+func (s *Server) Discard(g *Generation) {
+	for name := range g.fresh {
+		if _, ok := s.poolState(name); !ok {
+			s.metrics.forget(name)
+		}
+	}
+}
+
+// poolState returns what a published pool keeps across generations: its
+// retry budget, what it learned of its latency and its metric children.
+func (s *Server) poolState(name string) (poolState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.pools[name]
-	if !ok {
-		st = poolState{budget: new(Budget), perTry: new(perTryLearner), metrics: s.metrics.pool(name)}
-		s.pools[name] = st
-	}
-	return st
+	return st, ok
 }
 
 type poolState struct {

@@ -48,6 +48,13 @@ func NewServer(ctx context.Context, o Options) *Server {
 // its last request ends, idle connections of transports g no longer uses
 // are closed, and series of pools that left are deleted.
 func (s *Server) Publish(g *Generation) {
+	s.mu.Lock()
+	for name, st := range g.fresh {
+		if _, ok := s.pools[name]; !ok {
+			s.pools[name] = st
+		}
+	}
+	s.mu.Unlock()
 	old := s.current.Swap(g)
 	if old == nil {
 		return

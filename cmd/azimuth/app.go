@@ -50,6 +50,11 @@ type app struct {
 	consulOptions discovery.Options
 
 	bg sync.WaitGroup // listeners being retired
+
+	// planFault, set by tests only, fails a reload's plan at the named
+	// step ("pools", "listeners", "generation"), as a step that can fail
+	// would: a reload that fails late must leave nothing behind.
+	planFault func(step string) error
 }
 
 func (a *app) cfg() *configs.Config { return a.current.Load() }
@@ -79,88 +84,135 @@ func newApp(ctx context.Context, logger *slog.Logger, access *proxy.AccessLog) (
 	return a, nil
 }
 
-// apply makes cfg the running config. Everything that can fail (TLS files,
-// binding new sockets, backend TLS) is prepared first; if any of it fails,
-// what was prepared is closed and the running config is untouched. Then
-// pools are configured, the generation published, and what left retired.
-func (a *app) apply(cfg *configs.Config) (err error) {
+// generationPlan is a reload prepared by plan: every step that can fail
+// has run, nothing the running proxy serves has changed, and commit
+// cannot fail.
+type generationPlan struct {
+	cfg        *configs.Config
+	consul     *api.Client
+	consulOpts discovery.Options
+	pools      []*poolPlan
+	next       map[string]*slot // every listener of the new config, by address
+	opened     map[string]*slot // those bound for it, not serving yet
+	gen        *proxy.Generation
+}
+
+// apply makes cfg the running config: plan, then commit. A plan that fails
+// leaves the running config, its pools, listeners and goroutines as they
+// were, and closes what it opened.
+func (a *app) apply(cfg *configs.Config) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	zone := cfg.Zone
-
-	// Prepare.
-	plans := make([]*poolPlan, 0, len(cfg.Pools))
-	for i := range cfg.Pools {
-		p := &cfg.Pools[i]
-		plan, err := planPool(p, a.pools[p.Name])
-		if err != nil {
-			return err
-		}
-		plans = append(plans, plan)
-	}
-	consul, consulOpts, err := a.planConsul(cfg)
+	p, err := a.plan(cfg)
 	if err != nil {
 		return err
 	}
-	opened := map[string]*slot{}
+	a.commit(p)
+	return nil
+}
+
+// plan does every step of a reload that can fail: the Consul client,
+// each pool's transport, TLS files and health settings, binding new
+// sockets, and building the request path's generation. Pools it makes are
+// not registered and run nothing yet. The caller holds a.mu.
+func (a *app) plan(cfg *configs.Config) (_ *generationPlan, err error) {
+	p := &generationPlan{cfg: cfg, next: map[string]*slot{}, opened: map[string]*slot{}}
 	defer func() {
 		if err != nil {
-			for _, s := range opened {
+			for _, s := range p.opened {
 				a.retireSlot(s)
 			}
 		}
 	}()
-	next := map[string]*slot{}
+	if p.consul, p.consulOpts, err = a.planConsul(cfg); err != nil {
+		return nil, err
+	}
+	for i := range cfg.Pools {
+		pp, err := a.planPool(&cfg.Pools[i], cfg.Zone, p.consul, p.consulOpts)
+		if err != nil {
+			return nil, err
+		}
+		p.pools = append(p.pools, pp)
+	}
+	if err := a.fault("pools"); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
 		if s := a.slots[l.Address]; s != nil && s.binding == bindingOf(l) {
-			next[l.Address] = s
+			p.next[l.Address] = s
 			continue
 		}
 		s, err := a.openSlot(l, a.slots[l.Address])
 		if err != nil {
-			return err
+			return nil, err
 		}
-		opened[l.Address], next[l.Address] = s, s
+		p.opened[l.Address], p.next[l.Address] = s, s
 	}
-
-	// Commit.
-	a.zone = zone
-	a.consul, a.consulOptions = consul, consulOpts
-	pcs := make([]proxy.PoolConfig, 0, len(plans))
-	runtimes := map[string]*poolRuntime{}
-	for _, plan := range plans {
-		rt, err := a.applyPool(plan)
-		if err != nil {
-			return err
+	if err := a.fault("listeners"); err != nil {
+		return nil, err
+	}
+	pcs := make([]proxy.PoolConfig, 0, len(p.pools))
+	for _, pp := range p.pools {
+		c := pp.cfg
+		var outlier proxy.Observer
+		if pp.rt != nil {
+			outlier = pp.rt.detector
+		} else {
+			outlier = pp.detector
 		}
-		runtimes[rt.name] = rt
-		p := plan.cfg
 		pcs = append(pcs, proxy.PoolConfig{
-			Name: p.Name, Balancer: rt.pool, Transport: rt.transport, Scheme: scheme(p),
-			Timeouts: timeouts(p), Retry: retryPolicy(p), Outlier: rt.detector,
-			FailStatuses: p.Health.Passive.Statuses,
+			Name: c.Name, Balancer: pp.bal, Transport: pp.transport, Scheme: scheme(c),
+			Timeouts: timeouts(c), Retry: retryPolicy(c), Outlier: outlier,
+			FailStatuses: c.Health.Passive.Statuses,
 		})
 	}
-	var lcs []proxy.ListenerConfig
+	lcs := make([]proxy.ListenerConfig, 0, len(cfg.Listeners))
 	for i := range cfg.Listeners {
 		lcs = append(lcs, listenerConfig(&cfg.Listeners[i]))
 	}
-	gen, err := a.server.Build(proxy.Config{Listeners: lcs, Pools: pcs})
-	if err != nil {
-		return err
+	if p.gen, err = a.server.Build(proxy.Config{Listeners: lcs, Pools: pcs}); err != nil {
+		return nil, err
 	}
-	a.server.Publish(gen)
+	if err := a.fault("generation"); err != nil {
+		a.server.Discard(p.gen)
+		return nil, err
+	}
+	return p, nil
+}
+
+// fault is the test seam of plan (see planFault).
+func (a *app) fault(step string) error {
+	if a.planFault == nil {
+		return nil
+	}
+	return a.planFault(step)
+}
+
+// commit makes a plan the running config: pools take their settings and
+// start what they run, the generation is published, listeners get their
+// handlers and new ones start serving, and what the config no longer has
+// is retired. Nothing in it can fail. The caller holds a.mu.
+func (a *app) commit(p *generationPlan) {
+	cfg := p.cfg
+	a.zone = cfg.Zone
+	a.consul, a.consulOptions = p.consul, p.consulOpts
+	runtimes := map[string]*poolRuntime{}
+	for _, pp := range p.pools {
+		rt := a.commitPool(pp)
+		runtimes[rt.name] = rt
+	}
+	a.server.Publish(p.gen)
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
-		next[l.Address].name = l.Name
-		next[l.Address].handler.set(a.listenerHandler(l, cfg, next))
+		p.next[l.Address].name = l.Name
+		p.next[l.Address].handler.set(a.listenerHandler(l, cfg, p.next))
 	}
-	for _, s := range opened {
+	for _, s := range p.opened {
 		s.serve()
 	}
 	for addr, s := range a.slots {
-		if next[addr] != s {
+		if p.next[addr] != s {
 			a.retireSlot(s)
 		}
 	}
@@ -170,13 +222,11 @@ func (a *app) apply(cfg *configs.Config) (err error) {
 		}
 	}
 	a.registry.Retain(slices.Collect(maps.Keys(runtimes)))
-	a.logChanges(cfg, runtimes, next)
-	a.pools, a.slots = runtimes, next
+	a.logChanges(cfg, runtimes, p.next)
+	a.pools, a.slots = runtimes, p.next
 	a.current.Store(cfg)
 	now := time.Now()
 	a.loadedAt.Store(&now)
-	opened = nil
-	return nil
 }
 
 // planConsul returns the Consul client the config needs, reusing the

@@ -42,6 +42,7 @@ type slot struct {
 	plain   *h1server.Server
 	sock    *net.TCPListener   // a plain listener's socket, shared with its successor
 	ln      net.Listener       // what the plain server accepts from (sock, perhaps limited)
+	ctx     context.Context    // the TLS source's watcher runs under it, from serve
 	cancel  context.CancelFunc // stops the TLS source's watcher
 	serving bool               // serve was called
 }
@@ -121,15 +122,17 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 		a.logger.Warn("HTTP/3 connections may break during a binary upgrade", "listener", l.Name, "error", err)
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
-	s.source, s.tlsSrv, s.cancel, s.bound = src, srv, cancel, srv.Addr()
-	go func() { _ = src.Run(ctx) }()
+	s.source, s.tlsSrv, s.ctx, s.cancel, s.bound = src, srv, ctx, cancel, srv.Addr()
 	return s, nil
 }
 
-// serve starts accepting on the slot's sockets, once its handler is set.
+// serve starts accepting on the slot's sockets, once its handler is set,
+// and a TLS listener's watch of its certificate files: a slot a failed
+// reload opened runs nothing.
 func (s *slot) serve() {
 	s.serving = true
 	if s.tlsSrv != nil {
+		go func() { _ = s.source.Run(s.ctx) }()
 		go func() { _ = s.tlsSrv.Serve() }()
 		return
 	}

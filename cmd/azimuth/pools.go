@@ -17,6 +17,7 @@ import (
 	"github.com/azimuthproxy/azimuth/health"
 	"github.com/azimuthproxy/azimuth/proxy"
 	edgetls "github.com/azimuthproxy/azimuth/tls"
+	"github.com/hashicorp/consul/api"
 )
 
 // poolRuntime is what a pool owns beyond its balancer.Pool: the transport
@@ -48,13 +49,29 @@ type poolRuntime struct {
 	ctx    context.Context
 }
 
-// poolPlan is a pool's next settings, prepared before anything live changes.
+// poolPlan is a pool's next settings, prepared before anything live
+// changes: every part of the pool that can fail has been built or
+// checked, and nothing of it runs yet. A reload that fails later drops
+// the plan and nothing is left behind; commitPool cannot fail.
 type poolPlan struct {
 	cfg          *configs.Pool
-	rt           *poolRuntime // existing, or nil for a new pool
+	rt           *poolRuntime   // existing, or nil for a new pool
+	bal          *balancer.Pool // rt's, or a new one the registry gets at commit
+	balOpts      balancer.Options
 	transport    http.RoundTripper
 	transportKey string
 	backendTLS   *tls.Config
+	passive      health.PassiveOptions
+	active       health.ActiveOptions
+	activeOn     bool
+	staticSpecs  []balancer.Spec // a pool whose backends the file lists
+
+	// New parts, started at commit.
+	tracker   *health.Tracker    // a new pool's
+	detector  *health.Detector   // a new pool's
+	checker   *health.Checker    // active checks the pool did not run before
+	watcher   *discovery.Watcher // a Consul watcher new or with new settings
+	consulKey string
 }
 
 // fileHash returns a digest of a file's content, or of its error, so a
@@ -80,59 +97,107 @@ func transportKeyOf(p *configs.Pool) string {
 	return k
 }
 
-// planPool prepares a pool's transport; it fails, changing nothing, when a
-// backend TLS file cannot be used.
-func planPool(p *configs.Pool, rt *poolRuntime) (*poolPlan, error) {
-	plan := &poolPlan{cfg: p, rt: rt, transportKey: transportKeyOf(p)}
+// planPool prepares pool p of a reload whose proxy runs in zone and talks
+// to consul. It fails, changing nothing, when a backend TLS file cannot
+// be used, a health setting is refused, or the pool needs Consul and the
+// reload has none.
+func (a *app) planPool(p *configs.Pool, zone string, consul *api.Client, consulOpts discovery.Options) (*poolPlan, error) {
+	rt := a.pools[p.Name]
+	plan := &poolPlan{cfg: p, rt: rt, transportKey: transportKeyOf(p), balOpts: balancerOptions(zone, p)}
 	if rt != nil && rt.transportKey == plan.transportKey {
 		plan.transport, plan.backendTLS = rt.transport, rt.backendTLS
+	} else {
+		if o := backendTLS(p); o != nil {
+			c, err := edgetls.BackendTLSConfig(*o)
+			if err != nil {
+				return nil, fmt.Errorf("pool %s: backend tls: %w", p.Name, err)
+			}
+			plan.backendTLS = c
+		}
+		plan.transport = proxy.NewTransport(proxy.TransportOptions{
+			Protocol: p.Protocol, TLS: plan.backendTLS, Connect: p.Timeouts.Connect,
+			MaxIdlePerBackend: p.MaxIdleConnsPerBackend,
+		})
+	}
+	plan.bal, _ = a.registry.Prepare(p.Name, plan.balOpts)
+
+	plan.passive = passiveOptions(p)
+	if err := plan.passive.Validate(); err != nil {
+		return nil, fmt.Errorf("pool %s: passive health: %w", p.Name, err)
+	}
+	tracker := (*health.Tracker)(nil)
+	if rt != nil {
+		tracker = rt.tracker
+	} else {
+		// The tracker labels its lines with the pool.
+		plan.tracker = health.NewTracker(plan.bal, a.logger, a.healthMetrics)
+		tracker = plan.tracker
+		d, err := health.NewDetector(tracker, plan.passive)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: passive health: %w", p.Name, err)
+		}
+		plan.detector = d
+	}
+
+	plan.active, plan.activeOn = activeOptions(p)
+	plan.active.TLSConfig = plan.backendTLS
+	if plan.activeOn {
+		if err := plan.active.Validate(); err != nil {
+			return nil, fmt.Errorf("pool %s: active health: %w", p.Name, err)
+		}
+		if rt == nil || rt.checker == nil {
+			c, err := health.NewChecker(tracker, plan.active)
+			if err != nil {
+				return nil, fmt.Errorf("pool %s: active health: %w", p.Name, err)
+			}
+			plan.checker = c
+		}
+	}
+
+	if p.Consul == nil {
+		plan.staticSpecs = staticSpecs(p)
 		return plan, nil
 	}
-	if o := backendTLS(p); o != nil {
-		c, err := edgetls.BackendTLSConfig(*o)
-		if err != nil {
-			return nil, fmt.Errorf("pool %s: backend tls: %w", p.Name, err)
-		}
-		plan.backendTLS = c
+	if consul == nil {
+		return nil, fmt.Errorf("pool %s: consul is not configured", p.Name)
 	}
-	plan.transport = proxy.NewTransport(proxy.TransportOptions{
-		Protocol: p.Protocol, TLS: plan.backendTLS, Connect: p.Timeouts.Connect,
-		MaxIdlePerBackend: p.MaxIdleConnsPerBackend,
+	plan.consulKey = fmt.Sprintf("%+v|%+v", *p.Consul, consulOpts)
+	if rt != nil && rt.watcher != nil && rt.consulKey == plan.consulKey {
+		return plan, nil
+	}
+	w, err := discovery.NewWatcher(discovery.WatcherConfig{
+		Pool: p.Name, Client: consul, Datacenter: consulOpts.Datacenter,
+		Options: consulPoolOptions(p), Sink: plan.bal,
+		Logger: a.logger.With("pool", p.Name), Registerer: a.consulMetrics,
+		Current: poolSpecs(plan.bal),
 	})
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: consul: %w", p.Name, err)
+	}
+	plan.watcher = w
 	return plan, nil
 }
 
-// apply brings the pool's runtime to plan, starting and stopping its
-// goroutines as its settings require.
-func (a *app) applyPool(plan *poolPlan) (*poolRuntime, error) {
+// commitPool brings the pool to its plan: the registry's pool takes its
+// new settings, and goroutines start and stop as the settings require.
+// Everything that could fail was done by planPool.
+func (a *app) commitPool(plan *poolPlan) *poolRuntime {
 	p := plan.cfg
+	a.registry.Commit(plan.bal, plan.balOpts)
 	rt := plan.rt
 	if rt == nil {
-		pool := a.registry.Pool(p.Name, balancerOptions(a.zone, p))
-		tracker := health.NewTracker(pool, a.logger, a.healthMetrics) // it labels its lines with the pool
-		det, err := health.NewDetector(tracker, passiveOptions(p))
-		if err != nil {
-			return nil, fmt.Errorf("pool %s: passive health: %w", p.Name, err)
-		}
 		ctx, cancel := context.WithCancel(a.ctx)
-		rt = &poolRuntime{name: p.Name, pool: pool, tracker: tracker, detector: det, ctx: ctx, cancel: cancel}
-		rt.goRun(det.Run)
-	} else {
-		a.registry.Pool(p.Name, balancerOptions(a.zone, p))
-		if err := rt.detector.Configure(passiveOptions(p)); err != nil {
-			return nil, fmt.Errorf("pool %s: passive health: %w", p.Name, err)
-		}
+		rt = &poolRuntime{name: p.Name, pool: plan.bal, tracker: plan.tracker, detector: plan.detector, ctx: ctx, cancel: cancel}
+		rt.goRun(rt.detector.Run)
+	} else if err := rt.detector.Configure(plan.passive); err != nil {
+		a.logger.Error("passive health settings refused after they were checked", "pool", p.Name, "error", err)
 	}
 	// A replaced transport may still serve the old generation; the proxy
 	// closes its idle connections once that generation's requests end.
 	rt.transport, rt.transportKey, rt.backendTLS = plan.transport, plan.transportKey, plan.backendTLS
-	if err := a.applyActive(rt, p, plan.backendTLS); err != nil {
-		return nil, err
-	}
-	if err := a.applyDiscovery(rt, p); err != nil {
-		return nil, err
-	}
-	return rt, nil
+	a.commitActive(rt, plan)
+	a.commitDiscovery(rt, plan)
+	return rt
 }
 
 func (rt *poolRuntime) goRun(f func(context.Context)) {
@@ -147,74 +212,56 @@ func (rt *poolRuntime) goRunCtx(ctx context.Context, f func(context.Context)) {
 	}()
 }
 
-func (a *app) applyActive(rt *poolRuntime, p *configs.Pool, backendTLS *tls.Config) error {
-	o, on := activeOptions(p)
-	o.TLSConfig = backendTLS
+// commitActive starts, stops or reconfigures the pool's active checks.
+func (a *app) commitActive(rt *poolRuntime, plan *poolPlan) {
 	switch {
-	case !on && rt.checker != nil:
+	case !plan.activeOn && rt.checker != nil:
 		rt.checkerOff()
 		rt.checker, rt.checkerOff = nil, nil
 		rt.tracker.ClearActive()
-	case on && rt.checker == nil:
-		c, err := health.NewChecker(rt.tracker, o)
-		if err != nil {
-			return fmt.Errorf("pool %s: active health: %w", p.Name, err)
-		}
+	case plan.checker != nil:
 		ctx, cancel := context.WithCancel(rt.ctx)
-		rt.checker, rt.checkerOff, rt.active = c, cancel, o
-		rt.goRunCtx(ctx, c.Run)
-	case on && !reflect.DeepEqual(o, rt.active):
-		if err := rt.checker.Configure(o); err != nil {
-			return fmt.Errorf("pool %s: active health: %w", p.Name, err)
+		rt.checker, rt.checkerOff, rt.active = plan.checker, cancel, plan.active
+		rt.goRunCtx(ctx, plan.checker.Run)
+	case plan.activeOn && !reflect.DeepEqual(plan.active, rt.active):
+		if err := rt.checker.Configure(plan.active); err != nil {
+			a.logger.Error("active health settings refused after they were checked", "pool", rt.name, "error", err)
+			return
 		}
-		rt.active = o
+		rt.active = plan.active
 	}
-	return nil
 }
 
-// applyDiscovery sets the pool's backends from the file, or (re)starts its
-// Consul watcher when its settings changed.
-func (a *app) applyDiscovery(rt *poolRuntime, p *configs.Pool) error {
+// commitDiscovery sets the pool's backends from the file, or starts its
+// new Consul watcher in place of the old one.
+func (a *app) commitDiscovery(rt *poolRuntime, plan *poolPlan) {
+	p := plan.cfg
 	if p.Consul == nil {
 		if rt.watcher != nil {
 			rt.watcherOff()
 			rt.watcher, rt.watcherOff, rt.consulKey = nil, nil, ""
 		}
-		specs := staticSpecs(p)
-		if !reflect.DeepEqual(specs, rt.staticSpecs) {
-			rt.pool.Update(specs)
-			rt.staticSpecs = specs
+		if !reflect.DeepEqual(plan.staticSpecs, rt.staticSpecs) {
+			rt.pool.Update(plan.staticSpecs)
+			rt.staticSpecs = plan.staticSpecs
 		}
-		return nil
+		return
 	}
 	rt.staticSpecs = nil
-	key := fmt.Sprintf("%+v|%+v", *p.Consul, a.consulOptions)
-	if rt.watcher != nil && key == rt.consulKey {
-		return nil
-	}
-	if a.consul == nil {
-		return fmt.Errorf("pool %s: consul is not configured", p.Name)
-	}
-	w, err := discovery.NewWatcher(discovery.WatcherConfig{
-		Pool: p.Name, Client: a.consul, Datacenter: a.consulOptions.Datacenter,
-		Options: consulPoolOptions(p), Sink: rt.pool,
-		Logger: a.logger.With("pool", p.Name), Registerer: a.consulMetrics,
-		Current: poolSpecs(rt.pool),
-	})
-	if err != nil {
-		return fmt.Errorf("pool %s: consul: %w", p.Name, err)
+	if plan.watcher == nil {
+		return // same settings: the running watcher goes on
 	}
 	if rt.watcher != nil {
 		rt.watcherOff() // the new watcher starts from index 0 and sends a whole set
 	}
+	w := plan.watcher
 	ctx, cancel := context.WithCancel(rt.ctx)
-	rt.watcher, rt.watcherOff, rt.consulKey = w, cancel, key
+	rt.watcher, rt.watcherOff, rt.consulKey = w, cancel, plan.consulKey
 	rt.goRunCtx(ctx, func(ctx context.Context) {
 		if err := w.Run(ctx); err != nil && ctx.Err() == nil {
 			a.logger.Error("consul watcher stopped", "pool", p.Name, "error", err)
 		}
 	})
-	return nil
 }
 
 // stop ends every goroutine of the pool and waits for them.

@@ -90,7 +90,7 @@ type listenStatus struct {
 }
 
 func (a *app) status() status {
-	st := status{Zone: a.zone, Draining: a.draining.Load(), Ready: a.ready(), Uptime: time.Since(startTime).Round(time.Second).String()}
+	st := status{Draining: a.draining.Load(), Ready: a.ready(), Uptime: time.Since(startTime).Round(time.Second).String()}
 	if c := a.cfg(); c != nil {
 		st.Config = configStatus{Source: c.Source, Hash: c.Hash, LoadedAt: *a.loadedAt.Load()}
 		st.Config.LastReloadOK = true
@@ -105,6 +105,7 @@ func (a *app) status() status {
 	gen := a.server.Current()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	st.Zone = a.zone // a reload writes it under a.mu
 	for _, s := range a.slots {
 		st.Listen = append(st.Listen, listenStatus{Name: s.name, Address: s.bound.String(), TLS: s.tlsSrv != nil})
 	}
