@@ -91,7 +91,10 @@ type Timing struct {
 	// that reports it has been waiting far longer. Default 50ms.
 	MinInterval time.Duration
 	// BackoffBase is the first wait after an error; each further error in
-	// a row doubles it, up to BackoffMax. Defaults 250ms and 30s.
+	// a row doubles it, up to BackoffMax. Defaults 250ms and 1s: the agent
+	// is local and a retry costs it one request, and the set must catch
+	// up within about a second of the agent's return, however long it
+	// was away.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
 }
@@ -108,7 +111,7 @@ func (t Timing) withDefaults() Timing {
 		t.BackoffBase = 250 * time.Millisecond
 	}
 	if t.BackoffMax <= 0 {
-		t.BackoffMax = 30 * time.Second
+		t.BackoffMax = time.Second
 	}
 	if t.BackoffMax < t.BackoffBase {
 		t.BackoffMax = t.BackoffBase

@@ -182,7 +182,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.index = 0
 		w.recordError(err)
 		delay := backoff(w.errorsInRow, w.timing.BackoffBase, w.timing.BackoffMax, w.rand())
-		w.log.Warn("querying consul failed; keeping the last backend set", "error", err, "errors_in_a_row", w.errorsInRow, "retry_in", delay)
+		// The first failure of a run is a warning; the retries after it,
+		// about one a second, only say so at debug level: "consul answers
+		// again" closes the run with its count.
+		level := slog.LevelWarn
+		if w.errorsInRow > 1 {
+			level = slog.LevelDebug
+		}
+		w.log.Log(ctx, level, "querying consul failed; keeping the last backend set", "error", err, "errors_in_a_row", w.errorsInRow, "retry_in", delay)
 		if !sleep(ctx, delay) {
 			return ctx.Err()
 		}

@@ -90,10 +90,16 @@ var chaosSeq atomic.Int64
 // chaosStartLoad starts the loop against base. It is bounded: it ends
 // after 30s or 60,000 requests even if never stopped.
 func chaosStartLoad(t *testing.T, clients []*http.Client, base string) *chaosLoad {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return chaosStartLoadFor(t, clients, base, 30*time.Second)
+}
+
+// chaosStartLoadFor is chaosStartLoad for a case that needs the loop for
+// longer: it ends after d, or 2,000 requests a second of d.
+func chaosStartLoadFor(t *testing.T, clients []*http.Client, base string, d time.Duration) *chaosLoad {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	l := &chaosLoad{cancel: cancel}
 	var budget atomic.Int64
-	budget.Store(60_000)
+	budget.Store(int64(2_000 * d / time.Second))
 	for _, c := range clients {
 		for k := range chaosKinds {
 			for range chaosWorkersPerKind {

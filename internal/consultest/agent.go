@@ -48,8 +48,9 @@ type Agent struct {
 	out  *lockedBuffer
 	runs int
 
-	tls   *TLSFiles // nil unless started with TLS
-	token string    // management token when ACLs are on
+	tls        *TLSFiles // nil unless started with TLS
+	token      string    // management token when ACLs are on
+	persistent bool      // a server keeping its data across Restart
 }
 
 // Options choose how Start runs the agent.
@@ -60,6 +61,10 @@ type Options struct {
 	// ACLToken enables ACLs with default policy deny and this token as the
 	// initial management token; Client uses it.
 	ACLToken string
+	// Persistent runs a single server agent that keeps its state on disk
+	// instead of a -dev one: Restart brings it back with the same catalog
+	// and a Raft index that goes on, as a real agent after a restart.
+	Persistent bool
 }
 
 // ports are the agent's listening ports, kept across Restart.
@@ -82,11 +87,12 @@ func StartWith(t testing.TB, o Options) *Agent {
 		t.Fatalf("starting consul agent: %v", err)
 	}
 	a := &Agent{
-		t:     t,
-		bin:   bin,
-		node:  fmt.Sprintf("azimuth-test-%d-%d", os.Getpid(), agents.Add(1)),
-		dir:   t.TempDir(),
-		token: o.ACLToken,
+		t:          t,
+		bin:        bin,
+		node:       fmt.Sprintf("azimuth-test-%d-%d", os.Getpid(), agents.Add(1)),
+		dir:        t.TempDir(),
+		token:      o.ACLToken,
+		persistent: o.Persistent,
 	}
 	if o.TLS {
 		files, err := generateTLS(a.dir)
@@ -157,7 +163,8 @@ func (a *Agent) Output() string {
 
 // Restart stops the agent and starts it again on the same ports. A dev
 // agent keeps its state in memory, so everything registered is gone and
-// the Raft index starts low again, as after a server rebuild.
+// the Raft index starts low again, as after a server rebuild; a
+// Persistent one comes back with its catalog and index.
 func (a *Agent) Restart() {
 	a.t.Helper()
 	a.Stop()
@@ -188,8 +195,16 @@ func (a *Agent) Stop() {
 // start launches the process on a.ports and waits until it is ready.
 func (a *Agent) start() error {
 	a.runs++
-	args := []string{
-		"agent", "-dev",
+	mode, data := []string{"-dev"}, filepath.Join(a.dir, fmt.Sprintf("data-%d", a.runs))
+	if a.persistent {
+		// raft_multiplier 1: the fast timings of a single server on
+		// one machine, as -dev uses; 5, the default, makes each start
+		// wait seconds for an election.
+		mode = []string{"-server", "-bootstrap-expect", "1", "-ui=false", "-hcl", "performance { raft_multiplier = 1 }"}
+		data = filepath.Join(a.dir, "data")
+	}
+	args := append([]string{"agent"}, mode...)
+	args = append(args,
 		"-node", a.node,
 		"-bind", "127.0.0.1",
 		"-advertise", "127.0.0.1",
@@ -201,9 +216,9 @@ func (a *Agent) start() error {
 		"-dns-port", "-1",
 		"-grpc-port", "-1",
 		"-grpc-tls-port", "-1",
-		"-data-dir", filepath.Join(a.dir, fmt.Sprintf("data-%d", a.runs)),
+		"-data-dir", data,
 		"-log-level", "warn",
-	}
+	)
 	if a.token != "" {
 		args = append(args, "-hcl", fmt.Sprintf(
 			`acl { enabled = true default_policy = "deny" enable_token_persistence = false tokens { initial_management = %q agent = %q } }`,

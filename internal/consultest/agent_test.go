@@ -161,3 +161,28 @@ func TestAgentACL(t *testing.T) {
 		t.Errorf("query with an unknown token = %v, want ACL not found", err)
 	}
 }
+
+// A Persistent agent comes back from a restart with its catalog and a
+// Raft index that goes on, where a -dev one comes back empty.
+func TestPersistentAgentKeepsItsCatalog(t *testing.T) {
+	a := StartWith(t, Options{Persistent: true})
+	reg := &api.AgentServiceRegistration{ID: "web-1", Name: "web", Address: "127.0.1.1", Port: 8080}
+	if err := a.Client().Agent().ServiceRegister(reg); err != nil {
+		t.Fatal(err)
+	}
+	_, before, err := a.Client().Health().Service("web", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Restart()
+	entries, after, err := a.Client().Health().Service("web", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Service.ID != "web-1" {
+		t.Fatalf("after a restart the catalog has %d instances of web, want web-1", len(entries))
+	}
+	if after.LastIndex < before.LastIndex {
+		t.Errorf("the index went back from %d to %d across the restart", before.LastIndex, after.LastIndex)
+	}
+}
