@@ -5,12 +5,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/azimuthproxy/azimuth/internal/testwait"
@@ -19,9 +17,9 @@ import (
 // A server replaced ten times under load, each time by one that shares
 // its socket (Replaces) before the old one shuts down: every client, with
 // a new connection (and handshake) per request or kept alive, gets every
-// answer. Before Replaces and StopAccepting, connections queued on the
-// old socket were reset and first requests read after Shutdown began got
-// EOF.
+// answer. Before Replaces, connections queued on the old socket were
+// reset, and before the server answered what it accepted while draining,
+// first requests read after Shutdown began got EOF.
 func TestReplacedServerDropsNoConnection(t *testing.T) {
 	ca := newCA(t, "test CA")
 	cf := writePair(t, t.TempDir(), "site", ca.issue(t, leafSpec{dns: []string{"site.test"}}))
@@ -110,51 +108,4 @@ func TestReplacedServerDropsNoConnection(t *testing.T) {
 		t.Errorf("%d of %d requests failed; first: %v", len(failures), int64(len(failures))+ok.Load(), failures[:min(len(failures), 5)])
 	}
 	t.Logf("%d requests over 10 handovers", ok.Load())
-}
-
-// BusyConns holds Wait while a connection answers a request, and while a
-// new one is silent for less than 5s, as http.Server.Shutdown counts
-// them; Wait ends with its context.
-func TestBusyConnsWait(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var b BusyConns
-		fresh, active := net.Pipe()
-		defer fresh.Close()
-		defer active.Close()
-		waited := func(ctx context.Context) time.Duration {
-			start := time.Now()
-			b.Wait(ctx)
-			return time.Since(start)
-		}
-		if d := waited(context.Background()); d != 0 {
-			t.Errorf("Wait with no connection took %v", d)
-		}
-
-		b.Track(fresh, http.StateNew)
-		if d := waited(context.Background()); d < newConnGrace || d > newConnGrace+10*time.Millisecond {
-			t.Errorf("Wait on a silent new connection took %v, want %v", d, newConnGrace)
-		}
-
-		b.Track(active, http.StateNew)
-		b.Track(active, http.StateActive)
-		go func() {
-			time.Sleep(time.Minute) // the request takes a minute
-			b.Track(active, http.StateIdle)
-		}()
-		if d := waited(context.Background()); d < time.Minute || d > time.Minute+10*time.Millisecond {
-			t.Errorf("Wait on an active connection took %v, want a minute", d)
-		}
-
-		b.Track(active, http.StateActive)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if d := waited(ctx); d < 2*time.Second || d > 2*time.Second+10*time.Millisecond {
-			t.Errorf("Wait until its context ends took %v, want 2s", d)
-		}
-		b.Track(active, http.StateClosed)
-		b.Track(fresh, http.StateClosed)
-		if n := b.busy(); n != 0 {
-			t.Errorf("%d busy after every connection closed", n)
-		}
-	})
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/h1server"
 	"github.com/azimuthproxy/azimuth/internal/sockio"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -110,17 +111,17 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	return o
 }
 
-// Server is a bound TLS listener: an http.Server with HTTP/1.1 and Go's
-// built-in HTTP/2, and optionally a quic-go http3.Server beside it on the
-// same port, both fed by one ConfigSource and one Handler.
+// Server is a bound TLS listener: the proxy's own HTTP/1.1 server (the
+// one plain listeners run, so the same bytes get the same answer on every
+// listener) with Go's HTTP/2 server for connections that negotiate h2,
+// and optionally a quic-go http3.Server beside it on the same port, all
+// fed by one ConfigSource and one Handler.
 type Server struct {
-	tcp  *http.Server
+	tcp  *h1server.Server
 	ln   net.Listener     // what tcp serves: sock, perhaps limited
 	sock *net.TCPListener // the TCP socket, shared with a replacing server
-	busy BusyConns
 
-	serving   atomic.Bool
-	tcpServed chan struct{} // closed when the TCP side stops serving
+	serving atomic.Bool
 
 	// The QUIC side, nil without HTTP/3. The server owns the UDP socket,
 	// the QUIC transport on it and the listener, so that Shutdown can stop
@@ -168,23 +169,32 @@ func Listen(o ServerOptions) (*Server, error) {
 	if o.HTTP3 {
 		handler = AltSvc(port, o.AltSvcMaxAge)(handler)
 	}
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetHTTP2(true)
-	s := &Server{ln: ln, sock: sock, pc: pc, tcpServed: make(chan struct{})}
-	s.tcp = &http.Server{
+	tcpTLS := o.TLS.TLSConfig()
+	var h2 http.Protocols
+	h2.SetHTTP2(true) // connections come here handshaken, with ALPN h2
+	s := &Server{ln: ln, sock: sock, pc: pc}
+	s.tcp = h1server.New(h1server.Options{
 		Handler:           handler,
-		TLSConfig:         o.TLS.TLSConfig(),
-		Protocols:         &protos,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: o.H2MaxConcurrentStreams},
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		ReadTimeout:       o.ReadTimeout,
 		WriteTimeout:      o.WriteTimeout,
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    o.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
-		ConnState:         s.busy.Track,
-	}
+		Logger:            o.Logger,
+		TLSConfig:         tcpTLS,
+		H2: &http.Server{
+			Handler:           handler,
+			TLSConfig:         tcpTLS,
+			Protocols:         &h2,
+			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: o.H2MaxConcurrentStreams},
+			ReadHeaderTimeout: o.ReadHeaderTimeout,
+			ReadTimeout:       o.ReadTimeout,
+			WriteTimeout:      o.WriteTimeout,
+			IdleTimeout:       o.IdleTimeout,
+			MaxHeaderBytes:    o.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+		},
+	})
 	if o.HTTP3 {
 		s.qtr = &quic.Transport{Conn: pc}
 		qln, err := s.qtr.ListenEarly(http3.ConfigureTLSConfig(o.TLS.QUICTLSConfig()), &quic.Config{
@@ -264,11 +274,7 @@ func (s *Server) Serve() error {
 	errc := make(chan error, 2)
 	n := 1
 	s.serving.Store(true)
-	go func() {
-		err := s.tcp.ServeTLS(s.ln, "", "")
-		close(s.tcpServed)
-		errc <- closedIsNil(err)
-	}()
+	go func() { errc <- closedIsNil(s.tcp.Serve(s.ln)) }()
 	if s.h3 != nil {
 		n++
 		go func() { errc <- closedIsNil(s.h3.ServeListener(s.qln)) }()
@@ -285,12 +291,11 @@ func (s *Server) Serve() error {
 
 // Shutdown stops accepting QUIC connections first, so new clients fall back
 // to TCP while it still answers, then drains both sides at once: HTTP/3
-// connections get GOAWAY, TCP stops accepting and waits for idle. Requests
-// in flight finish until ctx is done; then connections are closed. A slow
-// HTTP/3 client does not eat the TCP side's grace period. On TCP it stops
-// accepting first and lets each connection answer what it has read or is
-// about to read (StopAccepting) before http.Server.Shutdown, which would
-// drop such a request.
+// and HTTP/2 connections get GOAWAY, TCP stops accepting and each HTTP/1.1
+// connection answers what it has read or is about to read (with
+// Connection: close) before it closes. Requests in flight finish until
+// ctx is done; then connections are closed. A slow HTTP/3 client does not
+// eat the TCP side's grace period.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		var errs []error
@@ -303,14 +308,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		} else {
 			h3done <- nil
 		}
-		if s.serving.Load() {
-			StopAccepting(ctx, s.tcp, s.ln, s.tcpServed, &s.busy)
-		} else {
+		if !s.serving.Load() {
 			_ = s.ln.Close() // never served: nothing tracks it but us
 		}
 		if err := s.tcp.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutting down http/1.1+h2: %w", err))
-			s.tcp.Close()
+			_ = s.tcp.Close()
 		}
 		if err := <-h3done; err != nil {
 			errs = append(errs, fmt.Errorf("shutting down http/3: %w", err))

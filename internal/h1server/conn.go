@@ -3,6 +3,8 @@ package h1server
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -48,11 +50,12 @@ type conn struct {
 	reqCtx atomic.Pointer[requestContext]
 
 	lastMethod string
-	body       *reqBody // the last request's body, if it had one
-	hijacked   bool     // a handler (or the h2c server) owns the connection
-	werr       error    // the first write error: the connection is not reused
-	keys       []string // scratch for writing fields in order
-	pend       []byte   // scratch for a response's held body
+	body       *reqBody             // the last request's body, if it had one
+	hijacked   bool                 // a handler (or the HTTP/2 server) owns the connection
+	tls        *tls.ConnectionState // a TLS connection's, once handshaken
+	werr       error                // the first write error: the connection is not reused
+	keys       []string             // scratch for writing fields in order
+	pend       []byte               // scratch for a response's held body
 }
 
 // pendBuf returns the connection's buffer for a response's held body.
@@ -90,7 +93,11 @@ func (c *conn) serve() {
 	if s.headerTimeout > 0 {
 		_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
 	}
-	if s.h2c != nil && c.handOffH2C() {
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		if !c.handshake(tc) || c.handOffH2(tc) {
+			return
+		}
+	} else if s.h2 != nil && c.handOffH2C() {
 		return
 	}
 	for {
@@ -262,6 +269,38 @@ func (c *conn) closeWriteAndWait() {
 	_, _ = io.Copy(io.Discard, io.LimitReader(c.rwc, 1<<20))
 }
 
+// handshake runs a TLS connection's handshake, bounded by the head's
+// deadline set before it, and keeps its state for the requests. A failed
+// handshake ends the connection (the client learnt why from the alert).
+func (c *conn) handshake(tc *tls.Conn) bool {
+	if err := tc.HandshakeContext(context.Background()); err != nil {
+		c.s.logger.Debug("tls handshake failed", "client", c.remote, "error", err)
+		return false
+	}
+	st := tc.ConnectionState()
+	c.tls = &st
+	return true
+}
+
+// handOffH2 passes a TLS connection that negotiated HTTP/2 by ALPN to the
+// HTTP/2 server, before anything of it was read.
+func (c *conn) handOffH2(tc *tls.Conn) bool {
+	if c.tls.NegotiatedProtocol != "h2" || c.s.h2 == nil {
+		return false
+	}
+	c.state.Store(stateActive)
+	_ = c.rwc.SetReadDeadline(time.Time{})
+	if !c.s.h2ln.push(tc) {
+		return false
+	}
+	c.r.hijack() // the HTTP/2 server owns it now
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.bw.Reset(nil)
+	writers.Put(c.bw)
+	return true
+}
+
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 // handOffH2C passes a connection that opens with the HTTP/2 preface to the
@@ -402,6 +441,7 @@ func (c *conn) readRequest() (*response, error) {
 		req = req.WithContext(ctx)
 	}
 	req.RemoteAddr = c.remote
+	req.TLS = c.tls
 	w := &response{c: c, req: req, ctx: ctx, contentLength: -1}
 	if req.Body != http.NoBody && req.Body != nil {
 		// As net/http's body, one whose connection closes next and that
@@ -433,9 +473,17 @@ func checkHead(req *http.Request, head []byte, fields bool) error {
 		return statusError{http.StatusBadRequest, "missing required Host header"}
 	case haveHost && !httpguts.ValidHostHeader(host):
 		return statusError{http.StatusBadRequest, "malformed Host header"}
+	case req.URL.Host != "" && haveHost && !strings.EqualFold(host, req.URL.Host):
+		// RFC 9112 section 3.2.2 has an origin server ignore the field;
+		// a proxy that chose one of the two would route by one name and
+		// let the next hop read the other.
+		return statusError{http.StatusBadRequest, "Host does not match the request target"}
 	}
 	if !fields {
 		return nil
+	}
+	if err := strictLines(head); err != nil {
+		return err
 	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -446,6 +494,27 @@ func checkHead(req *http.Request, head []byte, fields bool) error {
 				return statusError{http.StatusBadRequest, "invalid header value"}
 			}
 		}
+	}
+	return nil
+}
+
+// strictLines refuses what net/http's reader would take but reads
+// differently from other servers: obsolete line folding (RFC 9112 section
+// 5.2 lets a server refuse it, and a fold that the proxy unfolded to a
+// space can still reach a backend that reads it otherwise) and a CR that
+// does not end a line (section 2.2). The common head reader refuses both
+// already, so only heads it passed on to net/http's get here.
+func strictLines(head []byte) error {
+	first := true
+	for line := range bytes.Lines(head) {
+		body := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if bytes.IndexByte(body, '\r') >= 0 {
+			return statusError{http.StatusBadRequest, "bare CR in the request head"}
+		}
+		if !first && len(body) > 0 && (body[0] == ' ' || body[0] == '\t') {
+			return statusError{http.StatusBadRequest, "obsolete line folding"}
+		}
+		first = false
 	}
 	return nil
 }
@@ -490,10 +559,16 @@ func (c *conn) refuse(err error) {
 	}
 }
 
-// isUnsupportedTE matches net/http's reader's error for a transfer coding
-// other than chunked; it has no exported type.
+// isUnsupportedTE matches net/http's reader's errors for a transfer
+// coding other than chunked and for more than one Transfer-Encoding field
+// (its unsupportedTEError, which it answers 501); the type is not
+// exported.
 func isUnsupportedTE(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "unsupported transfer encoding")
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "unsupported transfer encoding") || strings.HasPrefix(msg, "too many transfer encodings")
 }
 
 func isCommonReadError(err error) bool {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,8 +110,29 @@ func FuzzSameAnswersAsNetHTTP(f *testing.F) {
 		}
 		want := answers(t, refLn.Addr().String(), raw)
 		got := answers(t, ourLn.Addr().String(), raw)
-		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		if strings.Join(got, "\n") != strings.Join(want, "\n") && !stricter(raw, want, got) {
 			t.Fatalf("answers differ for %q\nnet/http: %q\nours:     %q", raw, want, got)
 		}
 	})
+}
+
+// stricter reports whether got differs from want only where the server is
+// stricter than net/http on purpose (see strictLines and checkHead): the
+// answers agree up to one that ours refuses with 400 for a reason the
+// input shows, and ours answers nothing after it.
+func stricter(raw []byte, want, got []string) bool {
+	i := len(got) - 1
+	if i < 0 || i >= len(want) || !slices.Equal(got[:i], want[:i]) {
+		return false
+	}
+	last := got[i]
+	switch {
+	case strings.HasSuffix(last, "obsolete line folding"):
+		return bytes.Contains(raw, []byte("\n ")) || bytes.Contains(raw, []byte("\n\t"))
+	case strings.HasSuffix(last, "bare CR in the request head"):
+		return bytes.Contains(bytes.ReplaceAll(raw, []byte("\r\n"), nil), []byte("\r"))
+	case strings.HasSuffix(last, "Host does not match the request target"):
+		return bytes.Contains(bytes.ToLower(raw), []byte("://"))
+	}
+	return false
 }

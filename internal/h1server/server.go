@@ -29,6 +29,7 @@ package h1server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -58,8 +59,18 @@ type Options struct {
 	MaxHeaderBytes int
 	// H2C, if set, serves connections that open with the HTTP/2 preface.
 	// The Server owns it: Serve feeds it, Shutdown shuts it down. Its
-	// Protocols must allow unencrypted HTTP/2.
+	// Protocols must allow unencrypted HTTP/2. Not used with TLSConfig.
 	H2C *http.Server
+	// TLSConfig, if set, makes every connection TLS: it is handshaken
+	// within ReadHeaderTimeout before anything is read, and its requests
+	// carry its state (Request.TLS). A connection that negotiated "h2" by
+	// ALPN goes to H2; any other serves HTTP/1.1 here, so a TLS listener
+	// answers the same bytes as a plain one.
+	TLSConfig *tls.Config
+	// H2, with TLSConfig, serves the connections that negotiated HTTP/2,
+	// handshaken already. The Server owns it as it owns H2C; its
+	// Protocols must allow HTTP/2.
+	H2 *http.Server
 	// Logger receives handler panics and malformed responses, at debug
 	// level for what a client caused. Nil means slog.Default().
 	Logger *slog.Logger
@@ -89,10 +100,12 @@ type Server struct {
 	conns  map[*conn]struct{}
 	served sync.WaitGroup // Serve calls still accepting
 
-	h2c     *http.Server
+	// h2 serves the connections found to speak HTTP/2: H2C's (by their
+	// preface) or H2's (by ALPN); nil if neither is set.
+	h2      *http.Server
 	h2ln    *handoff
 	h2once  sync.Once
-	h2done  chan struct{} // closed when the h2c server's Serve returned
+	h2done  chan struct{} // closed when the HTTP/2 server's Serve returned
 	stopped chan struct{} // closed by Shutdown or Close
 	stop    sync.Once
 }
@@ -106,7 +119,7 @@ func New(o Options) *Server {
 		logger:        o.Logger,
 		lns:           map[net.Listener]struct{}{},
 		conns:         map[*conn]struct{}{},
-		h2c:           o.H2C,
+		h2:            o.H2C,
 		h2done:        make(chan struct{}),
 		stopped:       make(chan struct{}),
 	}
@@ -124,7 +137,10 @@ func New(o Options) *Server {
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	if s.h2c != nil {
+	if o.TLSConfig != nil {
+		s.h2 = o.H2
+	}
+	if s.h2 != nil {
 		s.h2ln = newHandoff()
 	} else {
 		close(s.h2done)
@@ -144,11 +160,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.served.Add(1)
 	s.mu.Unlock()
 	defer s.served.Done()
-	if s.h2c != nil {
+	if s.h2 != nil {
 		s.h2once.Do(func() {
 			go func() {
 				defer close(s.h2done)
-				_ = s.h2c.Serve(s.h2ln)
+				_ = s.h2.Serve(s.h2ln)
 			}()
 		})
 	}
@@ -174,6 +190,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("accepting on %s: %w", ln.Addr(), err)
 		}
 		delay = 0
+		if s.o.TLSConfig != nil {
+			rw = tls.Server(rw, s.o.TLSConfig)
+		}
 		c := newConn(s, rw)
 		s.track(c)
 		go c.serve()
@@ -209,8 +228,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	h2c := make(chan struct{})
 	go func() {
 		defer close(h2c)
-		if s.h2c != nil {
-			h2err = s.h2c.Shutdown(ctx)
+		if s.h2 != nil {
+			h2err = s.h2.Shutdown(ctx)
 		}
 	}()
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -229,7 +248,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	<-h2c
 	if h2err != nil {
-		return fmt.Errorf("shutting down h2c: %w", h2err)
+		return fmt.Errorf("shutting down http/2: %w", h2err)
 	}
 	return nil
 }
@@ -238,8 +257,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.beginStop()
 	s.closeAll()
-	if s.h2c != nil {
-		return s.h2c.Close()
+	if s.h2 != nil {
+		return s.h2.Close()
 	}
 	return nil
 }

@@ -206,6 +206,7 @@ func TestRefusedHeads(t *testing.T) {
 		{"bad field value", "GET / HTTP/1.1\r\nHost: a.test\r\nX: a\x01b\r\n\r\n", 400},
 		{"length and bad length", "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
 		{"unknown coding", "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		{"two codings", "POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", 501},
 		{"HTTP/2 in text", "GET / HTTP/2.0\r\nHost: a.test\r\n\r\n", 505},
 		{"head too large", "GET / HTTP/1.1\r\nHost: a.test\r\nX: " + strings.Repeat("a", 8<<10) + "\r\n\r\n", 431},
 		{"other expectation", "GET / HTTP/1.1\r\nHost: a.test\r\nExpect: magic\r\n\r\n", 417},
