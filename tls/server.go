@@ -326,6 +326,44 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.shutdownErr
 }
 
+// HandOver replaces this server by next on the same port (next shares its
+// TCP socket, see ServerOptions.Replaces, and serves already): QUIC stops
+// accepting and drains as in Shutdown, and every HTTP/1.1 connection moves
+// to next as soon as it waits for a request, kept open (h1server's
+// HandOver); HTTP/2 connections get GOAWAY. It returns when nothing is
+// left or ctx ends, then closes what is.
+func (s *Server) HandOver(ctx context.Context, next *Server) error {
+	var err error
+	s.shutdownOnce.Do(func() {
+		var errs []error
+		h3done := make(chan error, 1)
+		if s.h3 != nil {
+			if err := s.qln.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing quic listener: %w", err))
+			}
+			go func() { h3done <- s.h3.Shutdown(ctx) }()
+		} else {
+			h3done <- nil
+		}
+		if !s.serving.Load() {
+			_ = s.ln.Close()
+		}
+		if err := s.tcp.HandOver(ctx, next.tcp); err != nil {
+			errs = append(errs, fmt.Errorf("handing http/1.1+h2 over: %w", err))
+			_ = s.tcp.Close()
+		}
+		if err := <-h3done; err != nil {
+			errs = append(errs, fmt.Errorf("shutting down http/3: %w", err))
+		}
+		if s.h3 != nil {
+			s.closeQUIC()
+		}
+		s.shutdownErr = errors.Join(errs...)
+	})
+	err = s.shutdownErr
+	return err
+}
+
 // closeQUIC releases the QUIC transport and its UDP socket.
 func (s *Server) closeQUIC() {
 	s.qtr.Close()

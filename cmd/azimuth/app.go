@@ -120,7 +120,7 @@ func (a *app) plan(cfg *configs.Config) (_ *generationPlan, err error) {
 	defer func() {
 		if err != nil {
 			for _, s := range p.opened {
-				a.retireSlot(s)
+				a.retireSlot(s, nil)
 			}
 		}
 	}()
@@ -212,8 +212,8 @@ func (a *app) commit(p *generationPlan) {
 		s.serve()
 	}
 	for addr, s := range a.slots {
-		if p.next[addr] != s {
-			a.retireSlot(s)
+		if next := p.next[addr]; next != s {
+			a.retireSlot(s, next) // next is nil when the listener left
 		}
 	}
 	for name, rt := range a.pools {

@@ -17,10 +17,13 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// Once drain_delay ends, idle keep-alive connections are closed (HTTP/1.1)
-// or told to go away (HTTP/2 GOAWAY) at once, not when the process exits:
-// a slow request still in flight keeps the process alive meanwhile.
-func TestDrainClosesIdleConnections(t *testing.T) {
+// Once drain_delay ends, HTTP/2 connections are told to go away (GOAWAY)
+// at once. An idle HTTP/1.1 keep-alive connection is not closed under its
+// client, who may be sending on it (a POST lost that way cannot be sent
+// again): its next request is answered with Connection: close, and one
+// that sends nothing closes at its idle timeout. A slow request in flight
+// keeps the process alive meanwhile.
+func TestDrainAnswersIdleConnectionsThenCloses(t *testing.T) {
 	slow := reloadStartBackend(t, "127.0.1.1", 1500*time.Millisecond)
 	fast := reloadStartBackend(t, "127.0.1.2", 0)
 	dir := t.TempDir()
@@ -34,6 +37,7 @@ shutdown: { drain_delay: 100ms, grace: 10s }
 listeners:
   - name: web
     address: 127.0.0.1:0
+    limits: { idle_timeout: 1s }
     routes: [ { path_prefix: /fast/, pool: fast }, { pool: web } ]
   - name: https
     address: 127.0.0.2:0
@@ -49,27 +53,10 @@ pools:
 	p, admin := reloadStart(t, path)
 	web, https := reloadListenerAddr(t, admin, "web"), reloadListenerAddr(t, admin, "https")
 
-	// An idle HTTP/1.1 keep-alive connection, after one request. (A
-	// connection that never sent a request is not idle to net/http until
-	// it is 5 s old.)
-	h1, err := net.Dial("tcp", web)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h1.Close()
-	if _, err := io.WriteString(h1, "GET /fast/ HTTP/1.1\r\nHost: a.test\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	h1r := bufio.NewReader(h1)
-	resp, err := http.ReadResponse(h1r, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Close {
-		t.Fatalf("keep-alive request: %d, close %v", resp.StatusCode, resp.Close)
-	}
+	// Two idle HTTP/1.1 keep-alive connections, after one request each:
+	// one will send another, one will not.
+	h1, h1r := drainIdleH1(t, web)
+	quiet, quietr := drainIdleH1(t, web)
 	// An HTTP/2 connection, settled and idle.
 	h2c, err := tls.Dial("tcp", https, &tls.Config{RootCAs: ca.pool, ServerName: "a.test", NextProtos: []string{"h2"}})
 	if err != nil {
@@ -94,13 +81,6 @@ pools:
 	}
 	signalled := time.Now()
 
-	// HTTP/1.1: the idle connection is closed.
-	if err := h1.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := h1r.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
-		t.Errorf("idle HTTP/1.1 connection: read %d bytes, %v; want EOF", n, err)
-	}
 	// HTTP/2: GOAWAY arrives.
 	if err := h2c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		t.Fatal(err)
@@ -122,6 +102,30 @@ pools:
 			}
 		}
 	}
+	// HTTP/1.1: the idle connection is still there for its client; its
+	// next request is answered, with Connection: close, then it closes.
+	if _, err := io.WriteString(h1, "GET /fast/ HTTP/1.1\r\nHost: a.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = h1.SetReadDeadline(time.Now().Add(2 * time.Second))
+	resp, err := http.ReadResponse(h1r, nil)
+	if err != nil {
+		t.Fatalf("the next request on an idle connection while draining: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("the next request on an idle connection while draining: %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	if n, err := h1r.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("after its answer with Connection: close: read %d bytes, %v; want EOF", n, err)
+	}
+	// The quiet one closes at its idle timeout (1s), before the slow
+	// request ends.
+	_ = quiet.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := quietr.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("a quiet idle HTTP/1.1 connection: read %d bytes, %v; want EOF at its idle timeout", n, err)
+	}
 	select {
 	case r := <-inflight:
 		t.Fatalf("the slow request ended (%s) before the idle connections were closed", r)
@@ -134,4 +138,29 @@ pools:
 	if code := p.exitCode(t); code != 0 {
 		t.Fatalf("exit %d, want 0", code)
 	}
+}
+
+// drainIdleH1 opens a keep-alive HTTP/1.1 connection to addr and leaves it
+// idle after one request.
+func drainIdleH1(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, "GET /fast/ HTTP/1.1\r\nHost: a.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("keep-alive request: %d, close %v", resp.StatusCode, resp.Close)
+	}
+	return c, br
 }

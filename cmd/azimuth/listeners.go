@@ -62,7 +62,7 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 	s.handler.set(http.NotFoundHandler())
 	lim := l.Limits
 	if l.TLS == nil {
-		sock, err := listenPlain(l.Address, prev)
+		sock, err := listenPlain(l.Address, prev, a.logger)
 		if err != nil {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
@@ -116,10 +116,10 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
 	if err := socks.steer(); err != nil {
-		// Serving matters more than a smooth upgrade: without the program,
-		// only QUIC connections alive while a second socket joins the port
-		// (a binary upgrade, a rebinding reload) may break.
-		a.logger.Warn("HTTP/3 connections may break during a binary upgrade", "listener", l.Name, "error", err)
+		// Serving matters more than a smooth upgrade: without the
+		// programs, only connections made or alive while a second socket
+		// joins the port (a binary upgrade) may break.
+		a.logger.Warn("connections may break during a binary upgrade", "listener", l.Name, "error", err)
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
 	s.source, s.tlsSrv, s.ctx, s.cancel, s.bound = src, srv, ctx, cancel, srv.Addr()
@@ -143,11 +143,11 @@ func (s *slot) serve() {
 // replaces, is plain too, the new listener shares prev's socket rather
 // than binding one beside it (see edgetls.ShareListener): closing prev's
 // would reset the connections the kernel had queued on it.
-func listenPlain(addr string, prev *slot) (*net.TCPListener, error) {
+func listenPlain(addr string, prev *slot, logger *slog.Logger) (*net.TCPListener, error) {
 	if prev != nil && prev.sock != nil {
 		return edgetls.ShareListener(prev.sock)
 	}
-	ln, err := listenTCP(addr)
+	ln, err := listenTCP(addr, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -162,31 +162,42 @@ func (s *slot) port() int {
 }
 
 // shutdown stops accepting, lets requests in flight finish until ctx ends
-// (HTTP/2 and HTTP/3 clients get GOAWAY), then closes what is left.
-func (s *slot) shutdown(ctx context.Context) error {
+// (HTTP/2 and HTTP/3 clients get GOAWAY), then closes what is left. With
+// next, the slot that replaces it on the same socket, serving already, its
+// HTTP/1.1 connections move there instead of closing (a reload never
+// closes a client's connection under it).
+func (s *slot) shutdown(ctx context.Context, next *slot) error {
 	var err error
-	if s.tlsSrv != nil {
+	switch {
+	case s.tlsSrv != nil && s.serving && next != nil && next.tlsSrv != nil:
+		err = s.tlsSrv.HandOver(ctx, next.tlsSrv)
+		s.cancel()
+		_ = s.source.Close()
+	case s.tlsSrv != nil:
 		err = s.tlsSrv.Shutdown(ctx)
 		s.cancel()
 		_ = s.source.Close()
-	} else if !s.serving {
+	case !s.serving:
 		err = s.ln.Close() // opened by a reload that then failed
-	} else {
+	case next != nil && next.plain != nil:
+		err = s.plain.HandOver(ctx, next.plain)
+	default:
 		err = s.plain.Shutdown(ctx)
 	}
 	return err
 }
 
 // retireSlot shuts a replaced or removed listener down in the background,
-// within the drain grace.
-func (a *app) retireSlot(s *slot) {
+// within the drain grace; next is the slot that replaces it on its
+// socket, or nil.
+func (a *app) retireSlot(s *slot, next *slot) {
 	a.bg.Add(1)
 	go func() {
 		defer a.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg().Shutdown.Grace)
 		defer cancel()
 		start := time.Now()
-		if err := s.shutdown(ctx); err != nil {
+		if err := s.shutdown(ctx, next); err != nil {
 			a.logger.Warn("listener closed before its requests finished", "listener", s.name, "address", s.addr, "error", err)
 			return
 		}

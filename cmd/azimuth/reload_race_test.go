@@ -95,7 +95,7 @@ pools:
 		rt.stop()
 	}
 	for _, s := range a.slots {
-		a.retireSlot(s)
+		a.retireSlot(s, nil)
 	}
 	a.mu.Unlock()
 	a.bg.Wait()
@@ -248,7 +248,7 @@ listeners:
 				rt.stop()
 			}
 			for _, s := range a.slots {
-				a.retireSlot(s)
+				a.retireSlot(s, nil)
 			}
 			a.mu.Unlock()
 			a.bg.Wait()

@@ -25,3 +25,23 @@ func steerToOldest(fd int) error {
 	}
 	return nil
 }
+
+// steerToSecond attaches a classic BPF program to the TCP socket's
+// reuseport group that always picks the group's second socket. The kernel
+// keeps a group's sockets in the order they began to listen, and when one
+// closes moves the last into its place; an index past the end falls back
+// to the kernel's hash. So while two sockets share the port (a binary
+// upgrade's new process, or a reload's new socket for a listener that
+// changed kind), every new connection goes to the newer one, and the older
+// one's queue only drains; alone, a socket gets them all. With three or
+// more, the second oldest gets them.
+//
+// fd must be listening: a TCP socket joins its group at listen.
+func steerToSecond(fd int) error {
+	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 1}}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &fprog); err != nil {
+		return fmt.Errorf("attaching reuseport steering program: %w", err)
+	}
+	return nil
+}

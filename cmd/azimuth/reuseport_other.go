@@ -5,3 +5,6 @@ package main
 // steerToOldest is Linux only; elsewhere the kernel's own reuseport
 // distribution applies.
 func steerToOldest(int) error { return nil }
+
+// steerToSecond is Linux only (see steerToOldest).
+func steerToSecond(int) error { return nil }

@@ -220,7 +220,7 @@ func (a *app) stopAll(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.shutdown(ctx); err != nil {
+			if err := s.shutdown(ctx, nil); err != nil {
 				a.logger.Warn("listener closed before its requests finished", "listener", s.name, "error", err)
 			}
 		}()
@@ -241,7 +241,7 @@ type adminServer struct {
 }
 
 func (a *app) startAdmin(cfg *configs.Config) (*adminServer, error) {
-	ln, err := listenTCP(cfg.Admin.Address)
+	ln, err := listenTCP(cfg.Admin.Address, a.logger)
 	if err != nil {
 		return nil, fmt.Errorf("listening on admin address %s: %w", cfg.Admin.Address, err)
 	}

@@ -28,6 +28,7 @@ const (
 	stateActive
 	stateIdle
 	stateClosed
+	stateMoving // idle, and being handed over to the server's successor
 )
 
 // conn is one client connection, served by one goroutine (serve) plus,
@@ -53,9 +54,17 @@ type conn struct {
 	body       *reqBody             // the last request's body, if it had one
 	hijacked   bool                 // a handler (or the HTTP/2 server) owns the connection
 	tls        *tls.ConnectionState // a TLS connection's, once handshaken
-	werr       error                // the first write error: the connection is not reused
-	keys       []string             // scratch for writing fields in order
-	pend       []byte               // scratch for a response's held body
+	adopted    bool                 // handed over, idle, by the server this one replaced
+	// parked says the connection is idle in the wait for a next request
+	// (see waitNext), where a server handing over may wake it (moveIdle).
+	// parkMu makes the wake-up and the end of the wait exclusive: a
+	// deadline set to wake the connection must never reach its socket
+	// once the connection moved, and is serving for the successor.
+	parkMu sync.Mutex
+	parked bool
+	werr   error    // the first write error: the connection is not reused
+	keys   []string // scratch for writing fields in order
+	pend   []byte   // scratch for a response's held body
 }
 
 // pendBuf returns the connection's buffer for a response's held body.
@@ -90,15 +99,23 @@ func (c *conn) serve() {
 	defer c.end()
 
 	s := c.s
-	if s.headerTimeout > 0 {
-		_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
-	}
-	if tc, ok := c.rwc.(*tls.Conn); ok {
-		if !c.handshake(tc) || c.handOffH2(tc) {
+	if c.adopted {
+		// Handed over by the server this one replaced, idle: it waits
+		// for its next request as if it had answered one here.
+		if !c.waitNext(true) {
 			return
 		}
-	} else if s.h2 != nil && c.handOffH2C() {
-		return
+	} else {
+		if s.headerTimeout > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
+		}
+		if tc, ok := c.rwc.(*tls.Conn); ok {
+			if !c.handshake(tc) || c.handOffH2(tc) {
+				return
+			}
+		} else if s.h2 != nil && c.handOffH2C() {
+			return
+		}
 	}
 	for {
 		w, err := c.readRequest()
@@ -109,40 +126,70 @@ func (c *conn) serve() {
 		if !c.answer(w) {
 			return
 		}
-		// Waiting for the next request. One already here (pipelined, or
-		// read by the watch) is answered even while the server drains:
-		// the client sent it before it could know.
-		waiting := c.buffered() < 4 && !c.r.holds()
-		if waiting {
-			c.state.Store(stateIdle)
-			if s.draining.Load() {
-				return
-			}
+		if !c.waitNext(false) {
+			return
 		}
-		if s.idleTimeout > 0 {
-			_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+	}
+}
+
+// waitNext waits for the next request to begin after one was answered
+// (or, adopted, after the connection came from the server this one
+// replaced), and reports whether the connection goes on. One already here
+// (pipelined, or read by the watch) is answered even while the server
+// drains: the client sent it before it could know. An idle connection of
+// a draining server waits for its next request, answered with
+// Connection: close, or its idle timeout (see Server.Shutdown); one of a
+// server handing over moves to its successor.
+func (c *conn) waitNext(adopted bool) bool {
+	s := c.s
+	waiting := adopted || c.buffered() < 4 && !c.r.holds()
+	if waiting {
+		c.state.Store(stateIdle)
+		if next := s.next.Load(); next != nil {
+			c.moveTo(next)
+			return false
+		}
+	}
+	if s.idleTimeout > 0 {
+		_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+	} else {
+		_ = c.rwc.SetReadDeadline(time.Time{})
+	}
+	// As net/http does, a connection that ends with less than 4 bytes of
+	// a next request is closed without an answer. A server handing over
+	// wakes the connection only while it waits here (parked).
+	c.park(true)
+	_, err := c.br.Peek(4)
+	c.park(false)
+	if c.state.Load() == stateMoving {
+		c.moveTo(s.next.Load()) // woken to move (see Server.HandOver), with what it read
+		return false
+	}
+	if err != nil {
+		return false
+	}
+	// Active once a next request begins; after a POST, CR and LF alone
+	// leave the connection idle until its head is read.
+	if waiting && c.buffered() > 0 && !c.state.CompareAndSwap(stateIdle, stateActive) {
+		switch c.state.Load() {
+		case stateClosed:
+			return false
+		case stateMoving:
+			c.moveTo(s.next.Load()) // the request's bytes move with it
+			return false
+		}
+	}
+	// A head read whole needs no deadline of its own: no read is left. A
+	// connection still idle (a CRLF after a POST is no request) keeps its
+	// idle deadline.
+	if c.state.Load() != stateIdle && !c.headBuffered() {
+		if s.headerTimeout > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
 		} else {
 			_ = c.rwc.SetReadDeadline(time.Time{})
 		}
-		// As net/http does, a connection that ends with less than 4 bytes
-		// of a next request is closed without an answer.
-		if _, err := c.br.Peek(4); err != nil {
-			return
-		}
-		// Active once a next request begins; after a POST, CR and LF
-		// alone leave the connection idle until its head is read.
-		if waiting && c.buffered() > 0 && !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
-			return
-		}
-		// A head read whole needs no deadline of its own: no read is left.
-		if !c.headBuffered() {
-			if s.headerTimeout > 0 {
-				_ = c.rwc.SetReadDeadline(time.Now().Add(s.headerTimeout))
-			} else {
-				_ = c.rwc.SetReadDeadline(time.Time{})
-			}
-		}
 	}
+	return true
 }
 
 // headBuffered reports whether the buffer holds a request head up to its
@@ -246,11 +293,10 @@ func (c *conn) end() {
 	writers.Put(c.bw)
 }
 
-// closeIfIdle closes the connection if it waits for a next request, or
-// has sent nothing for newConnGrace. Called by the server while it drains.
+// closeIfIdle closes the connection if it has sent nothing for
+// newConnGrace. Called by the server while it drains.
 func (c *conn) closeIfIdle() {
-	if c.state.CompareAndSwap(stateIdle, stateClosed) ||
-		c.state.Load() == stateNew && time.Since(c.born) > newConnGrace && c.state.CompareAndSwap(stateNew, stateClosed) {
+	if c.state.Load() == stateNew && time.Since(c.born) > newConnGrace && c.state.CompareAndSwap(stateNew, stateClosed) {
 		_ = c.rwc.Close()
 	}
 }
@@ -290,14 +336,7 @@ func (c *conn) handOffH2(tc *tls.Conn) bool {
 	}
 	c.state.Store(stateActive)
 	_ = c.rwc.SetReadDeadline(time.Time{})
-	if !c.s.h2ln.push(tc) {
-		return false
-	}
-	c.r.hijack() // the HTTP/2 server owns it now
-	c.br.Reset(nil)
-	readers.Put(c.br)
-	c.bw.Reset(nil)
-	writers.Put(c.bw)
+	c.giveToH2(tc)
 	return true
 }
 
@@ -316,16 +355,22 @@ func (c *conn) handOffH2C() bool {
 	c.state.Store(stateActive)
 	_ = c.rwc.SetReadDeadline(time.Time{})
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	pc := &prefixConn{Conn: c.rwc, prefix: bytes.Clone(buffered)}
-	if !c.s.h2ln.push(pc) {
-		return false
+	c.giveToH2(&prefixConn{Conn: c.rwc, prefix: bytes.Clone(buffered)})
+	return true
+}
+
+// giveToH2 passes the connection, found to speak HTTP/2, to the HTTP/2
+// server. If none takes it (the server stopped meanwhile) it is closed:
+// answering HTTP/2 bytes as HTTP/1.1 would only garble them.
+func (c *conn) giveToH2(rwc net.Conn) {
+	if !c.s.pushH2(rwc) {
+		return // end closes it
 	}
-	c.r.hijack() // the h2c server owns it now
+	c.r.hijack() // the HTTP/2 server owns it now
 	c.br.Reset(nil)
 	readers.Put(c.br)
 	c.bw.Reset(nil)
 	writers.Put(c.bw)
-	return true
 }
 
 // prefixConn is a connection whose first bytes were already read.

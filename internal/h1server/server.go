@@ -94,10 +94,17 @@ type Server struct {
 	logger        *slog.Logger
 
 	draining atomic.Bool
+	// acceptDone is set once the server stops accepting: it drains, or
+	// hands its connections over to next.
+	acceptDone atomic.Bool
+	next       atomic.Pointer[Server]
 
-	mu     sync.Mutex
-	lns    map[net.Listener]struct{}
-	conns  map[*conn]struct{}
+	mu    sync.Mutex
+	lns   map[net.Listener]struct{}
+	conns map[*conn]struct{}
+	// ended is set once Shutdown or Close is done with the connections:
+	// from then on adopt takes none.
+	ended  bool
 	served sync.WaitGroup // Serve calls still accepting
 
 	// h2 serves the connections found to speak HTTP/2: H2C's (by their
@@ -152,7 +159,7 @@ func New(o Options) *Server {
 // Accept fails for good. It returns nil when stopped, else Accept's error.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.draining.Load() {
+	if s.acceptDone.Load() {
 		s.mu.Unlock()
 		return nil
 	}
@@ -172,8 +179,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		rw, err := ln.Accept()
 		if err != nil {
-			if s.draining.Load() {
-				return nil
+			if s.acceptDone.Load() {
+				return nil // stopped: closed, or its backlog taken (see stopAccepting)
 			}
 			// Out of descriptors and the like: wait and try again, as
 			// net/http does, rather than stop serving.
@@ -217,11 +224,17 @@ func (s *Server) untrack(c *conn) {
 	s.mu.Unlock()
 }
 
-// Shutdown stops accepting, lets every connection answer the request it
-// has read or is about to read (with Connection: close), closes idle ones,
-// and waits until all are gone or ctx ends; then it closes what is left
-// and returns ctx's error. HTTP/2 connections get GOAWAY. Connections
-// taken over by a handler (Hijack) are not waited for.
+// Shutdown stops accepting (taking what the listening socket had queued
+// first, see stopAccepting), lets every connection answer the request it
+// has read or is about to read (with Connection: close), and waits until
+// all are gone or ctx ends; then it closes what is left and returns ctx's
+// error. An idle keep-alive connection is not closed under its client:
+// a client may be sending its next request on it at that moment, and a
+// request lost that way is lost for good when it cannot be replayed
+// (RFC 9112 section 9.3.1). It closes after answering its next request,
+// with Connection: close, or at its idle timeout, whichever comes first.
+// HTTP/2 connections get GOAWAY. Connections taken over by a handler
+// (Hijack) are not waited for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginStop()
 	var h2err error
@@ -263,38 +276,66 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// beginStop closes the listeners and waits for the accept loops to end.
+// beginStop makes the server drain: it stops accepting, taking what the
+// listening sockets had queued, and answers with Connection: close from
+// now on.
 func (s *Server) beginStop() {
 	s.stop.Do(func() {
-		s.mu.Lock()
 		s.draining.Store(true)
-		for ln := range s.lns {
-			_ = ln.Close()
-		}
-		s.mu.Unlock()
-		close(s.stopped)
-		s.served.Wait()
-		if s.h2ln != nil {
-			s.h2ln.close()
-		}
+		s.stopAccepting(true)
 	})
 }
 
-// closeIdle closes the connections waiting for a next request, and new
-// ones that have sent nothing for newConnGrace, and reports how many
-// connections are still open.
+// backlogWait is how long stopAccepting waits for one more connection in
+// a listening socket's queue before it closes the socket.
+const backlogWait = 5 * time.Millisecond
+
+// stopAccepting ends the accept loops and closes the listeners. With
+// backlog, a listener that has deadlines accepts what its socket had
+// queued before it is closed: the kernel resets queued connections when
+// their socket closes, and a client cannot tell such a reset from a
+// request lost mid-way. Without backlog (a successor shares the socket
+// and takes the queue) the listeners close at once.
+func (s *Server) stopAccepting(backlog bool) {
+	s.mu.Lock()
+	s.acceptDone.Store(true)
+	for ln := range s.lns {
+		d, ok := ln.(interface{ SetDeadline(time.Time) error })
+		if !backlog || !ok || d.SetDeadline(time.Now().Add(backlogWait)) != nil {
+			_ = ln.Close()
+		}
+	}
+	s.mu.Unlock()
+	close(s.stopped)
+	s.served.Wait()
+	s.mu.Lock()
+	for ln := range s.lns {
+		_ = ln.Close()
+	}
+	s.mu.Unlock()
+	if s.h2ln != nil {
+		s.h2ln.close()
+	}
+}
+
+// closeIdle closes new connections that have sent nothing for
+// newConnGrace (as net/http's Shutdown does) and reports how many
+// connections are still open. Idle keep-alive connections close by
+// themselves (see Shutdown).
 func (s *Server) closeIdle() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.closeIfIdle()
 	}
+	s.ended = len(s.conns) == 0
 	return len(s.conns)
 }
 
 func (s *Server) closeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ended = true
 	for c := range s.conns {
 		_ = c.rwc.Close()
 	}

@@ -631,24 +631,34 @@ func TestShutdownAnswersWhatItRead(t *testing.T) {
 			<-release
 		}
 		_, _ = io.WriteString(w, r.URL.Path)
-	})})
+	}), IdleTimeout: 500 * time.Millisecond})
 	idle := dial(t, addr)
 	idle.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
 	idle.read("GET")
+	quiet := dial(t, addr) // idle too, and sends nothing more
+	quiet.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+	quiet.read("GET")
 	busy := dial(t, addr)
 	busy.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
 	<-inside
 	fresh := dial(t, addr) // accepted, nothing sent yet
-	testwait.Until(t, 5*time.Second, "the server to accept three connections", func() bool {
+	testwait.Until(t, 5*time.Second, "the server to accept four connections", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.conns) == 3
+		return len(s.conns) == 4
 	})
 
 	done := make(chan error, 1)
+	start := time.Now()
 	go func() { done <- s.Shutdown(context.Background()) }()
+	// An idle connection is not closed under its client, who may be
+	// sending on it: its next request is answered, with Connection: close.
+	idle.send("GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := idle.read("GET"); body != "/again" || !resp.Close {
+		t.Fatalf("the next request on an idle connection while draining: body %q, close %v; want answered with Connection: close", body, resp.Close)
+	}
 	if !idle.closed() {
-		t.Fatal("an idle connection outlived the shutdown")
+		t.Fatal("the idle connection stayed open after its answer with Connection: close")
 	}
 	fresh.send("GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
 	if resp, body := fresh.read("GET"); body != "/late" || !resp.Close {
@@ -658,8 +668,15 @@ func TestShutdownAnswersWhatItRead(t *testing.T) {
 	if resp, body := busy.read("GET"); body != "/hold" || !resp.Close {
 		t.Fatalf("the request in flight: body %q, close %v", body, resp.Close)
 	}
+	// One that sends nothing closes at its idle timeout.
+	if !quiet.closed() {
+		t.Fatal("a quiet idle connection outlived its idle timeout")
+	}
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("Shutdown returned after %v, before the quiet connection's idle timeout", took)
 	}
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Fatal("still accepting after Shutdown")
@@ -864,17 +881,19 @@ func TestShutdownAnswersRequestTheWatchSaw(t *testing.T) {
 }
 
 // The CRLF an old client sends after a POST body does not count as a next
-// request: the connection is idle, so draining closes it at once.
+// request: the connection is idle, so it closes at its idle timeout, and a
+// drain waits no longer (a request begun would keep it open).
 func TestCRLFAfterPOSTLeavesConnectionIdle(t *testing.T) {
 	s, addr := start(t, Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
-	})})
+	}), IdleTimeout: 300 * time.Millisecond})
 	c := dial(t, addr)
 	c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n\r\n")
 	if _, body := c.read("POST"); body != "ok" {
 		t.Fatalf("body %q", body)
 	}
-	// Shutdown waits for connections that are not idle; this one must be.
+	// Shutdown waits for a request begun (no read deadline bounds its
+	// head here); an idle connection closes at its idle timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
@@ -955,7 +974,7 @@ func testCRLFAfterPOSTReadByTheWatch(t *testing.T, peek bool) {
 				close(bodyRead)
 				<-proceed
 				_, _ = io.WriteString(w, "ok")
-			})})
+			}), IdleTimeout: 300 * time.Millisecond})
 			cli := dial(t, addr)
 			cli.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
 			<-bodyRead
