@@ -41,7 +41,10 @@ func (v *validator) listeners() {
 			v.address(p+".address", l.Address, true)
 		}
 		for j := range i {
-			if overlaps(c.Listeners[j].Address, l.Address) {
+			// Two listeners on the very same address, even port 0, are one
+			// socket to a reload, which keeps a listener's socket by its
+			// address.
+			if overlaps(c.Listeners[j].Address, l.Address) || strings.EqualFold(c.Listeners[j].Address, l.Address) {
 				v.add(p+".address", "%s is also used by listeners[%d]", l.Address, j)
 				break
 			}

@@ -95,6 +95,7 @@ func TestInvalidConfigs(t *testing.T) {
 		// Listeners.
 		{"duplicate listener name", okListeners + "  - name: http #<\n    address: 127.0.0.1:8081\n    routes: [{pool: web}]\n" + okPools, "listeners[1].name", "duplicate listener name"},
 		{"two listeners on one address", okListeners + "  - name: b\n    address: 127.0.0.1:8080 #<\n    routes: [{pool: web}]\n" + okPools, "listeners[1].address", "also used by listeners[0]"},
+		{"two listeners on one port-0 address", strings.Replace(okListeners, "8080", "0", 1) + "  - name: b\n    address: 127.0.0.1:0 #<\n    routes: [{pool: web}]\n" + okPools, "listeners[1].address", "also used by listeners[0]"},
 		{"wildcard overlaps", okListeners + "  - name: b\n    address: 0.0.0.0:8080 #<\n    routes: [{pool: web}]\n" + okPools, "listeners[1].address", "also used by listeners[0]"},
 		{"listener on admin address", "admin: {address: 127.0.0.1:8080}\n" + strings.Replace(okListeners, "8080", "8080 #<", 1) + okPools, "listeners[0].address", "also the admin address"},
 		{"bad listener address", strings.Replace(okListeners, "127.0.0.1:8080", "127.0.0.1:http #<", 1) + okPools, "listeners[0].address", "port must be a number"},

@@ -37,6 +37,16 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusBadRequest, "bad content-length\n", false)
 		return
 	}
+	if r.Method == http.MethodConnect {
+		// A reverse proxy opens no tunnels. Forwarded, a backend's 2xx
+		// would turn its connection into one (RFC 9110 section 9.3.6)
+		// while the transport pools it for other clients' requests; and a
+		// client may already be sending tunnel bytes, so the connection
+		// closes after the answer.
+		w.Header().Set("Connection", "close")
+		plain(w, http.StatusNotImplemented, "CONNECT is not supported\n", false)
+		return
+	}
 	l := g.listeners[h.name]
 	if l == nil {
 		plain(w, http.StatusServiceUnavailable, "listener closing\n", true)
