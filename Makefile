@@ -8,7 +8,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 BIN         := bin
 
-.PHONY: all build test lint consul demo image vulncheck clean
+.PHONY: all build test lint consul demo image vulncheck clean fuzz soak
 
 all: build
 
@@ -34,10 +34,17 @@ consul:
 # cores and bend its latency numbers.
 ZONE_SUITE := TestZoneFailures|TestSlowRequestInFastPool|TestEveryZoneSlow
 
+## deps: the Debian packages whose commands the tests run (chromium for the
+## admin status page, systemd for systemd-analyze), installed with apt-get
+## only when a command is missing (tools/deps.sh)
+.PHONY: deps
+deps:
+	@tools/deps.sh
+
 ## test: lint, then every test with the race detector (the zone-failure
 ## suite on its own, last), and internal/sockio without it (its system
 ## calls differ under the detector)
-test: lint consul
+test: deps lint consul
 	AZIMUTH_CONSUL_BIN=$$(tools/consul/build.sh) $(GO) test -race -timeout 20m -skip '$(ZONE_SUITE)' ./...
 	$(GO) test -race -count=1 -timeout 20m -run '$(ZONE_SUITE)' ./cmd/azload
 	$(GO) test -count=1 ./internal/sockio
@@ -57,3 +64,18 @@ vulncheck:
 
 clean:
 	rm -rf $(BIN) azimuth-demo.html
+
+# FUZZTIME is how long make fuzz runs each fuzz target; SOAK is how long
+# make soak runs. Both targets are for scheduled runs, outside test.
+FUZZTIME ?= 60s
+SOAK     ?= 30m
+
+## fuzz: every fuzz target of the module, one after the other, FUZZTIME
+## (60s) each; a summary line per target; fails if any target fails
+fuzz:
+	FUZZTIME=$(FUZZTIME) tools/fuzz/run.sh
+
+## soak: TestSoak for SOAK (30m): load through a real azimuth with reloads,
+## a backend fault a minute and Consul agent restarts (builds the agent)
+soak: consul
+	SOAK=$(SOAK) tools/soak/run.sh
