@@ -101,13 +101,16 @@ func FuzzRouterMatch(f *testing.F) {
 // retries exactly when every condition holds, and never replays an unsafe
 // request the backend may have seen.
 func FuzzDecide(f *testing.F) {
-	f.Add("GET", false, true, false, uint8(CauseTimeout), 1, int64(time.Second), true, 3, uint8(0xff))
-	f.Add("POST", false, true, false, uint8(CauseConnect), 1, int64(time.Second), true, 3, uint8(0xff))
-	f.Add("POST", true, true, false, uint8(CauseReset), 1, int64(time.Second), true, 3, uint8(0xff))
-	f.Add("get", false, true, false, uint8(CauseTimeout), 1, int64(time.Second), true, 3, uint8(0xff))
-	f.Add("PUT", false, true, true, uint8(CauseStatus), 2, int64(0), false, 2, uint8(0x0f))
-	f.Add("DELETE", false, false, false, uint8(200), 0, int64(-1), true, 0, uint8(0))
-	f.Fuzz(func(t *testing.T, method string, key, replayable, started bool, cause uint8, tries int, left int64, budget bool, attempts int, on uint8) {
+	f.Add("GET", false, true, false, uint8(CauseTimeout), 1, int64(time.Second), true, 3, uint16(0xffff))
+	f.Add("POST", false, true, false, uint8(CauseConnect), 1, int64(time.Second), true, 3, uint16(0xffff))
+	f.Add("POST", true, true, false, uint8(CauseReset), 1, int64(time.Second), true, 3, uint16(0xffff))
+	f.Add("get", false, true, false, uint8(CauseTimeout), 1, int64(time.Second), true, 3, uint16(0xffff))
+	f.Add("PUT", false, true, true, uint8(CauseStatus), 2, int64(0), false, 2, uint16(0x0f))
+	f.Add("DELETE", false, false, false, uint8(200), 0, int64(-1), true, 0, uint16(0))
+	f.Add("GET", false, true, false, uint8(CauseOut), 1, int64(time.Second), true, 3, uint16(0))
+	f.Add("POST", false, true, false, uint8(CauseUnsent), 1, int64(time.Second), true, 3, uint16(0))
+	f.Add("GET", true, true, false, uint8(CauseCancelled), 1, int64(time.Second), true, 3, uint16(0xffff))
+	f.Fuzz(func(t *testing.T, method string, key, replayable, started bool, cause uint8, tries int, left int64, budget bool, attempts int, on uint16) {
 		p := RetryPolicy{Attempts: attempts}
 		for c := range numCauses {
 			p.On[c] = on&(1<<c) != 0
@@ -117,13 +120,19 @@ func FuzzDecide(f *testing.F) {
 		v := Decide(&p, a)
 		_ = v.String()
 		_ = a.Cause.String()
-		safe := Idempotent(method) || key || a.Cause == CauseConnect
-		all := a.Cause != CauseNone && a.Cause != CauseClientGone && a.Cause < numCauses && p.On[a.Cause] &&
-			!started && safe && replayable && tries < attempts && left > 0 && budget
+		// A backend taken out, or an attempt that never left, is always a
+		// reason (whatever retry.on says); a cancelled attempt (it lost a
+		// race) never is. The backend never saw a request that failed to
+		// connect or was never sent.
+		unseen := a.Cause == CauseConnect || a.Cause == CauseUnsent
+		known := a.Cause != CauseNone && a.Cause != CauseClientGone && a.Cause != CauseCancelled && a.Cause < numCauses
+		reason := known && (p.On[a.Cause] || a.Cause == CauseOut || a.Cause == CauseUnsent)
+		safe := Idempotent(method) || key || unseen
+		all := reason && !started && safe && replayable && tries < attempts && left > 0 && budget
 		if (v == Retry) != all {
 			t.Fatalf("%+v with policy %+v: verdict %v, but every condition holding is %v", a, p, v, all)
 		}
-		if v == Retry && !Idempotent(method) && !key && a.Cause != CauseConnect {
+		if v == Retry && !Idempotent(method) && !key && !unseen {
 			t.Fatalf("%+v: replays an unsafe request the backend may have seen", a)
 		}
 		switch method {

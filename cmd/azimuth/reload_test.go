@@ -297,3 +297,44 @@ func TestReloadListenerBindingChangeKeepsServing(t *testing.T) {
 	})
 	p.waitLog(t, "listener closed", func(l map[string]any) bool { return l["address"] == listen })
 }
+
+// A reload warns that admin.address only changes on restart when the file
+// changed it, not on every reload of a file that keeps "host:0".
+func TestAdminAddressWarningOnlyWhenChanged(t *testing.T) {
+	dir := t.TempDir()
+	path := writeRunConfig(t, dir)
+	p := start(t, path)
+	p.waitLog(t, "admin listening", nil)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(content string) {
+		t.Helper()
+		reloadWrite(t, path, content)
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%x", sha256.Sum256([]byte(content)))
+		p.waitLog(t, "config reloaded", func(l map[string]any) bool { return l["hash"] == want })
+	}
+	warned := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		n := 0
+		for _, l := range p.logs {
+			if l["msg"] == "admin.address changes on restart" {
+				n++
+			}
+		}
+		return n
+	}
+	reload(string(data) + "# an edit that keeps the admin address\n")
+	if n := warned(); n != 0 {
+		t.Fatalf("%d warnings after a reload that kept admin.address", n)
+	}
+	reload(strings.Replace(string(data), "admin: { address: 127.0.0.1:0 }", "admin: { address: 127.0.0.2:0 }", 1))
+	if n := warned(); n != 1 {
+		t.Fatalf("%d warnings after a reload that changed admin.address, want 1", n)
+	}
+}

@@ -235,9 +235,10 @@ func (a *app) stopAll(ctx context.Context) {
 // adminServer is the admin listener; its handler is rebuilt on reload so a
 // new token or pprof switch applies at once. A new address needs a restart.
 type adminServer struct {
-	addr    string
-	srv     *http.Server
-	handler swapHandler
+	addr       string // bound
+	configured string // as the config it started from gave it
+	srv        *http.Server
+	handler    swapHandler
 }
 
 func (a *app) startAdmin(cfg *configs.Config) (*adminServer, error) {
@@ -245,7 +246,7 @@ func (a *app) startAdmin(cfg *configs.Config) (*adminServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on admin address %s: %w", cfg.Admin.Address, err)
 	}
-	s := &adminServer{addr: ln.Addr().String()}
+	s := &adminServer{addr: ln.Addr().String(), configured: cfg.Admin.Address}
 	if err := s.update(a, cfg); err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -265,7 +266,9 @@ func (s *adminServer) update(a *app, cfg *configs.Config) error {
 	if err != nil {
 		return fmt.Errorf("reading admin token: %w", err)
 	}
-	if s.srv != nil && cfg.Admin.Address != s.addr {
+	// Compared with the address it was started from, not the bound one:
+	// "127.0.0.1:0" kept in the file is no change.
+	if s.srv != nil && cfg.Admin.Address != s.configured {
 		a.logger.Warn("admin.address changes on restart", "running", s.addr, "configured", cfg.Admin.Address)
 	}
 	s.handler.set(a.adminHandler(token, cfg.Admin.Pprof))
