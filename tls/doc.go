@@ -22,5 +22,6 @@
 //	...
 //	srv.Shutdown(drainCtx)               // QUIC first, then TCP
 //
-// The package imports nothing else of Azimuth.
+// Of Azimuth it imports only internal/h1server, which serves its HTTP/1.1
+// connections, and internal/sockio, the socket reads and writes beneath it.
 package edgetls
