@@ -1,7 +1,9 @@
 // Package loadtest drives an HTTP service the way real clients do and
 // measures what they would see. It never imports the proxy: it speaks to
 // azimuth over the network and starts it as a separate process, so what it
-// measures is what an operator's users would measure.
+// measures is what an operator's users would measure. Of the project it
+// imports only internal/h1wire, the HTTP/1.1 wire pieces its client shares
+// with the proxy's.
 //
 // The generator runs open loop (a fixed arrival rate, latency measured from
 // each request's intended send time so a stall cannot hide behind a slowed

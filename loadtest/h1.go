@@ -11,15 +11,23 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/h1wire"
 )
 
 // h1Request is an HTTP/1.1 request serialized once per run. The generator
 // writes these bytes on keep-alive connections and parses responses itself,
 // so the hot loop allocates nothing per request: net/http's client costs
 // several times more CPU per request, which would make the load tester the
-// bottleneck of a fast target.
+// bottleneck of a fast target. The proxy's own client (internal/h1client)
+// is no better here: it makes a request, a response and a header map per
+// exchange, and hands uncommon heads to net/http; a generator that
+// allocates gives its latencies the pauses of its own collector. What the
+// two share is the wire: fields written and field lines scanned by
+// internal/h1wire.
 type h1Request struct {
 	addr string      // host:port to dial
 	tls  *tls.Config // nil for plain http
@@ -49,8 +57,7 @@ func newH1Request(o Options) (*h1Request, error) {
 		r.tls = &tls.Config{InsecureSkipVerify: o.Insecure, ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}} //nolint:gosec // an explicit operator choice
 	}
 	host := u.Host
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\n", o.Method, u.RequestURI())
+	fields := http.Header{}
 	for k, vs := range o.Header {
 		ck := http.CanonicalHeaderKey(k)
 		switch ck {
@@ -62,16 +69,26 @@ func newH1Request(o Options) (*h1Request, error) {
 		case "Expect":
 			r.expect = true
 		}
-		for _, v := range vs {
-			fmt.Fprintf(&b, "%s: %s\r\n", ck, v)
+		if !h1wire.IsToken(ck) {
+			return nil, fmt.Errorf("header name %q is not a token", k)
 		}
+		fields[ck] = append(fields[ck], vs...)
 	}
-	fmt.Fprintf(&b, "Host: %s\r\n", host)
+	fields["Host"] = []string{host}
 	if _, ok := o.Header["User-Agent"]; !ok {
-		b.WriteString("User-Agent: azload\r\n")
+		fields["User-Agent"] = []string{"azload"}
 	}
 	if len(o.Body) > 0 || o.Method == http.MethodPost || o.Method == http.MethodPut || o.Method == http.MethodPatch {
-		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(o.Body))
+		fields["Content-Length"] = []string{strconv.Itoa(len(o.Body))}
+	}
+	// The head is written once per run, as net/http would write its
+	// fields: in the order of their names, each value on one line.
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	fmt.Fprintf(bw, "%s %s HTTP/1.1\r\n", o.Method, u.RequestURI())
+	h1wire.WriteFields(bw, fields, nil, nil, false)
+	if err := bw.Flush(); err != nil {
+		return nil, err
 	}
 	r.split, r.idHeader = b.Len(), http.CanonicalHeaderKey(o.IDHeader)
 	b.WriteString("\r\n")
@@ -216,15 +233,14 @@ func (h *h1Conn) headers(out *outcome) (length int64, chunked, closeAfter bool, 
 			}
 			return 0, false, false, err
 		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
 			return length, chunked, closeAfter, nil
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
+		colon, vstart, vend, _, ok := h1wire.FieldLine(line, 0)
+		if !ok {
 			return 0, false, false, fmt.Errorf("malformed header line %q", line)
 		}
-		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		name, value := line[:colon], line[vstart:vend]
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			n, ok := parseUint(value, 10)

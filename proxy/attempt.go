@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/azimuthproxy/azimuth/internal/fastpath"
+	"github.com/azimuthproxy/azimuth/internal/h1client"
 )
 
 // failure is the error the attempt loop returns when no attempt produced a
@@ -171,7 +173,7 @@ func (a *attempt) send() {
 		// The timer ended the attempt, or another attempt won, as the
 		// head arrived; its body is cut.
 		drain(resp.Body)
-		resp, err = nil, errAttemptEnded
+		resp, err = nil, h1client.ErrAttemptEnded
 	}
 	if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 999) {
 		// A status no client can be sent (HTTP/1.1's parser takes 000).
@@ -192,19 +194,22 @@ func (a *attempt) send() {
 // roundTrip sends the attempt's request with the client's exchange as the
 // receiver of 1xx responses, when the attempt runs on the request's own
 // goroutine (a hedge's 1xx responses are dropped: only one goroutine may
-// write to the client). The proxy's HTTP/1.1 transport takes the attempt's
-// lifetime and the receiver directly. Others get a context that the
-// lifetime's end cancels, and the receiver through httptrace.
+// write to the client). A transport that sends within an attempt (the
+// proxy's HTTP/1.1 one) takes the attempt's lifetime and the receiver
+// directly. Others get a context that the lifetime's end cancels, and the
+// receiver through httptrace.
 func (a *attempt) roundTrip(t http.RoundTripper) (*http.Response, error) {
 	x := a.r.x
-	if h1, ok := t.(*h1Transport); ok {
+	s, ok := t.(fastpath.AttemptSender)
+	took(pathSend, ok)
+	if ok {
 		if a.own {
-			return h1.roundTrip(a.req, &a.lifetime, x.informational)
+			return s.Send(a.req, &a.lifetime, x.informational)
 		}
-		return h1.roundTrip(a.req, &a.lifetime, nil)
+		return s.Send(a.req, &a.lifetime, nil)
 	}
 	ctx, cancel := context.WithCancelCause(a.req.Context())
-	a.onEnd(func() { cancel(a.Cause()) })
+	a.OnEnd(func() { cancel(a.Cause()) })
 	req := a.req
 	if a.own {
 		hook := &informationalHook{x: x}
@@ -266,8 +271,9 @@ func (r *releasingBody) Read(p []byte) (int, error) {
 // the backend, as far as the transport can tell (only the HTTP/1.1 one
 // can).
 func (r *releasingBody) waiting() bool {
-	w, ok := r.ReadCloser.(interface{ waiting() bool })
-	return ok && w.waiting()
+	w, ok := r.ReadCloser.(fastpath.Waiter)
+	took(pathWaiting, ok)
+	return ok && w.Waiting()
 }
 
 func (r *releasingBody) Close() error {

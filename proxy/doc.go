@@ -7,4 +7,13 @@
 // client: a retry can never follow a partial response. Health checks and
 // discovery never sit on this path; they write backend state that the
 // balancer reads lock-free.
+//
+// HTTP/1.1 is spoken by packages below it: internal/h1client sends the
+// attempts of HTTP/1.1 pools, and internal/h1server (wired by the
+// listeners' owner, not imported here) serves clients. The proxy takes
+// their cheaper paths through the contracts of internal/fastpath, and
+// fastpath.go lists each with the test that proves it taken.
+//
+// It imports balancer and, of the internal packages, fastpath, h1client,
+// h1wire and sockio; nothing else of the project.
 package proxy

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/azimuthproxy/azimuth/internal/fastpath"
+	"github.com/azimuthproxy/azimuth/internal/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -73,7 +75,7 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 		h = http.Header{}
 	}
 	up := upgradeType(h)
-	if !printableASCII(up) {
+	if !h1wire.PrintableASCII(up) {
 		return nil, errBadUpgrade
 	}
 	if strings.EqualFold(up, "h2c") {
@@ -222,15 +224,6 @@ func upgradeType(h http.Header) string {
 	return h.Get("Upgrade")
 }
 
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
-
 // maxQueryParams is net/url's bound on the parameters of a query.
 const maxQueryParams = 10000
 
@@ -268,13 +261,19 @@ func isHex(c byte) bool {
 // protocols as the proxy's; the listener sets its own), the body as it
 // comes (see releasingBody.Read), and its trailers. A body that breaks
 // after it began aborts the client's connection (http.ErrAbortHandler), so
-// the client sees a failure, never a short body passed off as whole.
+// the client sees a failure, never a short body passed off as whole. A
+// response writer that adopts a header map (fastpath.HeaderAdopter, the
+// HTTP/1.1 server's) takes the backend's as it is, when nothing was set
+// on the client's yet; any other gets a copy.
 func (s *Server) respond(x *exchange, resp *http.Response) {
 	h := resp.Header
 	removeHopByHop(h)
 	delete(h, "Alt-Svc")
 	dst := h
-	if a, ok := x.rec.ResponseWriter.(headerAdopter); !ok || !a.AdoptHeader(h) {
+	a, ok := x.rec.ResponseWriter.(fastpath.HeaderAdopter)
+	adopted := ok && a.AdoptHeader(h)
+	took(pathAdopt, adopted)
+	if !adopted {
 		dst = x.rec.Header()
 		addHeader(dst, h)
 	}
@@ -319,13 +318,6 @@ func (s *Server) respond(x *exchange, resp *http.Response) {
 			dst.Add(http.TrailerPrefix+name, v)
 		}
 	}
-}
-
-// headerAdopter is a ResponseWriter that can take a header map as its
-// own, as the HTTP/1.1 server's can: the backend's header becomes the
-// client's without a copy, when nothing was set on the client's yet.
-type headerAdopter interface {
-	AdoptHeader(h http.Header) bool
 }
 
 // addHeader adds src's fields to dst. A field dst does not have takes
@@ -387,7 +379,7 @@ func (s *Server) tunnel(x *exchange, out *http.Request, resp *http.Response) {
 	// as a raw pipe, and the client's next request would reach the
 	// backend without passing the proxy.
 	want, got := upgradeType(out.Header), upgradeType(resp.Header)
-	if want == "" || !printableASCII(got) || !strings.EqualFold(want, got) {
+	if want == "" || !h1wire.PrintableASCII(got) || !strings.EqualFold(want, got) {
 		fail("backend switched to " + strconv.Quote(got) + ", not the requested " + strconv.Quote(want))
 		return
 	}

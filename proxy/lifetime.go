@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/azimuthproxy/azimuth/internal/h1server"
+	"github.com/azimuthproxy/azimuth/internal/fastpath"
 )
 
 // lifetime is one attempt's span: it ends, once, when its per-try time
@@ -23,9 +23,9 @@ import (
 // transport's abort is a field.
 type lifetime struct {
 	client    context.Context
-	watched   watchable   // the client's context, when it takes a watcher
-	stopWatch func() bool // stops watching any other client context
-	timer     *time.Timer // the per-try limit, until the response head
+	watched   fastpath.Watchable // the client's context, when it takes a watcher
+	stopWatch func() bool        // stops watching any other client context
+	timer     *time.Timer        // the per-try limit, until the response head
 
 	mu    sync.Mutex
 	cause error  // why it ended; nil while it runs
@@ -38,10 +38,17 @@ type lifetime struct {
 	// hedges (see attempt): headArrived then always takes the lock.
 	shared bool
 	// out, if set, tells whether the attempt's backend was taken out: the
-	// transport then sends nothing more to it (see h1Transport). An
+	// transport then sends nothing more to it (see SendAgain). An
 	// interface, not a func, so setting it allocates nothing.
 	out outChecker
 }
+
+// The HTTP/1.1 transport aborts through the lifetime, and the client's
+// request context tells it when it ends.
+var (
+	_ fastpath.Attempt = (*lifetime)(nil)
+	_ fastpath.Watcher = (*lifetime)(nil)
+)
 
 // outChecker is an attempt that knows whether its backend went out.
 type outChecker interface {
@@ -52,17 +59,6 @@ type outChecker interface {
 // response was done with (or it failed and the loop moved on).
 var errAttemptDone = errors.New("attempt done")
 
-// watchable is a context that tells a watcher of its own when it ends,
-// as the contexts of the HTTP/1.1 server's requests do. context.AfterFunc
-// would wrap the registration in a cancel context of its own, with its
-// channel and its place in a map; the context's own AfterFunc method
-// still allocates the registration, its stop function and the lifetime's
-// method value; Watch allocates nothing.
-type watchable interface {
-	Watch(w h1server.Watcher)
-	Unwatch(w h1server.Watcher) bool
-}
-
 // startLifetime starts an attempt's lifetime under the client's context,
 // with a per-try limit when limit > 0.
 func startLifetime(client context.Context, limit time.Duration) *lifetime {
@@ -72,10 +68,18 @@ func startLifetime(client context.Context, limit time.Duration) *lifetime {
 }
 
 // begin starts l under the client's context; when limit > 0, fire (or,
-// if nil, the end of l as timed out) runs once limit has passed.
+// if nil, the end of l as timed out) runs once limit has passed. A
+// client's context that takes a watcher of its own (h1server's) is told
+// to tell l directly: context.AfterFunc would wrap the registration in a
+// cancel context of its own, with its channel and its place in a map; the
+// context's own AfterFunc method would still allocate the registration,
+// its stop function and the lifetime's method value; Watch allocates
+// nothing.
 func (l *lifetime) begin(client context.Context, limit time.Duration, fire func()) {
 	l.client = client
-	if w, ok := client.(watchable); ok {
+	w, ok := client.(fastpath.Watchable)
+	took(pathWatch, ok)
+	if ok {
 		l.watched = w
 		w.Watch(l)
 	} else {
@@ -160,9 +164,9 @@ func (l *lifetime) Cause() error {
 	return l.cause
 }
 
-// onEnd sets f to run when the lifetime ends, until clear. If it has
+// OnEnd sets f to run when the lifetime ends, until Clear. If it has
 // already ended, f runs now.
-func (l *lifetime) onEnd(f func()) {
+func (l *lifetime) OnEnd(f func()) {
 	l.mu.Lock()
 	if l.cause != nil {
 		l.mu.Unlock()
@@ -173,11 +177,20 @@ func (l *lifetime) onEnd(f func()) {
 	l.mu.Unlock()
 }
 
-// clear unsets the abort; it reports whether the lifetime is still
+// Clear unsets the abort; it reports whether the lifetime is still
 // running, so that the abort did not run and will not.
-func (l *lifetime) clear() bool {
+func (l *lifetime) Clear() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.abort = nil
 	return l.cause == nil
+}
+
+// SendAgain reports whether the transport may send the attempt's request
+// again on a new connection after a reused one failed: the lifetime runs,
+// and health did not take its backend out meanwhile (out; a trial has
+// none, its backend being out already), in which case the attempt loop
+// sends it elsewhere.
+func (l *lifetime) SendAgain() bool {
+	return l.Cause() == nil && (l.out == nil || !l.out.backendOut())
 }

@@ -20,7 +20,7 @@ import (
 func TestLifetimeEndsOnce(t *testing.T) {
 	l := startLifetime(context.Background(), 0)
 	var aborts atomic.Int32
-	l.onEnd(func() { aborts.Add(1) })
+	l.OnEnd(func() { aborts.Add(1) })
 	if l.Cause() != nil {
 		t.Fatalf("cause %v before any end", l.Cause())
 	}
@@ -35,11 +35,11 @@ func TestLifetimeEndsOnce(t *testing.T) {
 	}
 	// Set after the end, an abort runs at once and clear says it ran.
 	ran := false
-	l.onEnd(func() { ran = true })
+	l.OnEnd(func() { ran = true })
 	if !ran {
 		t.Fatal("an abort set after the end did not run")
 	}
-	if l.clear() {
+	if l.Clear() {
 		t.Fatal("clear after the end reports the lifetime running")
 	}
 }
@@ -47,8 +47,8 @@ func TestLifetimeEndsOnce(t *testing.T) {
 func TestLifetimeClearKeepsAbortFromRunning(t *testing.T) {
 	l := startLifetime(context.Background(), 0)
 	ran := false
-	l.onEnd(func() { ran = true })
-	if !l.clear() {
+	l.OnEnd(func() { ran = true })
+	if !l.Clear() {
 		t.Fatal("clear while running reports it ended")
 	}
 	l.finish()
@@ -65,7 +65,7 @@ func TestLifetimeEndsWithTheClient(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	l := startLifetime(ctx, time.Hour)
 	aborted := make(chan struct{})
-	l.onEnd(func() { close(aborted) })
+	l.OnEnd(func() { close(aborted) })
 	cancel(gone)
 	select {
 	case <-aborted:
@@ -84,7 +84,7 @@ func TestLifetimeEndsWithTheClient(t *testing.T) {
 func TestLifetimePerTryTimer(t *testing.T) {
 	l := startLifetime(context.Background(), time.Millisecond)
 	aborted := make(chan struct{})
-	l.onEnd(func() { close(aborted) })
+	l.OnEnd(func() { close(aborted) })
 	select {
 	case <-aborted:
 	case <-time.After(5 * time.Second):

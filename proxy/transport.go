@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/h1client"
 	"github.com/azimuthproxy/azimuth/internal/sockio"
 )
 
@@ -42,7 +43,7 @@ const maxResponseHeaderBytes = 64 << 10
 const expectContinueTimeout = time.Second
 
 // NewTransport returns the transport for a pool. HTTP/1.1 pools (the
-// default) get the proxy's own transport (see h1Transport): it sends and
+// default) get the proxy's own client (internal/h1client): it sends and
 // reads on the request's goroutine, where net/http's hands every request
 // to two goroutines per connection, the larger part of the proxy's CPU per
 // request. HTTP/2 pools (h2, h2c) use net/http's. Either way keep-alive
@@ -60,10 +61,18 @@ func NewTransport(o TransportOptions) Transport {
 	if o.Connect <= 0 {
 		o.Connect = 5 * time.Second
 	}
-	if o.Protocol == "" || o.Protocol == "http1" {
-		return newH1Transport(o)
-	}
 	d := &net.Dialer{Timeout: o.Connect, KeepAlive: 30 * time.Second}
+	if o.Protocol == "" || o.Protocol == "http1" {
+		return h1Transport{h1client.New(h1client.Options{
+			Dial:                  dialWith(d),
+			TLS:                   o.TLS,
+			HandshakeTimeout:      o.Connect,
+			MaxIdlePerBackend:     o.MaxIdlePerBackend,
+			IdleTimeout:           o.IdleTimeout,
+			MaxHeadBytes:          maxResponseHeaderBytes,
+			ExpectContinueTimeout: expectContinueTimeout,
+		})}
+	}
 	t := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dialWith(d),
@@ -88,19 +97,14 @@ func NewTransport(o TransportOptions) Transport {
 	return t
 }
 
-// dialWith is d's DialContext for http.Transport, through dialTCP.
+// dialWith is d's DialContext with the connection wrapped for sockio's
+// reads and writes. Both transports dial backends through it.
 func dialWith(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return dialTCP(ctx, d, network, addr)
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return sockio.Wrap(c), nil
 	}
-}
-
-// dialTCP dials with d and wraps the connection for sockio's reads and
-// writes. Both transports dial backends through it.
-func dialTCP(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return sockio.Wrap(c), nil
 }

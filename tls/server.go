@@ -297,6 +297,24 @@ func (s *Server) Serve() error {
 // ctx is done; then connections are closed. A slow HTTP/3 client does not
 // eat the TCP side's grace period.
 func (s *Server) Shutdown(ctx context.Context) error {
+	return s.stop(ctx, "shutting down http/1.1+h2", func() error { return s.tcp.Shutdown(ctx) })
+}
+
+// HandOver replaces this server by next on the same port (next shares its
+// TCP socket, see ServerOptions.Replaces, and serves already): QUIC stops
+// accepting and drains as in Shutdown, and every HTTP/1.1 connection moves
+// to next as soon as it waits for a request, kept open (h1server's
+// HandOver); HTTP/2 connections get GOAWAY. It returns when nothing is
+// left or ctx ends, then closes what is.
+func (s *Server) HandOver(ctx context.Context, next *Server) error {
+	return s.stop(ctx, "handing http/1.1+h2 over", func() error { return s.tcp.HandOver(ctx, next.tcp) })
+}
+
+// stop ends the server, once, for Shutdown and HandOver: QUIC stops
+// accepting first and drains within ctx while tcp (the TCP side's own
+// Shutdown or HandOver) runs; what tcp leaves open is closed. Every error
+// is joined, tcp's under what.
+func (s *Server) stop(ctx context.Context, what string, tcp func() error) error {
 	s.shutdownOnce.Do(func() {
 		var errs []error
 		h3done := make(chan error, 1)
@@ -311,8 +329,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if !s.serving.Load() {
 			_ = s.ln.Close() // never served: nothing tracks it but us
 		}
-		if err := s.tcp.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("shutting down http/1.1+h2: %w", err))
+		if err := tcp(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
 			_ = s.tcp.Close()
 		}
 		if err := <-h3done; err != nil {
@@ -324,44 +342,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.shutdownErr = errors.Join(errs...)
 	})
 	return s.shutdownErr
-}
-
-// HandOver replaces this server by next on the same port (next shares its
-// TCP socket, see ServerOptions.Replaces, and serves already): QUIC stops
-// accepting and drains as in Shutdown, and every HTTP/1.1 connection moves
-// to next as soon as it waits for a request, kept open (h1server's
-// HandOver); HTTP/2 connections get GOAWAY. It returns when nothing is
-// left or ctx ends, then closes what is.
-func (s *Server) HandOver(ctx context.Context, next *Server) error {
-	var err error
-	s.shutdownOnce.Do(func() {
-		var errs []error
-		h3done := make(chan error, 1)
-		if s.h3 != nil {
-			if err := s.qln.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("closing quic listener: %w", err))
-			}
-			go func() { h3done <- s.h3.Shutdown(ctx) }()
-		} else {
-			h3done <- nil
-		}
-		if !s.serving.Load() {
-			_ = s.ln.Close()
-		}
-		if err := s.tcp.HandOver(ctx, next.tcp); err != nil {
-			errs = append(errs, fmt.Errorf("handing http/1.1+h2 over: %w", err))
-			_ = s.tcp.Close()
-		}
-		if err := <-h3done; err != nil {
-			errs = append(errs, fmt.Errorf("shutting down http/3: %w", err))
-		}
-		if s.h3 != nil {
-			s.closeQUIC()
-		}
-		s.shutdownErr = errors.Join(errs...)
-	})
-	err = s.shutdownErr
-	return err
 }
 
 // closeQUIC releases the QUIC transport and its UDP socket.

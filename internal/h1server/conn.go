@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/internal/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -75,10 +76,9 @@ func (c *conn) pendBuf() []byte {
 	return c.pend[:0]
 }
 
-var (
-	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
-	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
-)
+// readers recycles the connections' buffered readers; their writers come
+// from h1wire's pool, which the client shares.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 func newConn(s *Server, rwc net.Conn) *conn {
 	c := &conn{s: s, rwc: rwc, born: time.Now()}
@@ -94,8 +94,7 @@ func newConn(s *Server, rwc net.Conn) *conn {
 func (c *conn) serve() {
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.r)
-	c.bw = writers.Get().(*bufio.Writer)
-	c.bw.Reset(errWriter{c})
+	c.bw = h1wire.GetWriter(errWriter{c})
 	defer c.end()
 
 	s := c.s
@@ -287,10 +286,15 @@ func (c *conn) end() {
 	if c.body != nil {
 		c.body.release()
 	}
+	c.releaseBuffers()
+}
+
+// releaseBuffers returns the connection's reader and writer to their
+// pools, once nothing of the server reads or writes through them.
+func (c *conn) releaseBuffers() {
 	c.br.Reset(nil)
 	readers.Put(c.br)
-	c.bw.Reset(nil)
-	writers.Put(c.bw)
+	h1wire.PutWriter(c.bw)
 }
 
 // closeIfIdle closes the connection if it has sent nothing for
@@ -367,10 +371,7 @@ func (c *conn) giveToH2(rwc net.Conn) {
 		return // end closes it
 	}
 	c.r.hijack() // the HTTP/2 server owns it now
-	c.br.Reset(nil)
-	readers.Put(c.br)
-	c.bw.Reset(nil)
-	writers.Put(c.bw)
+	c.releaseBuffers()
 }
 
 // prefixConn is a connection whose first bytes were already read.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/fastpath"
 )
 
 // requestContext is a request's context. It ends when the handler
@@ -21,15 +23,13 @@ type requestContext struct {
 	mu     sync.Mutex
 	done   chan struct{} // made by Done, or closedChan once ended first
 	err    error
-	funcs  []Watcher // registered by Watch or AfterFunc, not yet removed
-	inline [1]Watcher
+	funcs  []fastpath.Watcher // registered by Watch or AfterFunc, not yet removed
+	inline [1]fastpath.Watcher
 }
 
-// A Watcher is told, once, that a request's context has ended. Watch is
-// AfterFunc for a value that has this method already: registering it
-// allocates nothing, where AfterFunc allocates its registration and its
-// stop function.
-type Watcher interface{ ContextDone() }
+// A proxy watching for its client finds Watch and Unwatch through this
+// contract.
+var _ fastpath.Watchable = (*requestContext)(nil)
 
 var closedChan = func() chan struct{} {
 	c := make(chan struct{})
@@ -90,8 +90,10 @@ func (r *requestContext) cancel() {
 
 // Watch arranges for w.ContextDone to run on its own goroutine once the
 // context ends; if it has ended, it starts now. w must be comparable (a
-// pointer, say): Unwatch finds it by ==.
-func (r *requestContext) Watch(w Watcher) {
+// pointer, say): Unwatch finds it by ==. It is AfterFunc for a value that
+// has a ContextDone method already: registering it allocates nothing,
+// where AfterFunc allocates its registration and its stop function.
+func (r *requestContext) Watch(w fastpath.Watcher) {
 	r.mu.Lock()
 	if r.err != nil {
 		r.mu.Unlock()
@@ -104,7 +106,7 @@ func (r *requestContext) Watch(w Watcher) {
 
 // Unwatch removes w, registered by Watch, and reports whether that kept
 // it from being told (context.AfterFunc's stop contract).
-func (r *requestContext) Unwatch(w Watcher) bool {
+func (r *requestContext) Unwatch(w fastpath.Watcher) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, v := range r.funcs {

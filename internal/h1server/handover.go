@@ -30,29 +30,10 @@ import (
 func (s *Server) HandOver(ctx context.Context, next *Server) error {
 	s.next.Store(next)
 	s.stop.Do(func() { s.stopAccepting(false) })
-	var h2err error
-	h2done := make(chan struct{})
-	go func() {
-		defer close(h2done)
-		if s.h2 != nil {
-			h2err = s.h2.Shutdown(ctx)
-		}
-	}()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if s.moveIdle() == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			s.closeAll()
-			<-h2done
-			return ctx.Err()
-		case <-tick.C:
-		}
+	h2err, err := s.settle(ctx, s.moveIdle)
+	if err != nil {
+		return err
 	}
-	<-h2done
 	return h2err
 }
 

@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"net/textproto"
 	"strings"
 
+	"github.com/azimuthproxy/azimuth/internal/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -27,9 +27,9 @@ const maxCommonFields = 64
 // capital letters (not CONNECT or PRI) and a target in origin form whose
 // path needs neither unescaping nor escaping (letters, digits and
 // -._~$&+,/:;=@, not starting with //) with an optional non-empty query of
-// visible characters; CRLF line ends; field names that are tokens and
-// values of visible characters, spaces and tabs, with no continuation
-// lines; at most one Host field, and none of Content-Length,
+// visible characters; CRLF line ends; field lines as h1wire.FieldLine
+// reads them (token names, values of field text, no continuation lines);
+// at most one Host field, and none of Content-Length,
 // Transfer-Encoding, Trailer or Pragma, whose meanings the general reader
 // works out. FuzzReadCommonHeadSameAsNetHTTP holds the result to
 // http.ReadRequest's for the same bytes.
@@ -83,13 +83,7 @@ func readCommonHead(br *bufio.Reader, limit int64, ctx context.Context) (*http.R
 			req.Host = value // as http.ReadRequest, which leaves it out of the header
 			continue
 		}
-		key := textproto.CanonicalMIMEHeaderKey(s[colon-len(name) : colon])
-		if vv := req.Header[key]; vv != nil {
-			req.Header[key] = append(vv, value)
-		} else {
-			values[0] = value
-			req.Header[key], values = values[:1:1], values[1:]
-		}
+		values = h1wire.AddValue(req.Header, values, h1wire.CanonicalKey(s[colon-len(name):colon]), value)
 	}
 	req.Close = httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
 	_, _ = br.Discard(len(raw))
@@ -141,14 +135,11 @@ func scanCommonHead(head []byte) (methodEnd, targetEnd, nfields int, ok bool) {
 		if head[i] == '\r' {
 			return methodEnd, targetEnd, nfields - hosts, head[i+1] == '\n' && i+2 == len(head)
 		}
-		name := i
-		for i < len(head) && tokenByte[head[i]] {
-			i++
-		}
-		if i == name || head[i] != ':' {
+		colon, _, _, next, ok := h1wire.FieldLine(head, i)
+		if !ok {
 			return 0, 0, 0, false
 		}
-		switch n := head[name:i]; {
+		switch n := head[i:colon]; {
 		case bytes.EqualFold(n, []byte("Host")):
 			hosts++
 			if hosts > 1 {
@@ -158,14 +149,7 @@ func scanCommonHead(head []byte) (methodEnd, targetEnd, nfields int, ok bool) {
 			bytes.EqualFold(n, []byte("Trailer")), bytes.EqualFold(n, []byte("Pragma")):
 			return 0, 0, 0, false
 		}
-		i++
-		for i < len(head) && (' ' <= head[i] && head[i] <= '~' || head[i] == '\t') {
-			i++
-		}
-		if head[i] != '\r' || head[i+1] != '\n' {
-			return 0, 0, 0, false
-		}
-		i += 2
+		i = next
 		nfields++
 		if nfields > maxCommonFields {
 			return 0, 0, 0, false
@@ -174,15 +158,11 @@ func scanCommonHead(head []byte) (methodEnd, targetEnd, nfields int, ok bool) {
 }
 
 // pathByte holds the bytes a path may have and be its own escaped form
-// (net/url's shouldEscape with encodePath says no to each); tokenByte the
-// bytes of a token (RFC 9110 section 5.6.2).
-var pathByte, tokenByte = byteSets()
-
-func byteSets() (path, token [256]bool) {
+// (net/url's shouldEscape with encodePath says no to each).
+var pathByte = func() (path [256]bool) {
 	for c := 0; c < 256; c++ {
 		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 		path[c] = alnum || c < 128 && bytes.IndexByte([]byte("-_.~$&+,/:;=@"), byte(c)) >= 0
-		token[c] = alnum || c < 128 && bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), byte(c)) >= 0
 	}
-	return path, token
-}
+	return path
+}()

@@ -11,7 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/azimuthproxy/azimuth/internal/fields"
+	"github.com/azimuthproxy/azimuth/internal/fastpath"
+	"github.com/azimuthproxy/azimuth/internal/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -61,16 +62,17 @@ type response struct {
 func (w *response) cancel() { w.ctx.cancel() }
 
 var (
-	_ http.ResponseWriter = (*response)(nil)
-	_ http.Flusher        = (*response)(nil)
-	_ http.Hijacker       = (*response)(nil)
+	_ http.ResponseWriter    = (*response)(nil)
+	_ http.Flusher           = (*response)(nil)
+	_ http.Hijacker          = (*response)(nil)
+	_ fastpath.HeaderAdopter = (*response)(nil)
 )
 
 // AdoptHeader makes h the response's header, in place of a new map, if
 // the handler has not asked for the header yet; it reports whether it
 // did. From then on h is the map Header returns. A proxy hands over the
 // header it read from its backend this way rather than copying it field
-// by field into a new map.
+// by field into a new map (fastpath.HeaderAdopter).
 func (w *response) AdoptHeader(h http.Header) bool {
 	if w.header != nil || w.wroteHeader || h == nil {
 		return false
@@ -477,7 +479,7 @@ var statusLines = func() []string {
 // invalid names; a line break in a value becomes a space, so a value
 // never starts a field of its own (response splitting).
 func writeFields(bw *bufio.Writer, h http.Header, c *conn, skip []string) {
-	c.keys = fields.Write(bw, h, c.keys, skip, true)
+	c.keys = h1wire.WriteFields(bw, h, c.keys, skip, true)
 }
 
 // reqBody is a request body as the handler sees it: it sends 100 Continue

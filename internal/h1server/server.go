@@ -25,6 +25,12 @@
 //
 // Connections that open with the HTTP/2 preface (h2c with prior knowledge)
 // are handed to an http.Server that serves only them.
+//
+// Its requests' contexts and its response writers offer the proxy the
+// fast paths named in internal/fastpath (Watchable, HeaderAdopter). It
+// imports fastpath, internal/h1wire (the wire pieces it shares with the
+// client, internal/h1client) and internal/sockio; nothing else of the
+// project.
 package h1server
 
 import (
@@ -237,33 +243,42 @@ func (s *Server) untrack(c *conn) {
 // (Hijack) are not waited for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginStop()
-	var h2err error
-	h2c := make(chan struct{})
-	go func() {
-		defer close(h2c)
-		if s.h2 != nil {
-			h2err = s.h2.Shutdown(ctx)
-		}
-	}()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if s.closeIdle() == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			s.closeAll()
-			<-h2c
-			return ctx.Err()
-		case <-tick.C:
-		}
+	h2err, err := s.settle(ctx, s.closeIdle)
+	if err != nil {
+		return err
 	}
-	<-h2c
 	if h2err != nil {
 		return fmt.Errorf("shutting down http/2: %w", h2err)
 	}
 	return nil
+}
+
+// settle is the end of Shutdown and HandOver: while the HTTP/2 server
+// shuts down within ctx, it runs sweep every 5 ms until sweep reports no
+// connection left open. If ctx ends first, it closes every connection
+// left and returns ctx's error; else the HTTP/2 server's error, as h2err.
+func (s *Server) settle(ctx context.Context, sweep func() int) (h2err, err error) {
+	var h2 error
+	h2done := make(chan struct{})
+	go func() {
+		defer close(h2done)
+		if s.h2 != nil {
+			h2 = s.h2.Shutdown(ctx)
+		}
+	}()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for sweep() > 0 {
+		select {
+		case <-ctx.Done():
+			s.closeAll()
+			<-h2done
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	<-h2done
+	return h2, nil
 }
 
 // Close closes the listeners and every connection at once.

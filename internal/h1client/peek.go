@@ -1,4 +1,4 @@
-package proxy
+package h1client
 
 import (
 	"errors"
@@ -11,28 +11,28 @@ import (
 // sent bytes nobody asked for), without blocking: one recv with MSG_PEEK.
 // Backends close idle connections after their own keep-alive timeout
 // (Node's is 5 s); net/http's Transport notices through the read loop
-// each connection keeps, the proxy asks here before reuse instead. Bytes
+// each connection keeps; this client asks here before reuse instead. Bytes
 // waiting on a TLS connection may be a record the TLS layer consumes
 // (a session ticket), so there only the close counts. Where the platform
 // cannot peek it says no; a request that fails on a reused connection
 // before any response byte is sent again instead.
-func (bc *backendConn) closedByPeer() bool {
-	if bc.peek == nil {
-		p, err := sockio.NewPeeker(bc.raw)
+func (c *conn) closedByPeer() bool {
+	if c.peek == nil {
+		p, err := sockio.NewPeeker(c.raw)
 		if err != nil {
 			return true // the socket is gone
 		}
 		if p == nil {
 			return false
 		}
-		bc.peek = p
+		c.peek = p
 	}
-	_, err := bc.peek.Look(false)
+	_, err := c.peek.Look(false)
 	switch {
 	case errors.Is(err, syscall.EAGAIN):
 		return false
 	case err != nil:
 		return true // an error or the backend's FIN
 	}
-	return bc.conn == bc.raw // unsolicited bytes on a plain connection
+	return c.nc == c.raw // unsolicited bytes on a plain connection
 }

@@ -1,14 +1,14 @@
-package proxy
+package h1client
 
 import (
 	"bufio"
 	"bytes"
 	"io"
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"strings"
 
+	"github.com/azimuthproxy/azimuth/internal/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -46,11 +46,11 @@ func readResponse(br *bufio.Reader, req *http.Request, fb *fixedBody) (*http.Res
 // plainResponse parses the head at the start of buf when it is one that
 // http.ReadResponse reads without any of its special cases: HTTP/1.1, a
 // final status from 200 to 599 that has a body (not 204 or 304) to a
-// request other than HEAD, field lines each on one line ending in CRLF,
-// with a token name and valid value, one Content-Length, no
-// Transfer-Encoding or Pragma field, and no close in Connection. It returns the response
-// (without its body) and the head's length, or false for any other head,
-// whatever http.ReadResponse would make of it.
+// request other than HEAD, field lines as h1wire.FieldLine reads them,
+// one Content-Length, no Transfer-Encoding or Pragma field, and no close
+// in Connection. It returns the response (without its body) and the
+// head's length, or false for any other head, whatever
+// http.ReadResponse would make of it.
 func plainResponse(buf []byte, req *http.Request) (*http.Response, int, bool) {
 	if req != nil && req.Method == http.MethodHead {
 		return nil, 0, false
@@ -59,10 +59,11 @@ func plainResponse(buf []byte, req *http.Request) (*http.Response, int, bool) {
 	if end < 0 || !bytes.HasPrefix(buf, []byte("HTTP/1.1 ")) {
 		return nil, 0, false
 	}
-	head := string(buf[:end+2]) // every line with its CRLF
+	raw := buf[:end+4]
+	s := string(raw[:end+2]) // the status and field lines, each with its CRLF; values are parts of it
 
-	line, rest, _ := strings.Cut(head, "\r\n")
-	status := line[len("HTTP/1.1 "):]
+	eol := strings.Index(s, "\r\n")
+	status := s[len("HTTP/1.1 "):eol]
 	if len(status) < 3 || len(status) > 3 && status[3] != ' ' || strings.ContainsAny(status, "\r\n") ||
 		!isDigit(status[0]) || !isDigit(status[1]) || !isDigit(status[2]) {
 		return nil, 0, false
@@ -72,30 +73,16 @@ func plainResponse(buf []byte, req *http.Request) (*http.Response, int, bool) {
 		return nil, 0, false
 	}
 
-	lines := strings.Count(rest, "\n")
+	lines := strings.Count(s, "\n") - 1
 	h := make(http.Header, lines)
-	strs := make([]string, lines) // the first value of each field, as textproto does
-	for rest != "" {
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || !httpguts.ValidHeaderFieldName(name) {
+	values := make([]string, lines) // the first value of each field, as textproto does
+	for i := eol + 2; i < len(s); {
+		colon, vstart, vend, next, ok := h1wire.FieldLine(raw, i)
+		if !ok {
 			return nil, 0, false // also a line folded onto the one before
 		}
-		value = strings.Trim(value, " \t")
-		for i := 0; i < len(value); i++ {
-			if c := value[i]; c != '\t' && (c < ' ' || c == 0x7f) {
-				return nil, 0, false // a CR or LF not in a CRLF among them
-			}
-		}
-		if !isCanonicalKey(name) {
-			name = textproto.CanonicalMIMEHeaderKey(name)
-		}
-		if vv := h[name]; vv != nil {
-			h[name] = append(vv, value)
-		} else {
-			strs[0] = value
-			h[name], strs = strs[:1:1], strs[1:]
-		}
+		values = h1wire.AddValue(h, values, h1wire.CanonicalKey(s[i:colon]), s[vstart:vend])
+		i = next
 	}
 
 	cl := h["Content-Length"]
@@ -120,21 +107,6 @@ func plainResponse(buf []byte, req *http.Request) (*http.Response, int, bool) {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// isCanonicalKey reports whether a token is already in canonical form:
-// each letter upper case at the start and after a hyphen, lower case
-// elsewhere.
-func isCanonicalKey(k string) bool {
-	upper := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return false
-		}
-		upper = c == '-'
-	}
-	return true
-}
 
 // fixedBody is a body of known length read from the connection, as
 // net/http's: io.EOF comes with its last bytes, and a connection that ends

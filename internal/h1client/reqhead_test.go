@@ -1,4 +1,4 @@
-package proxy
+package h1client
 
 import (
 	"bufio"
@@ -16,9 +16,9 @@ import (
 func headBytes(t *testing.T, req *http.Request) (ours, theirs string) {
 	t.Helper()
 	var a, b bytes.Buffer
-	bc := &backendConn{}
+	c := &conn{}
 	bw := bufio.NewWriter(&a)
-	errA := bc.writeHead(bw, req)
+	errA := c.writeHead(bw, req)
 	_ = bw.Flush()
 	bw = bufio.NewWriter(&b)
 	errB := req.Write(bw)
@@ -29,14 +29,14 @@ func headBytes(t *testing.T, req *http.Request) (ours, theirs string) {
 	return a.String(), b.String()
 }
 
-// forwardedGET is a GET as the forwarder sends it to a backend.
+// forwardedGET is a GET as the proxy's forwarder sends it to a backend.
 func forwardedGET(path, query string) *http.Request {
 	return &http.Request{
 		Method: http.MethodGet,
 		URL:    &url.URL{Scheme: "http", Host: "127.0.1.1:8080", Path: path, RawQuery: query},
 		Host:   "app.example",
 		Header: http.Header{
-			"User-Agent":      noUserAgent,
+			"User-Agent":      {""}, // as the forwarder sends a request without one
 			"Accept":          {"*/*"},
 			"X-Forwarded-For": {"127.0.0.1"},
 		},
@@ -112,12 +112,12 @@ func BenchmarkWriteHead(b *testing.B) {
 	req.Header["Accept-Encoding"] = []string{"gzip"}
 	req.Header["X-Forwarded-Proto"] = []string{"http"}
 	req.Header["X-Forwarded-Host"] = []string{"app.example"}
-	bc := &backendConn{}
+	c := &conn{}
 	bw := bufio.NewWriter(io.Discard)
 	b.Run("writeHead", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = bc.writeHead(bw, req)
+			_ = c.writeHead(bw, req)
 		}
 	})
 	b.Run("req.Write", func(b *testing.B) {

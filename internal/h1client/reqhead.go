@@ -1,4 +1,4 @@
-package proxy
+package h1client
 
 import (
 	"bufio"
@@ -6,7 +6,7 @@ import (
 	"net/http/httptrace"
 	"strings"
 
-	"github.com/azimuthproxy/azimuth/internal/fields"
+	"github.com/azimuthproxy/azimuth/internal/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -16,7 +16,7 @@ import (
 // allocations (two fmt.Fprintf, a transfer writer, a sorted copy of the
 // fields); anything else goes to req.Write. FuzzWriteHeadSameAsWrite
 // holds the two to the same bytes.
-func (bc *backendConn) writeHead(bw *bufio.Writer, req *http.Request) error {
+func (c *conn) writeHead(bw *bufio.Writer, req *http.Request) error {
 	host, uri, ok := plainHead(req)
 	if !ok {
 		return req.Write(bw)
@@ -36,17 +36,17 @@ func (bc *backendConn) writeHead(bw *bufio.Writer, req *http.Request) error {
 	}
 	if ua != "" {
 		_, _ = bw.WriteString("User-Agent: ")
-		_, _ = bw.WriteString(fields.Value(ua))
+		_, _ = bw.WriteString(h1wire.FieldValue(ua))
 		_, _ = bw.WriteString("\r\n")
 	}
-	bc.keys = fields.Write(bw, req.Header, bc.keys, reqWriteSkip, false)
+	c.keys = h1wire.WriteFields(bw, req.Header, c.keys, reqWriteSkip, false)
 	_, err := bw.WriteString("\r\n")
 	return err
 }
 
 // defaultUserAgent is what req.Write sends when a request has no
-// User-Agent field at all; the forwarder always sets one, empty if the
-// client sent none.
+// User-Agent field at all; the proxy's forwarder always sets one, empty
+// if the client sent none.
 const defaultUserAgent = "Go-http-client/1.1"
 
 // reqWriteSkip are the fields req.Write does not copy from the header map.
@@ -67,11 +67,11 @@ func plainHead(req *http.Request) (host, uri string, ok bool) {
 	}
 	// Not ASCII (punycode), not valid (req.Write sends it empty), or with
 	// an IPv6 zone (req.Write removes it): req.Write's own work.
-	if host == "" || !httpguts.ValidHostHeader(host) || !printableASCII(host) || strings.Contains(host, "%") {
+	if host == "" || !httpguts.ValidHostHeader(host) || !h1wire.PrintableASCII(host) || strings.Contains(host, "%") {
 		return "", "", false
 	}
 	uri = req.URL.RequestURI()
-	if !printableASCII(uri) {
+	if !h1wire.PrintableASCII(uri) {
 		return "", "", false // req.Write refuses control bytes
 	}
 	if httptrace.ContextClientTrace(req.Context()) != nil {
