@@ -122,14 +122,23 @@ func (t *Transport) Send(req *http.Request, a fastpath.Attempt, got1xx func(int,
 		return nil, err
 	}
 	addr := backendAddr(req.URL)
-	for {
+	// fresh is set for the one resend: it goes on a connection dialled
+	// for it, never on another idle one, so a request reaches a backend
+	// at most twice however many idle connections the backend dropped.
+	for fresh := false; ; fresh = true {
 		// Nothing is set to abort here: Clear only asks whether the
 		// attempt still runs.
 		if !a.Clear() {
 			closeRequestBody(req)
 			return nil, ErrAttemptEnded
 		}
-		c, err := t.conn(a, addr)
+		var c *conn
+		var err error
+		if fresh {
+			c, err = t.dial(a, addr)
+		} else {
+			c, err = t.conn(a, addr)
+		}
 		if err != nil {
 			closeRequestBody(req)
 			return nil, err
@@ -142,9 +151,10 @@ func (t *Transport) Send(req *http.Request, a fastpath.Attempt, got1xx func(int,
 			return nil, err
 		}
 		// The backend closed a kept-alive connection as the request went
-		// out: send it again on another connection, as net/http does,
+		// out: send it again once on a new connection, as net/http does,
 		// unless the caller no longer wants this backend (its attempt
-		// loop then sends it elsewhere).
+		// loop then sends it elsewhere). A dialled connection is not
+		// reused, so the resend is the last.
 	}
 }
 

@@ -1,6 +1,7 @@
 package h1client
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -117,3 +118,92 @@ func TestSendEndsWithTheAttempt(t *testing.T) {
 	}
 }
 
+// A GET that fails on a reused connection before any response byte goes
+// out again once, on a new connection, not on each idle connection the
+// backend holds: however many connections a backend drops at once, it
+// sees the request at most twice.
+func TestSendAgainOnceOnANewConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	const warm = 4
+	var (
+		heads   atomic.Int32 // requests the backend read
+		dials   atomic.Int32
+		dropped atomic.Bool // from now on a request is read and its connection closed
+		allIn   = make(chan struct{})
+		once    sync.Once
+		conns   sync.WaitGroup
+	)
+	defer conns.Wait()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer func() { _ = nc.Close() }()
+				br := bufio.NewReader(nc)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if heads.Add(1) == warm {
+						once.Do(func() { close(allIn) })
+					}
+					if dropped.Load() {
+						return // as a backend restarting between requests
+					}
+					<-allIn
+					if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	tr := newTestTransport() // keeps up to 4 idle connections per backend
+	defer tr.CloseIdleConnections()
+
+	// Four requests at once leave four idle connections.
+	var wg sync.WaitGroup
+	for range warm {
+		wg.Go(func() {
+			req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+			resp, err := tr.Send(req, &testAttempt{}, nil)
+			if err != nil {
+				t.Errorf("warming request: %v", err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	if n := dials.Load(); n != warm {
+		t.Fatalf("%d warming requests made %d connections, want %d", warm, n, warm)
+	}
+
+	dropped.Store(true)
+	heads.Store(0)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	if resp, err := tr.Send(req, &testAttempt{}, nil); err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("got %d from a backend that closes every connection", resp.StatusCode)
+	}
+	if n := heads.Load(); n != 2 {
+		t.Errorf("the backend read the failing GET %d times, want 2 (once on an idle connection, once on a new one)", n)
+	}
+	if n := dials.Load(); n != warm+1 {
+		t.Errorf("%d connections were dialled, want %d (the resend's own)", n, warm+1)
+	}
+}
