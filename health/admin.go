@@ -1,11 +1,11 @@
 package health
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
 
 	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/azimuthproxy/azimuth/internal/httpjson"
 )
 
 // PoolLookup finds a pool by name; *balancer.Registry satisfies it.
@@ -39,7 +39,7 @@ func AdminHandler(pools PoolLookup, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("/pools/{pool}/zones/{zone}/{action}", a.zone)
 	mux.HandleFunc("/pools/{pool}/backends/{address}/{action}", a.backend)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such admin path: " + r.URL.Path})
+		httpjson.Write(w, http.StatusNotFound, errorBody{Error: "no such admin path: " + r.URL.Path})
 	})
 	return mux
 }
@@ -77,18 +77,18 @@ type BackendOverride struct {
 func (a *admin) start(w http.ResponseWriter, r *http.Request) (*balancer.Pool, bool) {
 	action := r.PathValue("action")
 	if action != actionDrain && action != actionEnable {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown action " + action + ": want drain or enable"})
+		httpjson.Write(w, http.StatusNotFound, errorBody{Error: "unknown action " + action + ": want drain or enable"})
 		return nil, false
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method " + r.Method + " not allowed: use POST"})
+		httpjson.Write(w, http.StatusMethodNotAllowed, errorBody{Error: "method " + r.Method + " not allowed: use POST"})
 		return nil, false
 	}
 	name := r.PathValue("pool")
 	p := a.pools.Lookup(name)
 	if p == nil {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown pool " + name})
+		httpjson.Write(w, http.StatusNotFound, errorBody{Error: "unknown pool " + name})
 		return nil, false
 	}
 	return p, action == actionDrain
@@ -108,13 +108,13 @@ func (a *admin) zone(w http.ResponseWriter, r *http.Request) {
 	}
 	// A drained zone with no backends left may still be enabled.
 	if n == 0 && !p.ZoneDrained(zone) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown zone " + zone + " in pool " + p.Name()})
+		httpjson.Write(w, http.StatusNotFound, errorBody{Error: "unknown zone " + zone + " in pool " + p.Name()})
 		return
 	}
 	changed := p.SetZoneDrained(zone, on)
 	a.log.Info("operator override", "pool", p.Name(), "zone", zone,
 		"action", r.PathValue("action"), "changed", changed, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, ZoneOverride{Pool: p.Name(), Zone: zone, Drained: on, Changed: changed, Backends: n})
+	httpjson.Write(w, http.StatusOK, ZoneOverride{Pool: p.Name(), Zone: zone, Drained: on, Changed: changed, Backends: n})
 }
 
 func (a *admin) backend(w http.ResponseWriter, r *http.Request) {
@@ -125,20 +125,14 @@ func (a *admin) backend(w http.ResponseWriter, r *http.Request) {
 	addr := r.PathValue("address")
 	b := p.Backend(addr)
 	if b == nil {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown backend " + addr + " in pool " + p.Name()})
+		httpjson.Write(w, http.StatusNotFound, errorBody{Error: "unknown backend " + addr + " in pool " + p.Name()})
 		return
 	}
 	changed := b.SetDrained(on)
 	a.log.Info("operator override", "pool", p.Name(), "backend", addr, "zone", b.Zone(),
 		"action", r.PathValue("action"), "changed", changed, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, BackendOverride{
+	httpjson.Write(w, http.StatusOK, BackendOverride{
 		Pool: p.Name(), Backend: addr, Zone: b.Zone(), State: b.State().String(),
 		Drained: b.Drained(), Changed: changed,
 	})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -12,14 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/instance"
 	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // obsReady reads /readyz.
-func obsReady(t *testing.T, admin string) (int, readiness) {
+func obsReady(t *testing.T, admin string) (int, instance.Readiness) {
 	t.Helper()
 	code, body := obsDo(t, "GET", "http://"+admin+"/readyz", "")
-	var r readiness
+	var r instance.Readiness
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatalf("/readyz body is not JSON: %v: %s", err, body)
 	}
@@ -85,7 +86,7 @@ func TestObsReadyzFollowsBackends(t *testing.T) {
 	}
 
 	b.close()
-	var r readiness
+	var r instance.Readiness
 	testwait.Until(t, 10*time.Second, "/readyz 503", func() bool { code, rr := obsReady(t, admin); r = rr; return code == http.StatusServiceUnavailable })
 	if want := []string{"pool web: no available backend (0 of 2)"}; !slices.Equal(r.Reasons, want) {
 		t.Errorf("reasons %q, want %q", r.Reasons, want)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/instance"
 	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
@@ -28,15 +29,15 @@ pools:
     timeouts: { per_try: "off" }
     backends: [{ address: %s, zone: a }]
 `, b.addr, b.addr, b.addr)))
-	perTry := func() map[string]perTryStatus {
-		out := map[string]perTryStatus{}
+	perTry := func() map[string]instance.PerTry {
+		out := map[string]instance.PerTry{}
 		for _, p := range obsGetStatus(t, admin, "").Pools {
 			out[p.Name] = p.PerTry
 		}
 		return out
 	}
 	got := perTry()
-	for name, want := range map[string]perTryStatus{
+	for name, want := range map[string]instance.PerTry{
 		"web":   {Mode: "auto", Seconds: 1},
 		"fixed": {Mode: "fixed", Seconds: 0.25},
 		"none":  {Mode: "off"},

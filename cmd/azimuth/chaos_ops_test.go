@@ -53,9 +53,9 @@ func TestChaosCorruptConfigWrite(t *testing.T) {
 				})
 				st := reloadGetStatus(t, rig.admin)
 				if st.Config.Hash != before.Config.Hash || st.Config.LastReloadOK || !slices.Equal(reloadPoolBackends(st, "web"), reloadPoolBackends(before, "web")) ||
-					!slices.Equal(st.Listen, before.Listen) {
+					!slices.Equal(st.Listeners, before.Listeners) {
 					t.Errorf("after the %s file /status shows config %+v, backends %v, listeners %v; want config %s unchanged and the failure shown",
-						b.name, st.Config, reloadPoolBackends(st, "web"), st.Listen, before.Config.Hash)
+						b.name, st.Config, reloadPoolBackends(st, "web"), st.Listeners, before.Config.Hash)
 				}
 				if v := reloadMetric(t, rig.admin, reloadLastOK); v != 0 {
 					t.Errorf("after the %s file %s = %v, want 0", b.name, reloadLastOK, v)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/instance"
 	"github.com/azimuthproxy/azimuth/internal/consultest"
 	"github.com/azimuthproxy/azimuth/internal/testwait"
 	"github.com/hashicorp/consul/api"
@@ -142,7 +143,7 @@ pools:
 			}
 		}
 	}
-	var ready readiness
+	var ready instance.Readiness
 	if code := consulGetJSON(t, "http://"+admin+"/readyz", &ready); code != 200 {
 		t.Fatalf("/readyz = %d %v", code, ready.Reasons)
 	}

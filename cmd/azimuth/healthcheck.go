@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/azimuthproxy/azimuth/configs"
+	"github.com/azimuthproxy/azimuth/instance"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -183,7 +184,7 @@ func probeAdmin(ctx context.Context, addr, path string) (string, bool) {
 // bodyReason is what an unhealthy answer's body says, as ": why" on one
 // line: /readyz's reasons, or the body's first line.
 func bodyReason(body []byte) string {
-	var r readiness
+	var r instance.Readiness
 	if json.Unmarshal(body, &r) == nil && len(r.Reasons) > 0 {
 		return ": " + strings.Join(r.Reasons, "; ")
 	}

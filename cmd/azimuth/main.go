@@ -1,6 +1,12 @@
 // Command azimuth is the availability-aware reverse proxy. It runs from one
 // config file (azimuth -config FILE), checks config files without running
-// (azimuth validate FILE...), and prints its version (azimuth version).
+// (azimuth validate FILE...), asks a running one whether it is healthy
+// (azimuth healthcheck), and prints its version (azimuth version).
+//
+// The running proxy is package instance; this command owns what belongs
+// to the process: flags, signals, the service manager's notifications,
+// the log and access log files, and the Go runtime's memory settings. It
+// may import every package of the module.
 package main
 
 import (

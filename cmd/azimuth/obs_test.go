@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/instance"
 	"github.com/azimuthproxy/azimuth/internal/testwait"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -126,17 +127,9 @@ type obsStatus struct {
 			Errors   float64 `json:"errors_total"`
 			Retries  float64 `json:"retries_total"`
 		} `json:"counts"`
-		Panic  bool         `json:"panic"`
-		PerTry perTryStatus `json:"per_try"`
-		Zones  []struct {
-			Zone         string  `json:"zone"`
-			Local        bool    `json:"local"`
-			Total        int     `json:"total"`
-			Healthy      int     `json:"healthy"`
-			HealthyRatio float64 `json:"healthy_ratio"`
-			InFlight     int64   `json:"in_flight"`
-			Drained      bool    `json:"drained"`
-		} `json:"zones"`
+		Panic    bool                  `json:"panic"`
+		PerTry   instance.PerTry       `json:"per_try"`
+		Zones    []instance.ZoneStatus `json:"zones"`
 		Backends []struct {
 			Address   string `json:"address"`
 			Zone      string `json:"zone"`

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/instance"
 )
 
 // reloadBackend is a real HTTP backend on a loopback address. It names
@@ -124,14 +126,14 @@ func reloadStart(t *testing.T, path string) (*process, string) {
 }
 
 // reloadGetStatus reads /status.
-func reloadGetStatus(t *testing.T, admin string) status {
+func reloadGetStatus(t *testing.T, admin string) instance.Status {
 	t.Helper()
 	resp, err := http.Get("http://" + admin + "/status")
 	if err != nil {
 		t.Fatalf("GET /status: %v", err)
 	}
 	defer resp.Body.Close()
-	var st status
+	var st instance.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatalf("decoding /status: %v", err)
 	}
@@ -141,7 +143,7 @@ func reloadGetStatus(t *testing.T, admin string) status {
 // reloadListenerAddr returns the bound address of the named listener.
 func reloadListenerAddr(t *testing.T, admin, name string) string {
 	t.Helper()
-	for _, l := range reloadGetStatus(t, admin).Listen {
+	for _, l := range reloadGetStatus(t, admin).Listeners {
 		if l.Name == name {
 			return l.Address
 		}
@@ -152,7 +154,7 @@ func reloadListenerAddr(t *testing.T, admin, name string) string {
 
 // reloadPoolBackends returns the sorted backend addresses of a pool as
 // /status shows them.
-func reloadPoolBackends(st status, pool string) []string {
+func reloadPoolBackends(st instance.Status, pool string) []string {
 	var out []string
 	for _, p := range st.Pools {
 		if p.Name == pool {

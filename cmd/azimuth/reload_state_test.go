@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/instance"
 	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
 // reloadBackendState returns a backend's entry in /status.
-func reloadBackendState(t *testing.T, admin, pool, addr string) backendStatus {
+func reloadBackendState(t *testing.T, admin, pool, addr string) instance.BackendStatus {
 	t.Helper()
 	for _, p := range reloadGetStatus(t, admin).Pools {
 		if p.Name != pool {
@@ -24,7 +25,7 @@ func reloadBackendState(t *testing.T, admin, pool, addr string) backendStatus {
 		}
 	}
 	t.Fatalf("backend %s not in pool %s", addr, pool)
-	return backendStatus{}
+	return instance.BackendStatus{}
 }
 
 // A backend present before and after a reload keeps its live state (here

@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/azimuthproxy/azimuth/configs"
+	"github.com/azimuthproxy/azimuth/instance"
 	"github.com/azimuthproxy/azimuth/internal/sdnotify"
 )
 
@@ -57,17 +56,11 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 	defer func() { _ = access.Flush() }() // after the drain: every request has ended
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a, err := newApp(ctx, logger, access)
+	inst, err := instance.New(ctx, instance.Options{Logger: logger, AccessLog: access})
 	if err != nil {
 		return err
 	}
-	if err := a.apply(cfg); err != nil {
-		return err
-	}
-	a.reloads.record(true)
-	admin, err := a.startAdmin(cfg)
-	if err != nil {
-		a.stopAll(context.Background())
+	if err := inst.Apply(cfg); err != nil {
 		return err
 	}
 
@@ -94,19 +87,19 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
-	logger.Info("azimuth running", "config", cfg.Source, "zone", cfg.Zone, "admin", admin.addr)
-	a.notify(sdnotify.Ready) // every listener and the admin are bound by now
+	logger.Info("azimuth running", "config", cfg.Source, "zone", cfg.Zone, "admin", inst.AdminAddr())
+	notify(logger, sdnotify.Ready) // every listener and the admin are bound by now
 
 	for {
 		select {
 		case <-ctx.Done():
-			return a.drain(admin, sigs)
+			return drain(inst, logger, sigs)
 		case <-changed:
-			a.reload(path, admin)
+			reload(inst, path, logger)
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				a.reload(path, admin)
+				reload(inst, path, logger)
 			case syscall.SIGUSR1:
 				if logFile != nil {
 					_ = access.Flush() // what waits belongs in the old file
@@ -118,85 +111,49 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 				}
 			default:
 				logger.Info("stop signal", "signal", sig.String())
-				return a.drain(admin, sigs)
+				return drain(inst, logger, sigs)
 			}
 		}
 	}
 }
 
-// reload loads the file and applies it. A file that fails to load or apply
-// changes nothing: the running config keeps serving, every problem is
-// logged as FILE:LINE: key: problem, and the reload metrics say so until a
-// good file arrives.
-func (a *app) reload(path string, admin *adminServer) {
-	a.notify(sdnotify.Reloading)
-	defer a.notify(sdnotify.Ready)
-	cfg, err := configs.Load(path)
-	if err == nil {
-		if cur := a.cfg(); cur != nil && cur.Hash == cfg.Hash && a.lastErr.Load() == nil {
-			a.logger.Debug("config unchanged", "source", cfg.Source)
-			return
-		}
-		err = a.apply(cfg)
-	}
-	if err != nil {
-		var errs *configs.Errors
-		if errors.As(err, &errs) {
-			for _, p := range errs.Problems {
-				a.logger.Error("config reload rejected", "file", p.File, "line", p.Line, "key", p.Path, "problem", p.Msg, "at", p.String())
-			}
-		} else {
-			a.logger.Error("config reload rejected", "error", err)
-		}
-		msg := err.Error()
-		a.lastErr.Store(&msg)
-		a.reloads.record(false)
-		return
-	}
-	a.lastErr.Store(nil)
-	a.reloads.record(true)
-	applyRuntime(cfg.Runtime)
-	a.logger.Info("config reloaded", "source", cfg.Source, "hash", cfg.Hash)
-	if err := admin.update(a, cfg); err != nil {
-		a.logger.Error("admin settings not applied", "error", err)
+// reload re-reads the config file (see instance.Reload), telling the
+// service manager, and sets the runtime settings of a config it applied.
+func reload(inst *instance.Instance, path string, logger *slog.Logger) {
+	notify(logger, sdnotify.Reloading)
+	defer notify(logger, sdnotify.Ready)
+	if cfg, _ := inst.Reload(path); cfg != nil {
+		applyRuntime(cfg.Runtime)
 	}
 }
 
-// drain is the shutdown sequence for DNS-failover pairs.
-func (a *app) drain(admin *adminServer, sigs <-chan os.Signal) error {
-	cfg := a.cfg()
-	a.draining.Store(true)
-	a.notify(sdnotify.Stopping)
-	a.logger.Info("draining: readiness fails now", "drain_delay", cfg.Shutdown.DrainDelay.String(), "grace", cfg.Shutdown.Grace.String())
-	if interrupted(sigs, time.After(cfg.Shutdown.DrainDelay)) {
-		return errInterrupted
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace)
-	defer cancel()
+// drain is the shutdown sequence (see instance.Drain); a second stop
+// signal cuts it short and the process exits at once.
+func drain(inst *instance.Instance, logger *slog.Logger, sigs <-chan os.Signal) error {
+	notify(logger, sdnotify.Stopping)
 	done := make(chan struct{})
 	go func() {
-		a.stopAll(ctx)
+		inst.Drain(context.Background())
 		close(done)
 	}()
 	if interrupted(sigs, done) {
 		return errInterrupted
 	}
-	_ = admin.srv.Shutdown(ctx)
-	a.logger.Info("stopped")
+	logger.Info("stopped")
 	return nil
 }
 
 // notify tells the service manager (systemd Type=notify) about a state
 // change; without $NOTIFY_SOCKET it does nothing. A failure is logged and
 // never stops the proxy.
-func (a *app) notify(send func() error) {
+func notify(logger *slog.Logger, send func() error) {
 	if err := send(); err != nil {
-		a.logger.Warn("notifying the service manager", "error", err)
+		logger.Warn("notifying the service manager", "error", err)
 	}
 }
 
 // interrupted waits for done and reports whether a stop signal came first.
-func interrupted[T any](sigs <-chan os.Signal, done <-chan T) bool {
+func interrupted(sigs <-chan os.Signal, done <-chan struct{}) bool {
 	for {
 		select {
 		case <-done:
@@ -207,72 +164,6 @@ func interrupted[T any](sigs <-chan os.Signal, done <-chan T) bool {
 			}
 		}
 	}
-}
-
-// stopAll closes every listener gracefully within ctx and stops the pools.
-func (a *app) stopAll(ctx context.Context) {
-	a.mu.Lock()
-	slots, pools := a.slots, a.pools
-	a.slots, a.pools = nil, nil
-	a.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, s := range slots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.shutdown(ctx, nil); err != nil {
-				a.logger.Warn("listener closed before its requests finished", "listener", s.name, "error", err)
-			}
-		}()
-	}
-	wg.Wait()
-	a.bg.Wait()
-	for _, rt := range pools {
-		rt.stop()
-	}
-}
-
-// adminServer is the admin listener; its handler is rebuilt on reload so a
-// new token or pprof switch applies at once. A new address needs a restart.
-type adminServer struct {
-	addr       string // bound
-	configured string // as the config it started from gave it
-	srv        *http.Server
-	handler    swapHandler
-}
-
-func (a *app) startAdmin(cfg *configs.Config) (*adminServer, error) {
-	ln, err := listenTCP(cfg.Admin.Address, a.logger)
-	if err != nil {
-		return nil, fmt.Errorf("listening on admin address %s: %w", cfg.Admin.Address, err)
-	}
-	s := &adminServer{addr: ln.Addr().String(), configured: cfg.Admin.Address}
-	if err := s.update(a, cfg); err != nil {
-		_ = ln.Close()
-		return nil, err
-	}
-	s.srv = &http.Server{
-		Handler:           &s.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
-	}
-	go func() { _ = s.srv.Serve(ln) }()
-	a.logger.Info("admin listening", "address", s.addr)
-	return s, nil
-}
-
-func (s *adminServer) update(a *app, cfg *configs.Config) error {
-	token, err := readTokenFile(cfg.Admin.TokenFile)
-	if err != nil {
-		return fmt.Errorf("reading admin token: %w", err)
-	}
-	// Compared with the address it was started from, not the bound one:
-	// "127.0.0.1:0" kept in the file is no change.
-	if s.srv != nil && cfg.Admin.Address != s.configured {
-		a.logger.Warn("admin.address changes on restart", "running", s.addr, "configured", cfg.Admin.Address)
-	}
-	s.handler.set(a.adminHandler(token, cfg.Admin.Pprof))
-	return nil
 }
 
 // newLogger builds the process logger from the config's log section.

@@ -1,23 +1,21 @@
 package main
 
 import (
-	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/azimuthproxy/azimuth/configs"
-	edgetls "github.com/azimuthproxy/azimuth/tls"
+	"github.com/azimuthproxy/azimuth/instance"
 )
 
 // validateCmd checks every file named, like nginx -t: "FILE: ok" on stdout
 // for a good one, every problem of every bad one on stderr, exit 1 if any
 // is bad. systemd's ExecReload runs it before the SIGHUP, so it must refuse
 // whatever the reload would refuse: beyond configs.Load, it reads the TLS
-// files with the code the reload loads them with (see tlsProblems).
+// files with the code the reload loads them with (instance.CheckTLS).
 func validateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("azimuth validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -61,7 +59,7 @@ error.
 			fmt.Fprintf(stderr, "%s: %v\n", path, err)
 			continue
 		}
-		probs, failed := tlsProblems(path, cfg, time.Now())
+		probs, failed := instance.CheckTLS(path, cfg, time.Now())
 		for _, p := range probs {
 			fmt.Fprintln(stderr, p)
 		}
@@ -72,38 +70,4 @@ error.
 		fmt.Fprintf(stdout, "%s: ok\n", path)
 	}
 	return code
-}
-
-// tlsProblems reads every TLS file of cfg as the reload path does: each
-// listener's through edgetls.Check on the options tlsSourceOptions makes
-// for edgetls.New, each pool's through edgetls.CheckBackend on those
-// backendTLS makes for edgetls.BackendTLSConfig. Each problem is placed on
-// the line of the key that names the file, as configs places its own, a
-// warning's message starting "warning: ". failed is true if any problem is
-// not a warning.
-func tlsProblems(file string, cfg *configs.Config, now time.Time) (probs []configs.Problem, failed bool) {
-	add := func(prefix string, found []edgetls.Problem) {
-		for _, p := range found {
-			key := prefix + p.Key
-			msg := p.Err.Error()
-			if p.Warning {
-				msg = "warning: " + msg
-			} else {
-				failed = true
-			}
-			probs = append(probs, configs.Problem{File: file, Line: cfg.Line(key), Path: key, Msg: msg})
-		}
-	}
-	for i := range cfg.Listeners {
-		if l := &cfg.Listeners[i]; l.TLS != nil {
-			add(fmt.Sprintf("listeners[%d].tls.", i), edgetls.Check(tlsSourceOptions(l), now))
-		}
-	}
-	for i := range cfg.Pools {
-		if o := backendTLS(&cfg.Pools[i]); o != nil {
-			add(fmt.Sprintf("pools[%d].tls.", i), edgetls.CheckBackend(*o, now))
-		}
-	}
-	slices.SortStableFunc(probs, func(a, b configs.Problem) int { return cmp.Compare(a.Line, b.Line) })
-	return probs, failed
 }

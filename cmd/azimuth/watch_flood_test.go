@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/instance"
 	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
@@ -49,7 +50,7 @@ func TestWatchAppliesEditsBesideBusyAccessLog(t *testing.T) {
 	testwait.Until(t, 10*time.Second, "the access log beside the config to fill", func() bool { return logSize() > 64<<10 })
 	floodStart, okAtStart := time.Now(), tr.ok.Load()
 
-	weightOf := func(st status, addr string) int {
+	weightOf := func(st instance.Status, addr string) int {
 		for _, pl := range st.Pools {
 			for _, b := range pl.Backends {
 				if pl.Name == "web" && b.Address == addr {
@@ -63,7 +64,7 @@ func TestWatchAppliesEditsBesideBusyAccessLog(t *testing.T) {
 	// long it took; the access log must have grown meanwhile, or the
 	// edit was not made beside a busy log.
 	const applyWithin = 5 * time.Second
-	applied := func(what string, cond func(status) bool) time.Duration {
+	applied := func(what string, cond func(instance.Status) bool) time.Duration {
 		t.Helper()
 		start, size := time.Now(), logSize()
 		testwait.Until(t, applyWithin, what, func() bool { return cond(reloadGetStatus(t, admin)) })
@@ -73,8 +74,10 @@ func TestWatchAppliesEditsBesideBusyAccessLog(t *testing.T) {
 		}
 		return took
 	}
-	backendsAre := func(want ...*reloadBackend) func(status) bool {
-		return func(st status) bool { return slices.Equal(reloadPoolBackends(st, "web"), reloadAddrs(want...)) }
+	backendsAre := func(want ...*reloadBackend) func(instance.Status) bool {
+		return func(st instance.Status) bool {
+			return slices.Equal(reloadPoolBackends(st, "web"), reloadAddrs(want...))
+		}
 	}
 
 	var took []time.Duration
@@ -83,10 +86,10 @@ func TestWatchAppliesEditsBesideBusyAccessLog(t *testing.T) {
 	took = append(took, applied("an added backend in /status", backendsAre(withB...)))
 
 	reloadWrite(t, path, config(withB, 5))
-	took = append(took, applied("a changed weight in /status", func(st status) bool { return weightOf(st, setA[0].addr) == 5 }))
+	took = append(took, applied("a changed weight in /status", func(st instance.Status) bool { return weightOf(st, setA[0].addr) == 5 }))
 
 	reloadWrite(t, path, config(setA, 0))
-	took = append(took, applied("the added backend removed and the weight back", func(st status) bool {
+	took = append(took, applied("the added backend removed and the weight back", func(st instance.Status) bool {
 		return backendsAre(setA...)(st) && weightOf(st, setA[0].addr) == 1
 	}))
 	if got := reloadMetric(t, admin, reloadOK); got != 4 {

@@ -1,4 +1,4 @@
-package main
+package instance
 
 import (
 	"fmt"
@@ -50,16 +50,18 @@ func (m *reloadMetrics) record(ok bool) {
 // request path pays nothing for these series, and backends that left a
 // pool vanish from the next scrape without any label deletion.
 type stateCollector struct {
-	a                                             *app
+	i                                             *Instance
 	inFlight, up, zoneRatio, spill, panic, perTry *prometheus.Desc
 }
 
-func registerRuntimeMetrics(reg prometheus.Registerer, a *app) {
+// registerStateMetrics registers the Go runtime's and the process's
+// collectors and i's stateCollector on reg.
+func registerStateMetrics(reg prometheus.Registerer, i *Instance) {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{
-			a:         a,
+			i:         i,
 			inFlight:  prometheus.NewDesc("azimuth_backend_in_flight", "Requests in flight on the backend.", []string{"pool", "backend", "zone"}, nil),
 			up:        prometheus.NewDesc("azimuth_backend_up", "1 if the backend may take requests (up, not drained), else 0.", []string{"pool", "backend", "zone"}, nil),
 			zoneRatio: prometheus.NewDesc("azimuth_zone_healthy_ratio", "Share of the zone's backends that may take requests.", []string{"pool", "zone"}, nil),
@@ -78,7 +80,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, p := range c.a.registry.Pools() {
+	for _, p := range c.i.registry.Pools() {
 		for _, b := range p.Backends() {
 			ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(b.InFlight()), p.Name(), b.Address(), b.Zone())
 			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, b2f(b.Available()), p.Name(), b.Address(), b.Zone())
@@ -90,7 +92,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.spill, prometheus.GaugeValue, st.SpillRatio, p.Name())
 		ch <- prometheus.MustNewConstMetric(c.panic, prometheus.GaugeValue, b2f(st.Panic), p.Name())
 	}
-	if g := c.a.server.Current(); g != nil {
+	if g := c.i.server.Current(); g != nil {
 		for _, name := range g.PoolNames() {
 			pt := perTryOf(g.Pool(name))
 			ch <- prometheus.MustNewConstMetric(c.perTry, prometheus.GaugeValue, pt.Seconds, name, pt.Mode)
@@ -105,9 +107,9 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// poolCounts are a pool's request counters since the process started, for
+// PoolCounts are a pool's request counters since the instance started, for
 // /status; the status page turns them into rates between refreshes.
-type poolCounts struct {
+type PoolCounts struct {
 	Requests float64 `json:"requests_total"`
 	Errors   float64 `json:"errors_total"` // answered with a 5xx status
 	Retries  float64 `json:"retries_total"`
@@ -118,12 +120,12 @@ type poolCounts struct {
 // the request path keeps no second set of counters; the scrape costs about
 // as much as one /metrics request, which suits a page polled every few
 // seconds.
-func countsByPool(g prometheus.Gatherer) (map[string]poolCounts, error) {
+func countsByPool(g prometheus.Gatherer) (map[string]PoolCounts, error) {
 	families, err := g.Gather()
 	if err != nil {
 		return nil, fmt.Errorf("gathering request counters: %w", err)
 	}
-	out := map[string]poolCounts{}
+	out := map[string]PoolCounts{}
 	for _, f := range families {
 		name := f.GetName()
 		if name != "azimuth_requests_total" && name != "azimuth_retries_total" {

@@ -1,4 +1,4 @@
-package main
+package instance
 
 import (
 	"context"
@@ -57,12 +57,12 @@ func bindingOf(l *configs.Listener) string {
 // address, or nil. Nothing is served until serve: a socket shared with
 // prev has the clients' connections queued on it, and they must meet the
 // new generation's handler, not the placeholder.
-func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
+func (i *Instance) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 	s := &slot{name: l.Name, addr: l.Address, binding: bindingOf(l)}
 	s.handler.set(http.NotFoundHandler())
 	lim := l.Limits
 	if l.TLS == nil {
-		sock, err := listenPlain(l.Address, prev, a.logger)
+		sock, err := listenPlain(l.Address, prev, i.logger)
 		if err != nil {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
@@ -79,7 +79,7 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 			WriteTimeout:      lim.WriteTimeout,
 			IdleTimeout:       lim.IdleTimeout,
 			MaxHeaderBytes:    int(lim.MaxHeaderBytes.Bytes()),
-			Logger:            a.logger.With("listener", l.Name),
+			Logger:            i.logger.With("listener", l.Name),
 			H2C: &http.Server{
 				Handler:           &s.handler,
 				ReadHeaderTimeout: lim.ReadHeaderTimeout,
@@ -89,12 +89,12 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 				MaxHeaderBytes:    int(lim.MaxHeaderBytes.Bytes()),
 				Protocols:         &h2c,
 				HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: lim.H2MaxConcurrentStreams},
-				ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
+				ErrorLog:          slog.NewLogLogger(i.logger.Handler(), slog.LevelDebug),
 			},
 		})
 		return s, nil
 	}
-	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: a.tlsMetrics, Logger: a.logger})
+	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: i.tlsMetrics, Logger: i.logger})
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
@@ -108,7 +108,7 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 		H2MaxConcurrentStreams: lim.H2MaxConcurrentStreams, H3MaxIncomingStreams: int64(lim.H3MaxStreams),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout, WriteTimeout: lim.WriteTimeout,
 		IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: int(lim.MaxHeaderBytes.Bytes()), MaxConnections: lim.MaxConnections,
-		Logger: a.logger.With("listener", l.Name), ListenConfig: socks.config(), Replaces: replaces,
+		Logger: i.logger.With("listener", l.Name), ListenConfig: socks.config(), Replaces: replaces,
 	})
 	if err != nil {
 		socks.release()
@@ -119,9 +119,9 @@ func (a *app) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 		// Serving matters more than a smooth upgrade: without the
 		// programs, only connections made or alive while a second socket
 		// joins the port (a binary upgrade) may break.
-		a.logger.Warn("connections may break during a binary upgrade", "listener", l.Name, "error", err)
+		i.logger.Warn("connections may break during a binary upgrade", "listener", l.Name, "error", err)
 	}
-	ctx, cancel := context.WithCancel(a.ctx)
+	ctx, cancel := context.WithCancel(i.ctx)
 	s.source, s.tlsSrv, s.ctx, s.cancel, s.bound = src, srv, ctx, cancel, srv.Addr()
 	return s, nil
 }
@@ -187,20 +187,25 @@ func (s *slot) shutdown(ctx context.Context, next *slot) error {
 	return err
 }
 
+// close releases a slot that never served (its plan was dropped): there
+// is nothing to wait for, so it closes at once.
+func (s *slot) close() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.shutdown(ctx, nil)
+}
+
 // retireSlot shuts a replaced or removed listener down in the background,
-// within the drain grace; next is the slot that replaces it on its
-// socket, or nil.
-func (a *app) retireSlot(s *slot, next *slot) {
-	a.bg.Add(1)
-	go func() {
-		defer a.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), a.cfg().Shutdown.Grace)
+// within grace; next is the slot that replaces it on its socket, or nil.
+func (i *Instance) retireSlot(s *slot, next *slot, grace time.Duration) {
+	i.bg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		start := time.Now()
 		if err := s.shutdown(ctx, next); err != nil {
-			a.logger.Warn("listener closed before its requests finished", "listener", s.name, "address", s.addr, "error", err)
+			i.logger.Warn("listener closed before its requests finished", "listener", s.name, "address", s.addr, "error", err)
 			return
 		}
-		a.logger.Info("listener closed", "listener", s.name, "address", s.addr, "took", time.Since(start))
-	}()
+		i.logger.Info("listener closed", "listener", s.name, "address", s.addr, "took", time.Since(start))
+	})
 }

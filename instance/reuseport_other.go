@@ -1,6 +1,6 @@
 //go:build !linux
 
-package main
+package instance
 
 // steerToOldest is Linux only; elsewhere the kernel's own reuseport
 // distribution applies.

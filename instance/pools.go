@@ -1,4 +1,4 @@
-package main
+package instance
 
 import (
 	"context"
@@ -101,8 +101,8 @@ func transportKeyOf(p *configs.Pool) string {
 // to consul. It fails, changing nothing, when a backend TLS file cannot
 // be used, a health setting is refused, or the pool needs Consul and the
 // reload has none.
-func (a *app) planPool(p *configs.Pool, zone string, consul *api.Client, consulOpts discovery.Options) (*poolPlan, error) {
-	rt := a.pools[p.Name]
+func (i *Instance) planPool(p *configs.Pool, zone string, consul *api.Client, consulOpts discovery.Options) (*poolPlan, error) {
+	rt := i.pools[p.Name]
 	plan := &poolPlan{cfg: p, rt: rt, transportKey: transportKeyOf(p), balOpts: balancerOptions(zone, p)}
 	if rt != nil && rt.transportKey == plan.transportKey {
 		plan.transport, plan.backendTLS = rt.transport, rt.backendTLS
@@ -119,7 +119,7 @@ func (a *app) planPool(p *configs.Pool, zone string, consul *api.Client, consulO
 			MaxIdlePerBackend: p.MaxIdleConnsPerBackend,
 		})
 	}
-	plan.bal, _ = a.registry.Prepare(p.Name, plan.balOpts)
+	plan.bal, _ = i.registry.Prepare(p.Name, plan.balOpts)
 
 	plan.passive = passiveOptions(p)
 	if err := plan.passive.Validate(); err != nil {
@@ -130,7 +130,7 @@ func (a *app) planPool(p *configs.Pool, zone string, consul *api.Client, consulO
 		tracker = rt.tracker
 	} else {
 		// The tracker labels its lines with the pool.
-		plan.tracker = health.NewTracker(plan.bal, a.logger, a.healthMetrics)
+		plan.tracker = health.NewTracker(plan.bal, i.logger, i.healthMetrics)
 		tracker = plan.tracker
 		d, err := health.NewDetector(tracker, plan.passive)
 		if err != nil {
@@ -168,7 +168,7 @@ func (a *app) planPool(p *configs.Pool, zone string, consul *api.Client, consulO
 	w, err := discovery.NewWatcher(discovery.WatcherConfig{
 		Pool: p.Name, Client: consul, Datacenter: consulOpts.Datacenter,
 		Options: consulPoolOptions(p), Sink: plan.bal,
-		Logger: a.logger.With("pool", p.Name), Registerer: a.consulMetrics,
+		Logger: i.logger.With("pool", p.Name), Registerer: i.reg,
 		Current: poolSpecs(plan.bal),
 	})
 	if err != nil {
@@ -181,22 +181,22 @@ func (a *app) planPool(p *configs.Pool, zone string, consul *api.Client, consulO
 // commitPool brings the pool to its plan: the registry's pool takes its
 // new settings, and goroutines start and stop as the settings require.
 // Everything that could fail was done by planPool.
-func (a *app) commitPool(plan *poolPlan) *poolRuntime {
+func (i *Instance) commitPool(plan *poolPlan) *poolRuntime {
 	p := plan.cfg
-	a.registry.Commit(plan.bal, plan.balOpts)
+	i.registry.Commit(plan.bal, plan.balOpts)
 	rt := plan.rt
 	if rt == nil {
-		ctx, cancel := context.WithCancel(a.ctx)
+		ctx, cancel := context.WithCancel(i.ctx)
 		rt = &poolRuntime{name: p.Name, pool: plan.bal, tracker: plan.tracker, detector: plan.detector, ctx: ctx, cancel: cancel}
 		rt.goRun(rt.detector.Run)
 	} else if err := rt.detector.Configure(plan.passive); err != nil {
-		a.logger.Error("passive health settings refused after they were checked", "pool", p.Name, "error", err)
+		i.logger.Error("passive health settings refused after they were checked", "pool", p.Name, "error", err)
 	}
 	// A replaced transport may still serve the old generation; the proxy
 	// closes its idle connections once that generation's requests end.
 	rt.transport, rt.transportKey, rt.backendTLS = plan.transport, plan.transportKey, plan.backendTLS
-	a.commitActive(rt, plan)
-	a.commitDiscovery(rt, plan)
+	i.commitActive(rt, plan)
+	i.commitDiscovery(rt, plan)
 	return rt
 }
 
@@ -213,7 +213,7 @@ func (rt *poolRuntime) goRunCtx(ctx context.Context, f func(context.Context)) {
 }
 
 // commitActive starts, stops or reconfigures the pool's active checks.
-func (a *app) commitActive(rt *poolRuntime, plan *poolPlan) {
+func (i *Instance) commitActive(rt *poolRuntime, plan *poolPlan) {
 	switch {
 	case !plan.activeOn && rt.checker != nil:
 		rt.checkerOff()
@@ -225,7 +225,7 @@ func (a *app) commitActive(rt *poolRuntime, plan *poolPlan) {
 		rt.goRunCtx(ctx, plan.checker.Run)
 	case plan.activeOn && !reflect.DeepEqual(plan.active, rt.active):
 		if err := rt.checker.Configure(plan.active); err != nil {
-			a.logger.Error("active health settings refused after they were checked", "pool", rt.name, "error", err)
+			i.logger.Error("active health settings refused after they were checked", "pool", rt.name, "error", err)
 			return
 		}
 		rt.active = plan.active
@@ -234,7 +234,7 @@ func (a *app) commitActive(rt *poolRuntime, plan *poolPlan) {
 
 // commitDiscovery sets the pool's backends from the file, or starts its
 // new Consul watcher in place of the old one.
-func (a *app) commitDiscovery(rt *poolRuntime, plan *poolPlan) {
+func (i *Instance) commitDiscovery(rt *poolRuntime, plan *poolPlan) {
 	p := plan.cfg
 	if p.Consul == nil {
 		if rt.watcher != nil {
@@ -259,7 +259,7 @@ func (a *app) commitDiscovery(rt *poolRuntime, plan *poolPlan) {
 	rt.watcher, rt.watcherOff, rt.consulKey = w, cancel, plan.consulKey
 	rt.goRunCtx(ctx, func(ctx context.Context) {
 		if err := w.Run(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Error("consul watcher stopped", "pool", p.Name, "error", err)
+			i.logger.Error("consul watcher stopped", "pool", p.Name, "error", err)
 		}
 	})
 }

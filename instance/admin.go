@@ -1,0 +1,151 @@
+package instance
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/configs"
+	"github.com/azimuthproxy/azimuth/health"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// adminHandler serves the admin API. /healthz and /readyz are open, since
+// load balancers and DNS health checks poll them without credentials and
+// they reveal nothing; with admin.token_file set, everything else needs
+// "Authorization: Bearer TOKEN", compared in constant time. State changes
+// are POST only.
+func (i *Instance) adminHandler(token string, pprofOn bool) http.Handler {
+	open := http.NewServeMux()
+	open.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	open.HandleFunc("GET /readyz", i.serveReady)
+
+	private := http.NewServeMux()
+	private.Handle("GET /metrics", promhttp.HandlerFor(i.reg, promhttp.HandlerOpts{Registry: i.reg}))
+	private.HandleFunc("GET /status", i.serveStatus)
+	private.HandleFunc("GET /{$}", i.serveStatusPage)
+	private.Handle("/pools/", health.AdminHandler(i.registry, i.logger))
+	if pprofOn {
+		private.HandleFunc("/debug/pprof/", pprof.Index)
+		private.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		private.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		private.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		private.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	guarded := requireToken(token, private)
+	open.Handle("/", guarded)
+	return open
+}
+
+func requireToken(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="azimuth admin"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readTokenFile reads the admin token: the file's first line, trimmed.
+func readTokenFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(line), nil
+}
+
+// adminServer is the admin listener. It is bound by the first plan and
+// lives until Drain; its handler is rebuilt by every commit, so a new
+// token or pprof switch applies at once. A new address needs a restart.
+type adminServer struct {
+	addr       string // bound
+	configured string // as the config it started from gave it
+	srv        *http.Server
+	handler    swapHandler
+}
+
+// adminPlan is a plan's admin settings: the token read, and the listener
+// bound when no admin runs yet. err is a token that could not be read on
+// a reload: the admin keeps its running settings, its old token still
+// guarding it, and the rest of the config applies, so a token file does
+// not hold back the proxy's routes and pools.
+type adminPlan struct {
+	ln    net.Listener
+	token string
+	pprof bool
+	err   error
+}
+
+// planAdmin prepares cfg's admin settings. The first plan fails when the
+// address cannot be bound or the token read; later ones never fail here.
+func (i *Instance) planAdmin(cfg *configs.Config) (adminPlan, error) {
+	var ap adminPlan
+	if i.admin == nil {
+		ln, err := listenTCP(cfg.Admin.Address, i.logger)
+		if err != nil {
+			return adminPlan{}, fmt.Errorf("listening on admin address %s: %w", cfg.Admin.Address, err)
+		}
+		ap.ln = ln
+	}
+	token, err := readTokenFile(cfg.Admin.TokenFile)
+	if err != nil {
+		err = fmt.Errorf("reading admin token: %w", err)
+		if ap.ln != nil {
+			_ = ap.ln.Close()
+			return adminPlan{}, err
+		}
+		return adminPlan{err: err}, nil
+	}
+	ap.token, ap.pprof = token, cfg.Admin.Pprof
+	return ap, nil
+}
+
+// commitAdmin starts the admin listener the first plan bound, or gives
+// the running one its new settings. The caller holds i.mu.
+func (i *Instance) commitAdmin(ap adminPlan, cfg *configs.Config) {
+	if ap.ln != nil {
+		s := &adminServer{addr: ap.ln.Addr().String(), configured: cfg.Admin.Address}
+		s.handler.set(i.adminHandler(ap.token, ap.pprof))
+		s.srv = &http.Server{
+			Handler:           &s.handler,
+			ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog:          slog.NewLogLogger(i.logger.Handler(), slog.LevelWarn),
+		}
+		go func() { _ = s.srv.Serve(ap.ln) }()
+		i.admin = s
+		i.logger.Info("admin listening", "address", s.addr)
+		return
+	}
+	if ap.err != nil {
+		i.logger.Error("admin settings not applied", "error", ap.err)
+		return
+	}
+	// Compared with the address it was started from, not the bound one:
+	// "127.0.0.1:0" kept in the file is no change.
+	if cfg.Admin.Address != i.admin.configured {
+		i.logger.Warn("admin.address changes on restart", "running", i.admin.addr, "configured", cfg.Admin.Address)
+	}
+	i.admin.handler.set(i.adminHandler(ap.token, ap.pprof))
+}

@@ -1,0 +1,115 @@
+package instance
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/balancer"
+	"github.com/azimuthproxy/azimuth/configs"
+	"github.com/azimuthproxy/azimuth/discovery"
+	"github.com/azimuthproxy/azimuth/health"
+	"github.com/azimuthproxy/azimuth/proxy"
+	edgetls "github.com/azimuthproxy/azimuth/tls"
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options are what an Instance takes from the process that runs it.
+type Options struct {
+	// Logger gets the instance's log lines; nil discards them.
+	Logger *slog.Logger
+	// AccessLog gets a line per request; nil writes none.
+	AccessLog *proxy.AccessLog
+}
+
+// Instance is one running proxy: the current config, the pools' runtimes,
+// the bound listeners, the admin listener and the request path.
+//
+// Two locks, neither on the request path. reloading is held from Plan to
+// Commit or Discard, and by Drain, so one reload runs at a time and a plan
+// is built on the config it replaces. mu guards what readers (Status,
+// Ready, the collectors) look at; Commit holds it while it changes them,
+// so a reader never waits for a plan being built.
+type Instance struct {
+	ctx     context.Context
+	logger  *slog.Logger
+	reg     *prometheus.Registry
+	started time.Time
+
+	registry      *balancer.Registry
+	server        *proxy.Server
+	healthMetrics *health.Metrics
+	tlsMetrics    *edgetls.Metrics
+	reloads       *reloadMetrics
+
+	current  atomic.Pointer[configs.Config]
+	loadedAt atomic.Pointer[time.Time]
+	lastErr  atomic.Pointer[string]
+	draining atomic.Bool
+
+	reloading sync.Mutex
+
+	// Written by Commit and Drain under both locks; Plan reads them under
+	// reloading alone.
+	mu            sync.Mutex
+	zone          string
+	pools         map[string]*poolRuntime
+	slots         map[string]*slot // by address
+	consul        *api.Client
+	consulOptions discovery.Options
+	admin         *adminServer // nil until the first commit
+
+	bg sync.WaitGroup // listeners being retired
+
+	// planFault, set by tests only, fails a plan at the named step
+	// ("pools", "listeners", "generation"), as a step that can fail would:
+	// a reload that fails late must leave nothing behind.
+	planFault func(step string) error
+}
+
+// New builds an instance with no config: Apply (or Plan and Commit) gives
+// it one. Ending ctx stops the pools' goroutines and the certificate
+// watches; Drain stops everything in order, the admin listener last.
+func New(ctx context.Context, o Options) (*Instance, error) {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	reg := prometheus.NewRegistry()
+	hm, err := health.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	tm, err := edgetls.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	i := &Instance{
+		ctx: ctx, logger: logger, reg: reg, started: time.Now(),
+		registry:      balancer.NewRegistry(),
+		healthMetrics: hm,
+		tlsMetrics:    tm,
+		pools:         map[string]*poolRuntime{},
+		slots:         map[string]*slot{},
+	}
+	i.server = proxy.NewServer(ctx, proxy.Options{Logger: logger, Metrics: proxy.NewMetrics(reg), AccessLog: o.AccessLog})
+	i.reloads = newReloadMetrics(reg)
+	registerStateMetrics(reg, i)
+	return i, nil
+}
+
+func (i *Instance) cfg() *configs.Config { return i.current.Load() }
+
+// AdminAddr is the admin listener's bound address, or "" before the first
+// commit.
+func (i *Instance) AdminAddr() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.admin == nil {
+		return ""
+	}
+	return i.admin.addr
+}

@@ -1,0 +1,173 @@
+package instance
+
+import (
+	_ "embed"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/azimuthproxy/azimuth/discovery"
+	"github.com/azimuthproxy/azimuth/health"
+	"github.com/azimuthproxy/azimuth/internal/httpjson"
+	"github.com/azimuthproxy/azimuth/proxy"
+)
+
+// Status is /status's JSON: what the instance runs and how every pool,
+// zone and backend stands. The status page draws it.
+type Status struct {
+	Zone      string           `json:"zone"`
+	Draining  bool             `json:"draining"`
+	Readiness Readiness        `json:"readiness"`
+	Config    ConfigStatus     `json:"config"`
+	Uptime    string           `json:"uptime"` // since New
+	Pools     []PoolStatus     `json:"pools"`
+	Listeners []ListenerStatus `json:"listeners"`
+}
+
+// ConfigStatus is the running config and how the last reload went.
+type ConfigStatus struct {
+	Source        string    `json:"source"`
+	Hash          string    `json:"hash"`
+	LoadedAt      time.Time `json:"loaded_at"`
+	LastReloadOK  bool      `json:"last_reload_ok"`
+	LastReloadErr string    `json:"last_reload_error,omitempty"`
+}
+
+// PoolStatus is one pool: its settings learned at run time, its request
+// counters, zones and backends, and its Consul sync state if Consul feeds
+// it.
+type PoolStatus struct {
+	Name       string           `json:"name"`
+	PerTry     PerTry           `json:"per_try"`
+	Counts     PoolCounts       `json:"counts"`
+	Panic      bool             `json:"panic"`
+	SpillRatio float64          `json:"spill_ratio"`
+	Zones      []ZoneStatus     `json:"zones"`
+	Backends   []BackendStatus  `json:"backends"`
+	Retiring   []string         `json:"retiring,omitempty"`
+	Consul     *discovery.State `json:"consul,omitempty"`
+}
+
+// PerTry is a pool's per-try timeout now: mode auto (learned), fixed or
+// off, and its value in seconds (0 when off).
+type PerTry struct {
+	Mode    string  `json:"mode"`
+	Seconds float64 `json:"seconds"`
+}
+
+// perTryOf reads a pool's per-try timeout for the status and the metrics.
+func perTryOf(p *proxy.Pool) PerTry {
+	if p == nil {
+		return PerTry{Mode: "off"}
+	}
+	d, auto := p.PerTry()
+	switch {
+	case auto:
+		return PerTry{Mode: "auto", Seconds: d.Seconds()}
+	case d > 0:
+		return PerTry{Mode: "fixed", Seconds: d.Seconds()}
+	}
+	return PerTry{Mode: "off"}
+}
+
+// ZoneStatus is one zone of a pool; Local marks the instance's own.
+type ZoneStatus struct {
+	Zone         string  `json:"zone"`
+	Local        bool    `json:"local"`
+	Total        int     `json:"total"`
+	Healthy      int     `json:"healthy"`
+	HealthyRatio float64 `json:"healthy_ratio"`
+	InFlight     int64   `json:"in_flight"`
+	Drained      bool    `json:"drained"`
+}
+
+// BackendStatus is one backend: its health as the pool's tracker sees it,
+// and whether it may take a request now.
+type BackendStatus struct {
+	health.Info
+	Weight    int  `json:"weight"`
+	MaxConns  int  `json:"max_conns,omitempty"`
+	Available bool `json:"available"`
+}
+
+// ListenerStatus is one bound listener.
+type ListenerStatus struct {
+	Name    string `json:"name"`
+	Address string `json:"address"` // bound: a port 0 in the config is resolved
+	TLS     bool   `json:"tls"`
+}
+
+// Status reports the instance's state now.
+func (i *Instance) Status() Status {
+	st := Status{Draining: i.draining.Load(), Readiness: i.Ready(), Uptime: time.Since(i.started).Round(time.Second).String()}
+	if c := i.cfg(); c != nil {
+		st.Config = ConfigStatus{Source: c.Source, Hash: c.Hash, LoadedAt: *i.loadedAt.Load()}
+		st.Config.LastReloadOK = true
+		if e := i.lastErr.Load(); e != nil && *e != "" {
+			st.Config.LastReloadOK, st.Config.LastReloadErr = false, *e
+		}
+	}
+	counts, err := countsByPool(i.reg)
+	if err != nil {
+		i.logger.Warn("status without request counters", "error", err)
+	}
+	gen := i.server.Current()
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	st.Zone = i.zone // a reload writes it under i.mu
+	for _, s := range i.slots {
+		st.Listeners = append(st.Listeners, ListenerStatus{Name: s.name, Address: s.bound.String(), TLS: s.tlsSrv != nil})
+	}
+	slices.SortFunc(st.Listeners, func(x, y ListenerStatus) int { return strings.Compare(x.Name, y.Name) })
+	for _, p := range i.registry.Pools() {
+		rt := i.pools[p.Name()]
+		ps := PoolStatus{Name: p.Name(), Counts: counts[p.Name()], PerTry: PerTry{Mode: "off"}}
+		if gen != nil {
+			ps.PerTry = perTryOf(gen.Pool(p.Name()))
+		}
+		bs := p.Status()
+		ps.Panic, ps.SpillRatio = bs.Panic, bs.SpillRatio
+		for _, z := range bs.Zones {
+			ps.Zones = append(ps.Zones, ZoneStatus{Zone: z.Zone, Local: z.Zone == i.zone && i.zone != "", Total: z.Total,
+				Healthy: z.Healthy, HealthyRatio: z.HealthyShare(), InFlight: z.InFlight, Drained: z.Drained})
+		}
+		for _, b := range p.Backends() {
+			bst := BackendStatus{Weight: b.Spec().Weight, MaxConns: b.Spec().MaxConns, Available: b.Available()}
+			if rt != nil {
+				if info, ok := rt.tracker.Info(b.Address()); ok {
+					bst.Info = info
+				}
+			}
+			if bst.Address == "" {
+				bst.Info = health.Info{Address: b.Address(), Zone: b.Zone(), State: b.State().String(), Drained: b.Drained(), InFlight: b.InFlight()}
+			}
+			ps.Backends = append(ps.Backends, bst)
+		}
+		for _, b := range p.Retiring() {
+			ps.Retiring = append(ps.Retiring, b.Address())
+		}
+		if rt != nil && rt.watcher != nil {
+			cs := rt.watcher.State()
+			ps.Consul = &cs
+		}
+		st.Pools = append(st.Pools, ps)
+	}
+	return st
+}
+
+func (i *Instance) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	httpjson.WriteIndented(w, http.StatusOK, i.Status())
+}
+
+//go:embed statuspage.html
+var statusPage []byte
+
+// serveStatusPage serves the HTML status page: it polls /status and draws
+// pools, zones and backends with their health. It loads nothing from
+// elsewhere, so it works on an isolated admin network.
+func (i *Instance) serveStatusPage(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+	_, _ = w.Write(statusPage)
+}
