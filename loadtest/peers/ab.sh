@@ -11,7 +11,7 @@
 # both. Each line is one run; the summary is the median of each column.
 # CPU is the proxy's user+system time over the run per request.
 #
-# With --serverloop the two contenders are loadtest/peers/serverloop built
+# With --serverloop the two contenders are tools/serverloop built
 # from REV, serving the proxy's request path behind net/http's server
 # ("nethttp") and behind a bare HTTP/1.1 loop ("loop"): what net/http's
 # server costs per request.
@@ -55,7 +55,8 @@ trap cleanup EXIT
 build() { # build NAME REV
 	git -C "$repo" worktree add -q --detach "$work/src-$1" "$2"
 	if [[ $mode == serverloop ]]; then
-		(cd "$work/src-$1" && go build -o "$work/serverloop" ./loadtest/peers/serverloop)
+		# (under loadtest/peers/ before it moved to tools/)
+		(cd "$work/src-$1" && go build -o "$work/serverloop" "$(ls -d ./tools/serverloop ./loadtest/peers/serverloop 2>/dev/null | head -1)")
 	else
 		(cd "$work/src-$1" && go build -o "$work/azimuth-$1" ./cmd/azimuth)
 	fi
