@@ -93,12 +93,13 @@ type AccessLog struct {
 	// SampleSuccess is the fraction (0..1) of successful requests logged;
 	// failed requests are always logged. Default 1 (all).
 	SampleSuccess float64 `yaml:"sample_success"`
-	// FlushInterval, above 0, gathers lines and writes them together at
-	// most this long after the first one waits (and at once on SIGUSR1 and
-	// at exit), instead of one write per request: a write per request is
-	// a tenth of the proxy's CPU when every request is logged. JSON format
-	// only; read at start. Default 0: each line is written as its request
-	// ends. At most 10s.
+	// FlushInterval gathers lines and writes them together: at most this
+	// long after the first one waits, at once when 4KiB wait, and at once
+	// on SIGUSR1, SIGHUP, the start of a drain and exit, so no request
+	// pays a system call for its line and a clean stop loses none. A
+	// crash loses the lines still waiting: at most this interval's or
+	// 4KiB's worth. 0 writes each line as its request ends. Read at
+	// start. Default 100ms, at most 10s.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 

@@ -15,6 +15,11 @@ const (
 	DefaultExpectStatus  = "200-399"
 	DefaultMaxIdleConns  = 64
 	DefaultRetryAttempts = 3
+	// DefaultAccessLogFlush is how long an access-log line may wait to be
+	// written with others: short enough for an operator tailing the log,
+	// long enough that a quiet proxy writes a few batches a second, while
+	// under load the 4KiB batch fills first.
+	DefaultAccessLogFlush = 100 * time.Millisecond
 	// EnvZone is the environment variable read when the file has no zone.
 	EnvZone = "AZIMUTH_ZONE"
 )
@@ -52,7 +57,7 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 	def(d, "log.format", &c.Log.Format, "json")
 	def(d, "log.access_log.output", &c.Log.AccessLog.Output, AccessLogStdout)
 	def(d, "log.access_log.sample_success", &c.Log.AccessLog.SampleSuccess, 1.0)
-	def(d, "log.access_log.flush_interval", &c.Log.AccessLog.FlushInterval, 0)
+	def(d, "log.access_log.flush_interval", &c.Log.AccessLog.FlushInterval, DefaultAccessLogFlush)
 	def(d, "shutdown.drain_delay", &c.Shutdown.DrainDelay, 5*time.Second)
 	def(d, "shutdown.grace", &c.Shutdown.Grace, 30*time.Second)
 	def(d, "runtime.memory_limit", &c.Runtime.MemoryLimit, 0)

@@ -105,7 +105,7 @@ func TestDefaults(t *testing.T) {
 		{"log.format", c.Log.Format, "json"},
 		{"log.access_log.output", c.Log.AccessLog.Output, "stdout"},
 		{"log.access_log.sample_success", c.Log.AccessLog.SampleSuccess, 1.0},
-		{"log.access_log.flush_interval", c.Log.AccessLog.FlushInterval, time.Duration(0)},
+		{"log.access_log.flush_interval", c.Log.AccessLog.FlushInterval, 100 * time.Millisecond},
 		{"shutdown.drain_delay", c.Shutdown.DrainDelay, 5 * time.Second},
 		{"shutdown.grace", c.Shutdown.Grace, 30 * time.Second},
 		{"runtime.memory_limit", c.Runtime.MemoryLimit, Size(0)},

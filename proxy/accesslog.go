@@ -19,6 +19,8 @@ import (
 type AccessLog struct {
 	logger *slog.Logger // the slog path, for the text format
 	w      io.Writer    // the JSON path; nil means use logger
+	text   io.Writer    // what NewTextAccessLog's logger writes to
+	buf    *lineBuffer  // set by FlushEvery: what w or text now write through
 	sample float64
 }
 
@@ -27,6 +29,12 @@ type AccessLog struct {
 // the same JSON lines at a fraction of the cost.
 func NewAccessLog(logger *slog.Logger, sampleSuccess float64) *AccessLog {
 	return &AccessLog{logger: logger, sample: sampleSuccess}
+}
+
+// NewTextAccessLog writes each line to w in slog's text format, one Write
+// per line, so that FlushEvery can gather them.
+func NewTextAccessLog(w io.Writer, sampleSuccess float64) *AccessLog {
+	return &AccessLog{logger: slog.New(slog.NewTextHandler(w, nil)), text: w, sample: sampleSuccess}
 }
 
 // NewJSONAccessLog writes each line to w as one JSON object, with the
@@ -40,28 +48,33 @@ func NewJSONAccessLog(w io.Writer, sampleSuccess float64) *AccessLog {
 	return &AccessLog{w: w, sample: sampleSuccess}
 }
 
-// FlushEvery makes a JSON access log gather its lines and write them
-// together, at most every d after the first waiting line (see lineBuffer).
-// Call it before the first request, and Flush before the writer is
-// reopened and at exit, so no line is lost. d <= 0, a nil AccessLog or
-// the text format leave every line written at once.
+// FlushEvery makes the access log gather its lines and write them
+// together: at most d after the first waiting line, at once when a batch
+// fills (see lineBuffer), and on Flush. Call it before the first request,
+// and Flush before the writer is reopened and at exit, so no line is lost;
+// a crash loses what waits. d <= 0, a nil AccessLog or a log made by
+// NewAccessLog (any slog handler) leave every line written at once.
 func (a *AccessLog) FlushEvery(d time.Duration) {
-	if a == nil || a.w == nil || d <= 0 {
+	if a == nil || d <= 0 || a.buf != nil {
 		return
 	}
-	a.w = newLineBuffer(a.w, d)
+	switch {
+	case a.w != nil:
+		a.buf = newLineBuffer(a.w, d)
+		a.w = a.buf
+	case a.text != nil:
+		a.buf = newLineBuffer(a.text, d)
+		a.logger = slog.New(slog.NewTextHandler(a.buf, nil))
+	}
 }
 
 // Flush writes the lines a FlushEvery log holds; otherwise it does
 // nothing.
 func (a *AccessLog) Flush() error {
-	if a == nil {
+	if a == nil || a.buf == nil {
 		return nil
 	}
-	if b, ok := a.w.(*lineBuffer); ok {
-		return b.Flush()
-	}
-	return nil
+	return a.buf.Flush()
 }
 
 // attemptLog is one attempt as it appears in the access log.

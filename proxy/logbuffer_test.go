@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -50,33 +51,35 @@ func TestAccessLogFlushEvery(t *testing.T) {
 		{name: "flushed by Flush", every: time.Hour, flush: true, wantCalls: 1},
 		{name: "flushed by the interval", every: 10 * time.Millisecond, wantCalls: 1},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := &writeCalls{}
-			a := NewJSONAccessLog(w, 1)
-			a.FlushEvery(tc.every)
-			logLines(a, 3, "/a")
-			if tc.every > 0 {
-				if got := w.snapshot(); len(got) != 0 {
-					t.Fatalf("%d writes before any flush, want none", len(got))
+		for format, newLog := range map[string]func(io.Writer, float64) *AccessLog{"json": NewJSONAccessLog, "text": NewTextAccessLog} {
+			t.Run(format+"/"+tc.name, func(t *testing.T) {
+				w := &writeCalls{}
+				a := newLog(w, 1)
+				a.FlushEvery(tc.every)
+				logLines(a, 3, "/a")
+				if tc.every > 0 {
+					if got := w.snapshot(); len(got) != 0 {
+						t.Fatalf("%d writes before any flush, want none", len(got))
+					}
 				}
-			}
-			if tc.flush {
-				if err := a.Flush(); err != nil {
-					t.Fatal(err)
+				if tc.flush {
+					if err := a.Flush(); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			deadline := time.Now().Add(5 * time.Second)
-			for len(w.snapshot()) < tc.wantCalls && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			calls := w.snapshot()
-			if len(calls) != tc.wantCalls {
-				t.Fatalf("%d writes, want %d", len(calls), tc.wantCalls)
-			}
-			if n := strings.Count(strings.Join(calls, ""), "\n"); n != 3 {
-				t.Errorf("%d lines written, want 3", n)
-			}
-		})
+				deadline := time.Now().Add(5 * time.Second)
+				for len(w.snapshot()) < tc.wantCalls && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				calls := w.snapshot()
+				if len(calls) != tc.wantCalls {
+					t.Fatalf("%d writes, want %d", len(calls), tc.wantCalls)
+				}
+				if n := strings.Count(strings.Join(calls, ""), "\n"); n != 3 {
+					t.Errorf("%d lines written, want 3", n)
+				}
+			})
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sync"
 
@@ -65,7 +64,7 @@ func newAccessLog(c configs.Log, stdout, stderr io.Writer) (*proxy.AccessLog, *r
 		w, file = f, f
 	}
 	if c.Format == "text" {
-		return proxy.NewAccessLog(slog.New(slog.NewTextHandler(w, nil)), c.AccessLog.SampleSuccess), file, nil
+		return proxy.NewTextAccessLog(w, c.AccessLog.SampleSuccess), file, nil
 	}
 	return proxy.NewJSONAccessLog(w, c.AccessLog.SampleSuccess), file, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func TestObsAccessLogSamplesSuccesses(t *testing.T) {
 		}
 	}))
 	access := filepath.Join(dir, "access.log")
-	_, admin := obsStart(t, obsConfig(t, dir, fmt.Sprintf(
+	p, admin := obsStart(t, obsConfig(t, dir, fmt.Sprintf(
 		"log: { access_log: { output: %s, sample_success: 0 } }\npools:\n  - name: web\n"+
 			"    health: { passive: { consecutive_failures: 0 } }\n    backends: [{ address: %s, zone: a }]\n", access, b.addr)))
 	addr := obsListener(t, admin, "", "http")
@@ -74,7 +75,15 @@ func TestObsAccessLogSamplesSuccesses(t *testing.T) {
 		}
 	}
 	obsProxyGet(t, addr, 1)
-	// finish logs before the response is flushed, so every line is written.
+	fams := obsScrape(t, admin, "")
+	if got := obsValue(t, fams, "azimuth_requests_total", map[string]string{"pool": "web", "code": "200"}); got != 6 {
+		t.Errorf("requests_total{code=200} = %v, want 6: sampling must not hide requests from metrics", got)
+	}
+	// The stop writes every line that waits.
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exitCode(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
 	lines := obsReadLines(t, access)
 	if len(lines) != 2 {
 		t.Fatalf("%d access log lines, want the 2 failures: %v", len(lines), lines)
@@ -84,8 +93,56 @@ func TestObsAccessLogSamplesSuccesses(t *testing.T) {
 			t.Errorf("logged %v, want only the 503s", l)
 		}
 	}
-	fams := obsScrape(t, admin, "")
-	if got := obsValue(t, fams, "azimuth_requests_total", map[string]string{"pool": "web", "code": "200"}); got != 6 {
-		t.Errorf("requests_total{code=200} = %v, want 6: sampling must not hide requests from metrics", got)
+}
+
+// TestObsAccessLogBatched: lines wait to be written together, SIGHUP
+// writes them at once, and a clean stop loses none. (The text format
+// batches the same way: TestAccessLogFlushEvery in proxy.)
+func TestObsAccessLogBatched(t *testing.T) {
+	dir := t.TempDir()
+	b := obsBackend(t, "127.0.1.1", obsNamed("a"))
+	access := filepath.Join(dir, "access.log")
+	p, admin := obsStart(t, obsConfig(t, dir, fmt.Sprintf(
+		"log: { access_log: { output: %s, flush_interval: 10s } }\npools:\n  - name: web\n    backends: [{ address: %s, zone: a }]\n",
+		access, b.addr)))
+	addr := obsListener(t, admin, "", "http")
+	lines := func() int {
+		data, err := os.ReadFile(access)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		return strings.Count(string(data), "\n")
 	}
+
+	obsProxyGet(t, addr, 3)
+	if n := lines(); n != 0 {
+		t.Fatalf("%d lines written at once with flush_interval 10s, want them waiting", n)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// Well within the 10s interval: only the signal writes them.
+	testwait.Until(t, 5*time.Second, "SIGHUP to write the 3 waiting lines", func() bool { return lines() == 3 })
+
+	obsProxyGet(t, addr, 2)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exitCode(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if n := len(obsReadLines(t, access)); n != 5 {
+		t.Errorf("%d lines after a clean stop, want 5", n)
+	}
+}
+
+// TestObsAccessLogDefaultBatch: a config without flush_interval gathers
+// lines too, and they reach the file within moments of their requests.
+func TestObsAccessLogDefaultBatch(t *testing.T) {
+	dir := t.TempDir()
+	b := obsBackend(t, "127.0.1.1", obsNamed("a"))
+	access := filepath.Join(dir, "access.log")
+	_, admin := obsStart(t, obsConfig(t, dir, fmt.Sprintf(
+		"log: { access_log: { output: %s } }\npools:\n  - name: web\n    backends: [{ address: %s, zone: a }]\n", access, b.addr)))
+	addr := obsListener(t, admin, "", "http")
+	obsProxyGet(t, addr, 4)
+	testwait.Until(t, 5*time.Second, "4 lines", func() bool { return len(obsReadLines(t, access)) == 4 })
 }

@@ -25,7 +25,8 @@ var errInterrupted = errors.New("second stop signal: exiting without draining")
 // shutdown.drain_delay so health checks notice, then stop accepting and
 // finish requests in flight within shutdown.grace. A second stop signal
 // exits at once. SIGHUP and any change of the file reload it; SIGUSR1
-// reopens the access log file.
+// reopens the access log file. The access log's waiting lines are written
+// on SIGUSR1, SIGHUP, at the start of the drain and at exit.
 func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 	// Take the signals first: until Notify, SIGHUP's default action ends
 	// the process, and a reload sent right after start (systemctl reload,
@@ -93,16 +94,18 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 	for {
 		select {
 		case <-ctx.Done():
+			_ = access.Flush()
 			return drain(inst, logger, sigs)
 		case <-changed:
 			reload(inst, path, logger)
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
+				_ = access.Flush() // an operator's signal: what waits goes out now
 				reload(inst, path, logger)
 			case syscall.SIGUSR1:
+				_ = access.Flush() // what waits belongs in the old file
 				if logFile != nil {
-					_ = access.Flush() // what waits belongs in the old file
 					if err := logFile.reopen(); err != nil {
 						logger.Error("reopening access log", "error", err)
 					} else {
@@ -111,6 +114,7 @@ func run(ctx context.Context, path string, stdout, stderr io.Writer) error {
 				}
 			default:
 				logger.Info("stop signal", "signal", sig.String())
+				_ = access.Flush()
 				return drain(inst, logger, sigs)
 			}
 		}

@@ -16,6 +16,13 @@
 # ("nethttp") and behind a bare HTTP/1.1 loop ("loop"): what net/http's
 # server costs per request.
 #
+# OLD_CONFIG and NEW_CONFIG run each build with a config of their own
+# (templates with run.sh's @PLAIN@, @BPORT@ and @ADMIN@ placeholders;
+# default: the peer config without its TLS listener). One build with two
+# configs prices a setting, e.g. the shipped access log against none:
+#   OLD_CONFIG=loadtest/peers/configs/azimuth-defaults-nolog.yaml \
+#   NEW_CONFIG=loadtest/peers/configs/azimuth-defaults.yaml ab.sh HEAD HEAD
+#
 # Environment: ROUNDS=8, DURATION=3s, CONNS=64, PORT_BASE=29000,
 # LOAD_CPU=0, PROXY_CPU=1, KEEP=1 keeps the work directory.
 set -euo pipefail
@@ -86,9 +93,13 @@ for v in "${names[@]}"; do
 		taskset -c "$PROXY_CPU" env GOMAXPROCS=1 "$work/serverloop" -server "$v" \
 			-addr "127.0.0.1:${port[$v]}" -backends "$addrs" >"$work/$v.log" 2>&1 &
 	else
-		# The peer config without its TLS listener, on its own ports.
+		# The peer config without its TLS listener, or the build's own
+		# config, on its own ports.
+		tmpl=$here/configs/azimuth.yaml
+		[[ $v == old && -n ${OLD_CONFIG:-} ]] && tmpl=$OLD_CONFIG
+		[[ $v == new && -n ${NEW_CONFIG:-} ]] && tmpl=$NEW_CONFIG
 		sed -e "s#@PLAIN@#${port[$v]}#g" -e "s#@BPORT@#$BPORT#g" -e "s#@ADMIN@#$((PORT_BASE + 901 + i))#g" \
-			"$here/configs/azimuth.yaml" | awk '/^  - name: tls/{skip=1} /^pools:/{skip=0} !skip' >"$work/$v.yaml"
+			"$tmpl" | awk '/^  - name: tls/{skip=1} /^pools:/{skip=0} !skip' >"$work/$v.yaml"
 		"$work/azimuth-$v" validate "$work/$v.yaml" >&2
 		taskset -c "$PROXY_CPU" env GOMAXPROCS=1 "$work/azimuth-$v" -config "$work/$v.yaml" >"$work/$v.log" 2>&1 &
 	fi
@@ -140,5 +151,5 @@ echo
 if [[ $mode == serverloop ]]; then
 	echo "Medians of $ROUNDS alternating runs of $DURATION at $CONNS connections; serverloop built from $(git -C "$repo" rev-parse --short "$old")."
 else
-	echo "Medians of $ROUNDS alternating runs of $DURATION at $CONNS connections; old = $(git -C "$repo" rev-parse --short "$old"), new = $(git -C "$repo" rev-parse --short "$new")."
+	echo "Medians of $ROUNDS alternating runs of $DURATION at $CONNS connections; old = $(git -C "$repo" rev-parse --short "$old")${OLD_CONFIG:+ with $OLD_CONFIG}, new = $(git -C "$repo" rev-parse --short "$new")${NEW_CONFIG:+ with $NEW_CONFIG}."
 fi
