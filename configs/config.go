@@ -123,8 +123,9 @@ type Runtime struct {
 	// GOMEMLIMIT sets it: near the limit the garbage collector runs more
 	// often instead of letting the heap grow to twice what is live, which
 	// is what makes a Go process's peak memory about double its live
-	// memory. "0" (the default) keeps the GOMEMLIMIT environment variable,
-	// or no limit. Leave room above the live memory the expected
+	// memory. "0" (the default) keeps the GOMEMLIMIT environment variable;
+	// without it, 80% of the memory limit of the process's cgroup, if it
+	// has one; else no limit. Leave room above the live memory the expected
 	// connections need (roughly 30 KiB per busy client connection): with
 	// live memory at the limit the collector takes up to half the CPU.
 	// At least 16MiB when set.
@@ -136,7 +137,8 @@ type Runtime struct {
 	// under load; a larger number spends memory to save that CPU. "off"
 	// leaves the pace to memory_limit alone, which it then requires: the
 	// heap fills up to the limit before each cycle. Absent keeps the GOGC
-	// environment variable, or 100. At least 10 when a number.
+	// environment variable; without it, 400 under a memory limit (from
+	// any source), else 100. At least 10 when a number.
 	GCPercent GCPercent `yaml:"gc_percent"`
 }
 

@@ -49,21 +49,25 @@ func NewJSONAccessLog(w io.Writer, sampleSuccess float64) *AccessLog {
 }
 
 // FlushEvery makes the access log gather its lines and write them
-// together: at most d after the first waiting line, at once when a batch
-// fills (see lineBuffer), and on Flush. Call it before the first request,
-// and Flush before the writer is reopened and at exit, so no line is lost;
-// a crash loses what waits. d <= 0, a nil AccessLog or a log made by
-// NewAccessLog (any slog handler) leave every line written at once.
-func (a *AccessLog) FlushEvery(d time.Duration) {
+// together: at most d after the first waiting line, at once when size
+// bytes would wait (PipeBatch for a pipe or a socket, FileBatch for a
+// regular file; 0 means PipeBatch), and on Flush. Call it before the first
+// request, and Flush before the writer is reopened and at exit, so no line
+// is lost; a crash loses what waits. d <= 0, a nil AccessLog or a log made
+// by NewAccessLog (any slog handler) leave every line written at once.
+func (a *AccessLog) FlushEvery(d time.Duration, size int) {
 	if a == nil || d <= 0 || a.buf != nil {
 		return
 	}
+	if size <= 0 {
+		size = PipeBatch
+	}
 	switch {
 	case a.w != nil:
-		a.buf = newLineBuffer(a.w, d)
+		a.buf = newLineBuffer(a.w, d, size)
 		a.w = a.buf
 	case a.text != nil:
-		a.buf = newLineBuffer(a.text, d)
+		a.buf = newLineBuffer(a.text, d, size)
 		a.logger = slog.New(slog.NewTextHandler(a.buf, nil))
 	}
 }

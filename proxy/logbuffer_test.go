@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +56,7 @@ func TestAccessLogFlushEvery(t *testing.T) {
 			t.Run(format+"/"+tc.name, func(t *testing.T) {
 				w := &writeCalls{}
 				a := newLog(w, 1)
-				a.FlushEvery(tc.every)
+				a.FlushEvery(tc.every, 0)
 				logLines(a, 3, "/a")
 				if tc.every > 0 {
 					if got := w.snapshot(); len(got) != 0 {
@@ -83,38 +84,46 @@ func TestAccessLogFlushEvery(t *testing.T) {
 	}
 }
 
-// Past lineBufferSize the waiting lines go out without a flush, each write
-// ending on a line's end, and a line longer than the buffer goes straight
-// through.
+// Past the batch size the waiting lines go out without a flush, each
+// write ending on a line's end and none larger than the batch, and a line
+// longer than the batch goes straight through.
 func TestAccessLogBufferFull(t *testing.T) {
-	w := &writeCalls{}
-	a := NewJSONAccessLog(w, 1)
-	a.FlushEvery(time.Hour)
-	logLines(a, 200, "/"+strings.Repeat("p", 1000))
-	logLines(a, 1, "/"+strings.Repeat("q", lineBufferSize))
-	if err := a.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	calls := w.snapshot()
-	if len(calls) < 3 {
-		t.Fatalf("%d writes for over 200 KiB of lines, want the buffer flushed when full", len(calls))
-	}
-	var all bytes.Buffer
-	for i, c := range calls {
-		if !strings.HasSuffix(c, "}\n") || len(c) > lineBufferSize && strings.Count(c, "\n") > 1 {
-			t.Errorf("write %d (%d bytes) does not end a line alone", i, len(c))
-		}
-		all.WriteString(c)
-	}
-	if n := strings.Count(all.String(), "\n"); n != 201 {
-		t.Errorf("%d lines written, want 201", n)
+	for _, size := range []int{PipeBatch, FileBatch} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			w := &writeCalls{}
+			a := NewJSONAccessLog(w, 1)
+			a.FlushEvery(time.Hour, size)
+			logLines(a, 400, "/"+strings.Repeat("p", 1000))
+			logLines(a, 1, "/"+strings.Repeat("q", size))
+			if err := a.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			calls := w.snapshot()
+			// 400 lines of over 1 KiB: the buffer fills every size/1 KiB lines.
+			if want := 400 * 1024 / size; len(calls) < want {
+				t.Fatalf("%d writes for over 400 KiB of lines in batches of %d, want at least %d", len(calls), size, want)
+			}
+			var all bytes.Buffer
+			for i, c := range calls {
+				if !strings.HasSuffix(c, "}\n") || len(c) > size && strings.Count(c, "\n") > 1 {
+					t.Errorf("write %d (%d bytes) does not end a line alone", i, len(c))
+				}
+				all.WriteString(c)
+			}
+			if n := strings.Count(all.String(), "\n"); n != 401 {
+				t.Errorf("%d lines written, want 401", n)
+			}
+			if n := len(calls); n > 3*400*1024/size+2 {
+				t.Errorf("%d writes, more than batches of %d need", n, size)
+			}
+		})
 	}
 }
 
 // Flush and FlushEvery are safe on a nil log (access log off).
 func TestAccessLogFlushNil(t *testing.T) {
 	var a *AccessLog
-	a.FlushEvery(time.Second)
+	a.FlushEvery(time.Second, 0)
 	if err := a.Flush(); err != nil {
 		t.Fatal(err)
 	}

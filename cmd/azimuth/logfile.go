@@ -63,8 +63,32 @@ func newAccessLog(c configs.Log, stdout, stderr io.Writer) (*proxy.AccessLog, *r
 		}
 		w, file = f, f
 	}
+	var a *proxy.AccessLog
 	if c.Format == "text" {
-		return proxy.NewTextAccessLog(w, c.AccessLog.SampleSuccess), file, nil
+		a = proxy.NewTextAccessLog(w, c.AccessLog.SampleSuccess)
+	} else {
+		a = proxy.NewJSONAccessLog(w, c.AccessLog.SampleSuccess)
 	}
-	return proxy.NewJSONAccessLog(w, c.AccessLog.SampleSuccess), file, nil
+	a.FlushEvery(c.AccessLog.FlushInterval, batchFor(w))
+	return a, file, nil
+}
+
+// batchFor is how much of the access log one write may carry to w:
+// FileBatch for a regular file (stdout redirected to one included), where
+// O_APPEND lands every write whole, PipeBatch for a pipe, a socket or a
+// terminal.
+func batchFor(w io.Writer) int {
+	var f *os.File
+	switch v := w.(type) {
+	case *reopenFile:
+		f = v.f
+	case *os.File:
+		f = v
+	}
+	if f != nil {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return proxy.FileBatch
+		}
+	}
+	return proxy.PipeBatch
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -218,8 +219,25 @@ type process struct {
 // start runs the binary on config, with env added to the environment.
 func start(t *testing.T, config string, env ...string) *process {
 	t.Helper()
+	return startEnv(t, config, append(os.Environ(), env...))
+}
+
+// startWithout starts the binary with the test's environment less the
+// variables named.
+func startWithout(t *testing.T, config string, names ...string) *process {
+	t.Helper()
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(names, name)
+	})
+	return startEnv(t, config, env)
+}
+
+// startEnv starts the binary with exactly env.
+func startEnv(t *testing.T, config string, env []string) *process {
+	t.Helper()
 	cmd := exec.Command(binary, "-config", config)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/azimuthproxy/azimuth/internal/cgroup"
 )
 
 // The runtime section sets the collector's limit and pace at start and on
@@ -65,4 +67,36 @@ func TestRuntimeSettingsFollowReloads(t *testing.T) {
 		t.Errorf("rejected reload logged as %v", rejected)
 	}
 	want("after the rejected edit", envLimit, 400)
+}
+
+// With no runtime keys and neither GOMEMLIMIT nor GOGC, the process takes
+// its memory limit from its cgroup, as the test itself sees it (the same
+// cgroup), and logs where each setting came from: 80% of the cgroup's
+// limit and the pace of a limited heap when there is one, Go's own
+// settings when there is none.
+func TestRuntimeSettingsFromTheCgroup(t *testing.T) {
+	cg, limited, err := cgroup.MemoryLimit()
+	if err != nil {
+		t.Fatalf("reading this process's cgroup: %v", err)
+	}
+	dir := t.TempDir()
+	// An empty GOGC or GOMEMLIMIT is as good as none to the runtime, but
+	// the process would take it as set; the child's environment has
+	// neither at all.
+	p := startWithout(t, writeRunConfig(t, dir), "GOGC", "GOMEMLIMIT")
+	settings := p.waitLog(t, "runtime settings", nil)
+	admin := p.waitLog(t, "admin listening", nil)["address"].(string)
+	limit, pace := float64(math.MaxInt64), float64(100)
+	limitFrom, paceFrom := "none", "Go's default"
+	if limited {
+		limit, pace = float64(int64(float64(cg.Bytes)*0.8)), 400
+		limitFrom, paceFrom = "80% of "+cg.File, "under a memory limit"
+	}
+	t.Logf("cgroup limit %+v (set: %v); logged %v", cg, limited, settings)
+	if settings["memory_limit_from"] != limitFrom || settings["gc_percent_from"] != paceFrom || settings["gc_percent"] != pace {
+		t.Errorf("logged %v; want the limit from %q and the pace %v from %q", settings, limitFrom, pace, paceFrom)
+	}
+	if l, g := reloadMetric(t, admin, "go_gc_gomemlimit_bytes"), reloadMetric(t, admin, "go_gc_gogc_percent"); l != limit || g != pace {
+		t.Errorf("the runtime holds a limit of %v and a pace of %v, want %v and %v", l, g, limit, pace)
+	}
 }
