@@ -42,6 +42,9 @@ func newTransport(o Options) (roundTripper, func() error, error) {
 		if o.Protocol == H1 {
 			t.Protocols.SetHTTP1(true)
 		} else {
+			// One connection per client, even when its first requests
+			// start together, before it is up.
+			t.MaxConnsPerHost = 1
 			// HTTP/2 only: over TLS through ALPN, over plain TCP with
 			// prior knowledge (h2c).
 			t.Protocols.SetHTTP2(true)

@@ -37,12 +37,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			g.mixH1 = append(g.mixH1, r)
 		}
 	default:
-		rt, closeRT, err := newTransport(o)
-		if err != nil {
-			return nil, err
+		for range max(o.Connections, 1) {
+			rt, closeRT, err := newTransport(o)
+			if err != nil {
+				return nil, err
+			}
+			defer func() { _ = closeRT() }()
+			g.rts = append(g.rts, rt)
 		}
-		defer func() { _ = closeRT() }()
-		g.rt = rt
 	}
 	return g.run(ctx)
 }
@@ -50,10 +52,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // generator holds one run's shared, read-only state and its shards.
 type generator struct {
 	opts   Options
-	rt     roundTripper // h2 and h3
-	h1     *h1Request   // h1: the generator's own client
-	mix    *mixPlan     // nil without a mix
-	mixH1  []*h1Request // h1 with a mix: one request per entry
+	rts    []roundTripper // h2 and h3: one client per Options.Connections
+	h1     *h1Request     // h1: the generator's own client
+	mix    *mixPlan       // nil without a mix
+	mixH1  []*h1Request   // h1 with a mix: one request per entry
 	start  time.Time
 	shards []*shard
 	ids    atomic.Int64 // request sequence, for Options.IDHeader

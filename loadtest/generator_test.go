@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -242,6 +243,36 @@ func TestProtocols(t *testing.T) {
 	})
 }
 
+// With Connections, h2 workers spread over that many connections, each
+// carrying Concurrency/Connections streams; without, they share one.
+func TestH2Connections(t *testing.T) {
+	cert := selfSigned(t)
+	for _, tc := range []struct {
+		conns, workers, want int
+	}{{0, 8, 1}, {4, 8, 4}, {8, 8, 8}} {
+		t.Run(fmt.Sprintf("%d connections, %d workers", tc.conns, tc.workers), func(t *testing.T) {
+			var opened atomic.Int32
+			s := httptest.NewUnstartedServer(&counting{})
+			s.EnableHTTP2 = true
+			s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+			s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				if st == http.StateNew {
+					opened.Add(1)
+				}
+			}
+			s.StartTLS()
+			defer s.Close()
+			res := mustRun(t, Options{URL: s.URL, Protocol: H2, Insecure: true, Concurrency: tc.workers, Connections: tc.conns, Requests: 400})
+			if res.Succeeded != 400 {
+				t.Fatalf("succeeded %d of 400: errors %v", res.Succeeded, res.Errors)
+			}
+			if n := int(opened.Load()); n != tc.want {
+				t.Errorf("%d connections opened, want %d", n, tc.want)
+			}
+		})
+	}
+}
+
 func TestOptionsValidation(t *testing.T) {
 	tests := []struct {
 		name string
@@ -253,6 +284,8 @@ func TestOptionsValidation(t *testing.T) {
 		{"h3 needs https", Options{URL: "http://127.0.0.1/", Protocol: H3}, "needs an https url"},
 		{"unknown protocol", Options{URL: "http://127.0.0.1/", Protocol: "spdy"}, "want h1, h2 or h3"},
 		{"negative rate", Options{URL: "http://127.0.0.1/", Rate: -1}, "must not be negative"},
+		{"connections with h1", Options{URL: "http://127.0.0.1/", Connections: 2}, "only for h2 and h3"},
+		{"more connections than workers", Options{URL: "http://127.0.0.1/", Protocol: H2, Concurrency: 4, Connections: 8}, "more than the 4 workers"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -57,6 +57,14 @@ type Options struct {
 	// new ones queue (their queueing time counts in their latency). Zero
 	// picks 64 for closed loop and enough to cover Rate*Timeout in open loop.
 	Concurrency int
+	// Connections, for h2 and h3, spreads the workers over this many
+	// connections, each its own client, so that a run can load a server
+	// with one stream per connection (Connections = Concurrency) or ten
+	// (Concurrency = 10 × Connections), as browsers and gRPC clients do.
+	// Zero leaves one client, which opens one connection to the target
+	// and multiplexes every worker's requests on it. h1 always has one
+	// connection per worker.
+	Connections int
 	// Duration bounds the run in time.
 	Duration time.Duration
 	// Requests bounds the run in count; zero means "until Duration".
@@ -131,6 +139,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Concurrency < 0 {
 		return o, fmt.Errorf("concurrency %d: must not be negative", o.Concurrency)
 	}
+	if o.Connections < 0 {
+		return o, fmt.Errorf("connections %d: must not be negative", o.Connections)
+	}
+	if o.Connections > 0 && o.Protocol == H1 {
+		return o, errors.New("connections: only for h2 and h3 (h1 has a connection per worker)")
+	}
 	if o.Requests < 0 {
 		return o, fmt.Errorf("request count %d: must not be negative", o.Requests)
 	}
@@ -152,6 +166,9 @@ func (o Options) withDefaults() (Options, error) {
 			need := int(o.Rate*o.Timeout.Seconds()) + 1
 			o.Concurrency = min(max(need, 16), 1000)
 		}
+	}
+	if o.Connections > o.Concurrency {
+		return o, fmt.Errorf("connections %d: more than the %d workers", o.Connections, o.Concurrency)
 	}
 	return o, nil
 }

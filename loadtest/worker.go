@@ -13,6 +13,7 @@ import (
 // read buffer, so the hot loop allocates little beyond what net/http does.
 type worker struct {
 	g     *generator
+	rt    roundTripper // h2 and h3: this worker's client
 	shard *shard
 	ctx   context.Context
 	req   *http.Request
@@ -38,6 +39,7 @@ func (g *generator) newWorker(i int, ctx context.Context) *worker {
 		w.h1 = newH1Conn(g.mixH1[0], o.Timeout)
 		return w
 	}
+	w.rt = g.rts[i%len(g.rts)]
 	w.buf = make([]byte, 32<<10)
 	if g.mix == nil {
 		w.req = g.newRequest(ctx, o.Method, o.Body)
@@ -124,7 +126,7 @@ func (w *worker) do(intended time.Time) {
 	if body != nil {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	resp, err := w.g.rt.RoundTrip(req)
+	resp, err := w.rt.RoundTrip(req)
 	if err == nil {
 		out.status = resp.StatusCode
 		out.backend = headerValue(resp.Header, "X-Backend")

@@ -47,6 +47,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	)
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop at this many requests per second (0: closed loop)")
 	fs.IntVar(&o.Concurrency, "c", 0, "workers: requests in flight (closed loop) or the most in flight (open loop)")
+	fs.IntVar(&o.Connections, "conns", 0, "h2 and h3: spread the workers over this many connections (-c 640 -conns 64: ten streams on each); 0: one connection")
 	fs.DurationVar(&o.Duration, "d", 0, "run duration (default 10s unless -n is given)")
 	fs.Int64Var(&o.Requests, "n", 0, "number of requests (0: until -d)")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "per-request timeout")

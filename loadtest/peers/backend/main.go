@@ -4,10 +4,15 @@
 // is measured once, straight, as the limit.
 //
 //	backend -addrs 127.0.1.1:28080,127.0.1.2:28080 [-tls ADDR -cert F -key F] [-size 100]
+//	backend -syslog PATH
 //
 // It answers every path with 200 and -size bytes, and names itself in
 // X-Backend so a load tester can see how a proxy spreads requests. The TLS
 // listener (h1 and h2 by ALPN) exists only for the direct "limit" row.
+//
+// With -syslog it is instead a syslog daemon's socket that takes and
+// drops every datagram (HAProxy's log lines, in the rows where each proxy
+// logs as it ships), and says how many it took when it stops.
 package main
 
 import (
@@ -23,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -44,11 +50,18 @@ func run(ctx context.Context, args []string) error {
 	cert := fs.String("cert", "", "PEM certificate for -tls")
 	key := fs.String("key", "", "PEM key for -tls")
 	size := fs.Int("size", 100, "response body size in bytes")
+	syslog := fs.String("syslog", "", "path of a unix datagram socket to take and drop log lines on, instead of serving HTTP")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *syslog != "" {
+		var n atomic.Int64
+		err := sink(ctx, *syslog, &n)
+		fmt.Fprintln(os.Stderr, "backend: syslog socket took", n.Load(), "datagrams")
+		return err
+	}
 	if *addrs == "" {
-		return errors.New("-addrs is required")
+		return errors.New("-addrs or -syslog is required")
 	}
 	if *tlsAddr != "" && (*cert == "" || *key == "") {
 		return errors.New("-tls needs -cert and -key")
@@ -138,4 +151,27 @@ func shutdown(servers []*http.Server) {
 		}()
 	}
 	wg.Wait()
+}
+
+// sink takes datagrams on a unix socket at path and drops them until ctx
+// ends, counting them in n.
+func sink(ctx context.Context, path string, n *atomic.Int64) error {
+	_ = os.Remove(path) // a socket left by an earlier run
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	defer os.Remove(path)
+	buf := make([]byte, 64<<10)
+	for {
+		if _, _, err := conn.ReadFrom(buf); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		n.Add(1)
+	}
 }

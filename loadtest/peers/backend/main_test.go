@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -81,7 +84,7 @@ func TestRejectsBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no addresses", nil, "-addrs is required"},
+		{"no addresses", nil, "-addrs or -syslog is required"},
 		{"tls without cert", []string{"-addrs", "127.0.0.1:0", "-tls", "127.0.0.1:0"}, "-tls needs -cert and -key"},
 		{"negative size", []string{"-addrs", "127.0.0.1:0", "-size", "-1"}, "-size -1"},
 		{"address in use", []string{"-addrs", busy.Addr().String()}, fmt.Sprintf("listening on %s", busy.Addr())},
@@ -92,5 +95,43 @@ func TestRejectsBadFlags(t *testing.T) {
 				t.Errorf("run(%q) = %v, want an error containing %q", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSyslogSink takes datagrams as a syslog daemon's socket does, counts
+// them, and removes its socket when stopped.
+func TestSyslogSink(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- sink(ctx, path, &n) }()
+	var c net.Conn
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		if c, err = net.Dial("unixgram", path); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sink did not listen: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer c.Close()
+	for i := range 5 {
+		if _, err := fmt.Fprintf(c, "<134>haproxy[1]: line %d", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n.Load() < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil || n.Load() != 5 {
+		t.Errorf("sink took %d datagrams (%v), want 5", n.Load(), err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the socket file is left behind: %v", err)
 	}
 }
