@@ -399,7 +399,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	((BIG_CONNS == 0)) || measure direct h1 "$BIG_CONNS" "http://127.0.1.1:$BPORT/" "$backend_pid"
 
 	for p in "${wanted[@]}"; do
-		log "peers: round $round of $ROUNDS: $p (${version[$p]})"
+		base=${p%-log}
+		log "peers: round $round of $ROUNDS: $p (${version[${base%-nolog}]})"
 		start_proxy "$p"
 		taskset -c "$LOAD_CPU" wrk -t1 -c 64 -d 1s "http://127.0.0.1:$PLAIN/" >/dev/null # warm-up
 		matrix "$p" "http://127.0.0.1:$PLAIN/" "https://127.0.0.1:$TLS/" "$proxy_pid"
