@@ -21,6 +21,9 @@ type Config struct {
 	Shutdown Shutdown `yaml:"shutdown"`
 	// Runtime tunes the Go runtime the proxy runs on.
 	Runtime Runtime `yaml:"runtime"`
+	// Readiness sets when /readyz fails, the signal a DNS health check
+	// uses to fail this region over.
+	Readiness Readiness `yaml:"readiness"`
 	// Listeners are the sockets clients connect to. At least one.
 	Listeners []Listener `yaml:"listeners"`
 	// Pools are the groups of backends routes send traffic to.
@@ -43,12 +46,32 @@ type Admin struct {
 	// Address is host:port; loopback by default (127.0.0.1:9901) because
 	// the admin API can drain backends.
 	Address string `yaml:"address"`
-	// TokenFile holds a bearer token required by the admin endpoints that
-	// change state. Empty means none is required, which is only safe on
-	// loopback.
+	// TokenFile holds a bearer token required by every admin endpoint
+	// but /healthz and /readyz. Empty means none is required, which is
+	// only allowed on loopback: validation refuses an admin address that
+	// is not loopback without it.
 	TokenFile string `yaml:"token_file"`
 	// Pprof serves net/http/pprof under /debug/pprof/. Off by default.
 	Pprof bool `yaml:"pprof"`
+}
+
+// Readiness sets when the proxy reports itself not ready: /readyz then
+// answers 503, and a DNS provider's health check fails the region over.
+// It also fails while the proxy drains and while an operator has
+// evacuated it (POST /evacuate on the admin API).
+type Readiness struct {
+	// MinHealthyShare is the share (0 to 1) of a pool's backends that
+	// must be able to take requests for the pool to count as serving.
+	// Default 0: only a pool with no available backend fails readiness.
+	// 0.5 fails it when fewer than half are available.
+	MinHealthyShare float64 `yaml:"min_healthy_share"`
+	// Pools names the pools that count; empty (the default) means all.
+	Pools []string `yaml:"pools"`
+	// Address, when set, is a listener of its own that serves only GET
+	// /readyz and /healthz, so that a health checker outside can reach
+	// readiness without the admin API being exposed. Read at start, like
+	// admin.address.
+	Address string `yaml:"address"`
 }
 
 // Consul is how to reach the Consul agent.

@@ -52,6 +52,10 @@ func (v *validator) top() {
 	}
 	v.address("admin.address", c.Admin.Address, true)
 	v.file("admin.token_file", c.Admin.TokenFile)
+	if c.Admin.TokenFile == "" && !loopbackAddress(c.Admin.Address) {
+		v.add("admin.address", "address %q is reachable from other hosts: set admin.token_file, or listen on loopback (127.0.0.1, ::1)", c.Admin.Address)
+	}
+	v.readiness()
 	if cs := c.Consul; cs != nil {
 		v.address("consul.address", cs.Address, false)
 		v.file("consul.token_file", cs.TokenFile)
@@ -245,4 +249,49 @@ func statusCode(s string) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// loopbackAddress reports whether a host:port listens on loopback only:
+// a loopback IP or localhost. An empty host listens on every interface.
+func loopbackAddress(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true // reported as malformed elsewhere
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func (v *validator) readiness() {
+	r := v.c.Readiness
+	if r.MinHealthyShare < 0 || r.MinHealthyShare > 1 {
+		v.add("readiness.min_healthy_share", "%v: want a share from 0 to 1", r.MinHealthyShare)
+	}
+	for i, name := range r.Pools {
+		known := false
+		for _, p := range v.c.Pools {
+			known = known || p.Name == name
+		}
+		if !known {
+			v.add(fmt.Sprintf("readiness.pools[%d]", i), "no pool named %q", name)
+		}
+	}
+	if r.Address == "" {
+		return
+	}
+	v.address("readiness.address", r.Address, true)
+	if strings.HasSuffix(r.Address, ":0") {
+		return // a port of its own, whatever the others ask for
+	}
+	if r.Address == v.c.Admin.Address {
+		v.add("readiness.address", "address %q is the admin listener's", r.Address)
+	}
+	for _, l := range v.c.Listeners {
+		if l.Address == r.Address {
+			v.add("readiness.address", "address %q is listener %s's", r.Address, l.Name)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package configs
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,6 +86,14 @@ func TestInvalidConfigs(t *testing.T) {
 		{"no listeners", okPools, "listeners", "at least one listener"},
 		{"bad zone name", "zone: us east #<\n" + okListeners + okPools, "zone", "use letters"},
 		{"bad admin address", "admin: {address: localhost} #<\n" + okListeners + okPools, "admin.address", "want host:port"},
+		{"admin on every interface without a token", "admin: {address: \"0.0.0.0:9901\"} #<\n" + okListeners + okPools, "admin.address", "set admin.token_file"},
+		{"admin on an empty host without a token", "admin: {address: \":9901\"} #<\n" + okListeners + okPools, "admin.address", "reachable from other hosts"},
+		{"admin on a routable address without a token", "admin: {address: \"10.1.2.3:9901\"} #<\n" + okListeners + okPools, "admin.address", "set admin.token_file"},
+		{"readiness share above 1", "readiness: {min_healthy_share: 1.5} #<\n" + okListeners + okPools, "readiness.min_healthy_share", "from 0 to 1"},
+		{"readiness share negative", "readiness: {min_healthy_share: -0.1} #<\n" + okListeners + okPools, "readiness.min_healthy_share", "from 0 to 1"},
+		{"readiness of an unknown pool", "readiness:\n  pools: [web, nope] #<\n" + okListeners + okPools, "readiness.pools[1]", "no pool named \"nope\""},
+		{"readiness on the admin address", "admin: {address: \"127.0.0.1:9901\"}\nreadiness: {address: \"127.0.0.1:9901\"} #<\n" + okListeners + okPools, "readiness.address", "the admin listener's"},
+		{"readiness address malformed", "readiness: {address: nowhere} #<\n" + okListeners + okPools, "readiness.address", "want host:port"},
 		{"missing token file", "admin: {token_file: nope.txt} #<\n" + okListeners + okPools, "admin.token_file", "does not exist"},
 		{"consul address without host", "consul: {address: \":8500\"} #<\n" + okListeners + okPools, "consul.address", "host is missing"},
 		{"consul cert without key", "consul:\n  tls: {cert_file: " + exampleCert + "} #<\n" + okListeners + okPools, "consul.tls.key_file", "missing"},
@@ -309,5 +319,26 @@ func TestProblemsAreCapped(t *testing.T) {
 	}
 	if last := errs.Problems[maxProblems-1].Msg; last != "and 201 more problems" {
 		t.Fatalf("last problem %q", last)
+	}
+}
+
+// The admin API may listen beyond loopback with a token; readiness takes
+// a share, the pools that count and a listener of its own.
+func TestAdminAndReadinessAccepted(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustParse(t, "ok.yaml", fmt.Sprintf(`admin: { address: "0.0.0.0:9901", token_file: %s }
+readiness: { min_healthy_share: 0.5, pools: [web], address: "0.0.0.0:9902" }
+`, token)+okListeners+okPools)
+	if r := c.Readiness; r.MinHealthyShare != 0.5 || len(r.Pools) != 1 || r.Pools[0] != "web" || r.Address != "0.0.0.0:9902" {
+		t.Errorf("readiness %+v", r)
+	}
+	for _, addr := range []string{"127.0.0.1:9901", "[::1]:9901", "localhost:9901", "127.0.0.2:0"} {
+		if _, err := Parse("ok.yaml", []byte("admin: { address: \""+addr+"\" }\n"+okListeners+okPools)); err != nil {
+			t.Errorf("admin on loopback %s without a token: %v", addr, err)
+		}
 	}
 }

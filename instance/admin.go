@@ -24,10 +24,7 @@ import (
 // are POST only.
 func (i *Instance) adminHandler(token string, pprofOn bool) http.Handler {
 	open := http.NewServeMux()
-	open.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	open.HandleFunc("GET /healthz", serveHealthz)
 	open.HandleFunc("GET /readyz", i.serveReady)
 
 	private := http.NewServeMux()
@@ -35,6 +32,8 @@ func (i *Instance) adminHandler(token string, pprofOn bool) http.Handler {
 	private.HandleFunc("GET /status", i.serveStatus)
 	private.HandleFunc("GET /{$}", i.serveStatusPage)
 	private.Handle("/pools/", health.AdminHandler(i.registry, i.logger))
+	private.HandleFunc("POST /evacuate", i.serveEvacuate(true))
+	private.HandleFunc("POST /restore", i.serveEvacuate(false))
 	if pprofOn {
 		private.HandleFunc("/debug/pprof/", pprof.Index)
 		private.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -45,6 +44,20 @@ func (i *Instance) adminHandler(token string, pprofOn bool) http.Handler {
 	guarded := requireToken(token, private)
 	open.Handle("/", guarded)
 	return open
+}
+
+// readyHandler is readiness.address's listener: /healthz and /readyz
+// only, for health checkers that must not reach the admin API.
+func (i *Instance) readyHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", serveHealthz)
+	mux.HandleFunc("GET /readyz", i.serveReady)
+	return mux
+}
+
+func serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
 }
 
 func requireToken(token string, next http.Handler) http.Handler {
@@ -82,8 +95,10 @@ func readTokenFile(path string) (string, error) {
 type adminServer struct {
 	addr       string // bound
 	configured string // as the config it started from gave it
-	srv        *http.Server
-	handler    swapHandler
+	// readyConfigured is readiness.address as the first config gave it.
+	readyConfigured string
+	srv             *http.Server
+	handler         swapHandler
 }
 
 // adminPlan is a plan's admin settings: the token read, and the listener
@@ -93,6 +108,7 @@ type adminServer struct {
 // not hold back the proxy's routes and pools.
 type adminPlan struct {
 	ln    net.Listener
+	ready net.Listener // readiness.address, bound by the first plan
 	token string
 	pprof bool
 	err   error
@@ -108,12 +124,18 @@ func (i *Instance) planAdmin(cfg *configs.Config) (adminPlan, error) {
 			return adminPlan{}, fmt.Errorf("listening on admin address %s: %w", cfg.Admin.Address, err)
 		}
 		ap.ln = ln
+		if a := cfg.Readiness.Address; a != "" {
+			if ap.ready, err = listenTCP(a, i.logger); err != nil {
+				_ = ln.Close()
+				return adminPlan{}, fmt.Errorf("listening on readiness address %s: %w", a, err)
+			}
+		}
 	}
 	token, err := readTokenFile(cfg.Admin.TokenFile)
 	if err != nil {
 		err = fmt.Errorf("reading admin token: %w", err)
 		if ap.ln != nil {
-			_ = ap.ln.Close()
+			ap.close()
 			return adminPlan{}, err
 		}
 		return adminPlan{err: err}, nil
@@ -126,7 +148,7 @@ func (i *Instance) planAdmin(cfg *configs.Config) (adminPlan, error) {
 // the running one its new settings. The caller holds i.mu.
 func (i *Instance) commitAdmin(ap adminPlan, cfg *configs.Config) {
 	if ap.ln != nil {
-		s := &adminServer{addr: ap.ln.Addr().String(), configured: cfg.Admin.Address}
+		s := &adminServer{addr: ap.ln.Addr().String(), configured: cfg.Admin.Address, readyConfigured: cfg.Readiness.Address}
 		s.handler.set(i.adminHandler(ap.token, ap.pprof))
 		s.srv = &http.Server{
 			Handler:           &s.handler,
@@ -136,6 +158,16 @@ func (i *Instance) commitAdmin(ap adminPlan, cfg *configs.Config) {
 		go func() { _ = s.srv.Serve(ap.ln) }()
 		i.admin = s
 		i.logger.Info("admin listening", "address", s.addr)
+		if ap.ready != nil {
+			i.readyz = &http.Server{
+				Handler:           i.readyHandler(),
+				ReadHeaderTimeout: 5 * time.Second,
+				ErrorLog:          slog.NewLogLogger(i.logger.Handler(), slog.LevelWarn),
+			}
+			go func() { _ = i.readyz.Serve(ap.ready) }()
+			i.readyAddr = ap.ready.Addr().String()
+			i.logger.Info("readiness listening", "address", i.readyAddr)
+		}
 		return
 	}
 	if ap.err != nil {
@@ -147,5 +179,18 @@ func (i *Instance) commitAdmin(ap adminPlan, cfg *configs.Config) {
 	if cfg.Admin.Address != i.admin.configured {
 		i.logger.Warn("admin.address changes on restart", "running", i.admin.addr, "configured", cfg.Admin.Address)
 	}
+	if cfg.Readiness.Address != i.admin.readyConfigured {
+		i.logger.Warn("readiness.address changes on restart", "running", i.admin.readyConfigured, "configured", cfg.Readiness.Address)
+	}
 	i.admin.handler.set(i.adminHandler(ap.token, ap.pprof))
+}
+
+// close releases the listeners a plan bound.
+func (ap adminPlan) close() {
+	if ap.ln != nil {
+		_ = ap.ln.Close()
+	}
+	if ap.ready != nil {
+		_ = ap.ready.Close()
+	}
 }

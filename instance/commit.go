@@ -82,9 +82,7 @@ func (i *Instance) discard(p *Plan) {
 	if p.gen != nil {
 		i.server.Discard(p.gen)
 	}
-	if p.admin.ln != nil {
-		_ = p.admin.ln.Close()
-	}
+	p.admin.close()
 }
 
 // listenerHandler is what a listener serves in this generation.

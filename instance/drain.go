@@ -31,6 +31,9 @@ func (i *Instance) Drain(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Shutdown.Grace)
 	defer cancel()
 	i.stopAll(ctx)
+	if i.readyz != nil {
+		_ = i.readyz.Shutdown(ctx)
+	}
 	_ = i.admin.srv.Shutdown(ctx)
 }
 

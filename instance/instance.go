@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,9 @@ type Instance struct {
 	loadedAt atomic.Pointer[time.Time]
 	lastErr  atomic.Pointer[string]
 	draining atomic.Bool
+	// evacuated is when an operator evacuated the instance (readiness
+	// fails, requests are served), nil when not.
+	evacuated atomic.Pointer[time.Time]
 
 	reloading sync.Mutex
 
@@ -61,6 +65,8 @@ type Instance struct {
 	consul        *api.Client
 	consulOptions discovery.Options
 	admin         *adminServer // nil until the first commit
+	readyz        *http.Server // readiness.address's listener, nil without one
+	readyAddr     string       // its bound address
 
 	bg sync.WaitGroup // listeners being retired
 
@@ -112,4 +118,12 @@ func (i *Instance) AdminAddr() string {
 		return ""
 	}
 	return i.admin.addr
+}
+
+// ReadyAddr is the readiness listener's bound address, or "" when the
+// config has none (or before the first commit).
+func (i *Instance) ReadyAddr() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.readyAddr
 }

@@ -52,6 +52,7 @@ func (m *reloadMetrics) record(ok bool) {
 type stateCollector struct {
 	i                                             *Instance
 	inFlight, up, zoneRatio, spill, panic, perTry *prometheus.Desc
+	evacuated, ready                              *prometheus.Desc
 }
 
 // registerStateMetrics registers the Go runtime's and the process's
@@ -69,17 +70,21 @@ func registerStateMetrics(reg prometheus.Registerer, i *Instance) {
 			panic:     prometheus.NewDesc("azimuth_pool_panic", "1 while the pool balances over all backends because too few are healthy.", []string{"pool"}, nil),
 			perTry: prometheus.NewDesc("azimuth_per_try_timeout_seconds",
 				"The pool's per-try timeout now: learned from its latency (mode auto) or fixed; 0 when off.", []string{"pool", "mode"}, nil),
+			evacuated: prometheus.NewDesc("azimuth_evacuated", "1 while an operator has evacuated the proxy (POST /evacuate): readiness fails, requests are served.", nil, nil),
+			ready:     prometheus.NewDesc("azimuth_ready", "1 while /readyz answers ready.", nil, nil),
 		},
 	)
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.inFlight, c.up, c.zoneRatio, c.spill, c.panic, c.perTry} {
+	for _, d := range []*prometheus.Desc{c.inFlight, c.up, c.zoneRatio, c.spill, c.panic, c.perTry, c.evacuated, c.ready} {
 		ch <- d
 	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.evacuated, prometheus.GaugeValue, b2f(c.i.evacuated.Load() != nil))
+	ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, b2f(c.i.Ready().Ready))
 	for _, p := range c.i.registry.Pools() {
 		for _, b := range p.Backends() {
 			ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(b.InFlight()), p.Name(), b.Address(), b.Zone())

@@ -16,13 +16,17 @@ import (
 // Status is /status's JSON: what the instance runs and how every pool,
 // zone and backend stands. The status page draws it.
 type Status struct {
-	Zone      string           `json:"zone"`
-	Draining  bool             `json:"draining"`
-	Readiness Readiness        `json:"readiness"`
-	Config    ConfigStatus     `json:"config"`
-	Uptime    string           `json:"uptime"` // since New
-	Pools     []PoolStatus     `json:"pools"`
-	Listeners []ListenerStatus `json:"listeners"`
+	Zone     string `json:"zone"`
+	Draining bool   `json:"draining"`
+	// Evacuated is set while an operator has evacuated the instance
+	// (POST /evacuate): readiness fails, requests are served.
+	Evacuated   bool             `json:"evacuated"`
+	EvacuatedAt *time.Time       `json:"evacuated_at,omitempty"`
+	Readiness   Readiness        `json:"readiness"`
+	Config      ConfigStatus     `json:"config"`
+	Uptime      string           `json:"uptime"` // since New
+	Pools       []PoolStatus     `json:"pools"`
+	Listeners   []ListenerStatus `json:"listeners"`
 }
 
 // ConfigStatus is the running config and how the last reload went.
@@ -101,6 +105,9 @@ type ListenerStatus struct {
 // Status reports the instance's state now.
 func (i *Instance) Status() Status {
 	st := Status{Draining: i.draining.Load(), Readiness: i.Ready(), Uptime: time.Since(i.started).Round(time.Second).String()}
+	if at := i.evacuated.Load(); at != nil {
+		st.Evacuated, st.EvacuatedAt = true, at
+	}
 	if c := i.cfg(); c != nil {
 		st.Config = ConfigStatus{Source: c.Source, Hash: c.Hash, LoadedAt: *i.loadedAt.Load()}
 		st.Config.LastReloadOK = true

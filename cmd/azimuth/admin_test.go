@@ -203,3 +203,55 @@ func TestObsAdminToken(t *testing.T) {
 		t.Errorf("zone a enabled again: answered by %v, want all by zone a", got)
 	}
 }
+
+// TestObsEvacuate: on the real binary, POST /evacuate without the token is
+// refused and changes nothing; with it, /readyz fails on the admin API and
+// on the readiness listener while requests keep succeeding, until POST
+// /restore.
+func TestObsEvacuate(t *testing.T) {
+	dir := t.TempDir()
+	const token = "s3cret-token"
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := obsBackend(t, "127.0.1.1", obsNamed("a"))
+	b := obsBackend(t, "127.0.2.1", obsNamed("b"))
+	cfg := obsConfig(t, dir, obsTwoZones(a.addr, b.addr, "readiness: { address: 127.0.0.1:0 }\n"))
+	if err := os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), "admin: { address: 127.0.0.1:0 }",
+		"admin: { address: 127.0.0.1:0, token_file: "+tokenFile+" }", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, admin := obsStart(t, cfg)
+	ready := p.waitLog(t, "readiness listening", nil)["address"].(string)
+	addr := obsListener(t, admin, token, "http")
+	for _, at := range []string{admin, ready} {
+		testwait.Until(t, 10*time.Second, at+"/readyz 200", func() bool { code, _ := obsReady(t, at); return code == http.StatusOK })
+	}
+
+	if code, _ := obsDo(t, "POST", "http://"+admin+"/evacuate", ""); code != http.StatusUnauthorized {
+		t.Fatalf("POST /evacuate without the token = %d, want 401", code)
+	}
+	if code, _ := obsReady(t, admin); code != http.StatusOK {
+		t.Fatalf("a refused /evacuate changed readiness: %d", code)
+	}
+	if code, body := obsDo(t, "POST", "http://"+admin+"/evacuate", token); code != http.StatusOK {
+		t.Fatalf("POST /evacuate = %d %s", code, body)
+	}
+	p.waitLog(t, "admin: evacuate", nil)
+	for _, at := range []string{admin, ready} {
+		if code, r := obsReady(t, at); code != http.StatusServiceUnavailable || len(r.Reasons) == 0 || !strings.HasPrefix(r.Reasons[0], "evacuated by an operator") {
+			t.Errorf("%s/readyz while evacuated = %d %v", at, code, r.Reasons)
+		}
+	}
+	obsProxyGet(t, addr, 20) // every request still answered
+	if st := obsGetStatus(t, admin, token); !st.Evacuated {
+		t.Errorf("/status while evacuated: evacuated %v", st.Evacuated)
+	}
+	if code, body := obsDo(t, "POST", "http://"+admin+"/restore", token); code != http.StatusOK {
+		t.Fatalf("POST /restore = %d %s", code, body)
+	}
+	if code, _ := obsReady(t, ready); code != http.StatusOK {
+		t.Errorf("readiness after /restore = %d", code)
+	}
+}

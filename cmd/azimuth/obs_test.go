@@ -111,6 +111,7 @@ func obsDo(t *testing.T, method, url, token string) (int, []byte) {
 type obsStatus struct {
 	Zone      string `json:"zone"`
 	Draining  bool   `json:"draining"`
+	Evacuated bool   `json:"evacuated"`
 	Readiness struct {
 		Ready   bool     `json:"ready"`
 		Reasons []string `json:"reasons"`
