@@ -215,3 +215,8 @@ func (c *pickCtx) none(e *entry) (*entry, error) {
 	}
 	return nil, ErrNoBackend
 }
+
+// Healthy is how many of the pool's backends can take a request now (up
+// or pending their first checks, not drained, not ejected). One atomic
+// load: the request path asks it to decide on a backup pool.
+func (p *Pool) Healthy() int64 { return p.current.Load().tally.healthy.Load() }

@@ -8,6 +8,14 @@ import "time"
 type Pool struct {
 	// Name identifies the pool in routes, metrics and logs.
 	Name string `yaml:"name"`
+	// BackupPool names another pool (typically the other region's
+	// proxies, over TLS) that takes this pool's requests when it has no
+	// healthy backend in any zone, before panic mode, and those whose
+	// attempts here ended with no answer when a retry would have been
+	// allowed. A request crosses once: it carries the Azimuth-Region-Hop
+	// header, and a proxy never sends such a request to a backup pool of
+	// its own. Empty: none.
+	BackupPool string `yaml:"backup_pool"`
 	// Balance is the selection policy; only least_conn (weighted
 	// least in-flight) for now, which is the default.
 	Balance string `yaml:"balance"`

@@ -43,6 +43,17 @@ func (v *validator) pools() {
 		v.poolTLS(p, pl)
 		v.backendSource(p, pl)
 	}
+	for i, pl := range v.c.Pools {
+		if pl.BackupPool == "" {
+			continue
+		}
+		path := fmt.Sprintf("pools[%d].backup_pool", i)
+		if pl.BackupPool == pl.Name {
+			v.add(path, "%q is this pool: name another one", pl.BackupPool)
+		} else if _, ok := names[pl.BackupPool]; !ok {
+			v.add(path, "no pool named %q", pl.BackupPool)
+		}
+	}
 }
 
 func (v *validator) timeouts(p string, t Timeouts) {

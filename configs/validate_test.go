@@ -89,6 +89,8 @@ func TestInvalidConfigs(t *testing.T) {
 		{"admin on every interface without a token", "admin: {address: \"0.0.0.0:9901\"} #<\n" + okListeners + okPools, "admin.address", "set admin.token_file"},
 		{"admin on an empty host without a token", "admin: {address: \":9901\"} #<\n" + okListeners + okPools, "admin.address", "reachable from other hosts"},
 		{"admin on a routable address without a token", "admin: {address: \"10.1.2.3:9901\"} #<\n" + okListeners + okPools, "admin.address", "set admin.token_file"},
+		{"backup pool unknown", okListeners + okPools + "    backup_pool: elsewhere #<\n", "pools[0].backup_pool", "no pool named \"elsewhere\""},
+		{"backup pool is itself", okListeners + okPools + "    backup_pool: web #<\n", "pools[0].backup_pool", "is this pool"},
 		{"readiness share above 1", "readiness: {min_healthy_share: 1.5} #<\n" + okListeners + okPools, "readiness.min_healthy_share", "from 0 to 1"},
 		{"readiness share negative", "readiness: {min_healthy_share: -0.1} #<\n" + okListeners + okPools, "readiness.min_healthy_share", "from 0 to 1"},
 		{"readiness of an unknown pool", "readiness:\n  pools: [web, nope] #<\n" + okListeners + okPools, "readiness.pools[1]", "no pool named \"nope\""},

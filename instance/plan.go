@@ -99,7 +99,7 @@ func (i *Instance) plan(p *Plan) (err error) {
 		pcs = append(pcs, proxy.PoolConfig{
 			Name: c.Name, Balancer: pp.bal, Transport: pp.transport, Scheme: scheme(c),
 			Timeouts: timeouts(c), Retry: retryPolicy(c), Outlier: outlier,
-			FailStatuses: c.Health.Passive.Statuses,
+			FailStatuses: c.Health.Passive.Statuses, Backup: c.BackupPool,
 		})
 	}
 	lcs := make([]proxy.ListenerConfig, 0, len(cfg.Listeners))

@@ -124,6 +124,9 @@ func (a *AccessLog) log(x *exchange, r *http.Request, status int, aborted bool) 
 	if x.race.refused != "" {
 		attrs = append(attrs, slog.String("retry_refused", x.race.refused))
 	}
+	if x.backupFor != nil {
+		attrs = append(attrs, slog.String("backup_for", x.backupFor.Name), slog.String("backup_reason", x.backupReason))
+	}
 	if aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))
 	}
@@ -193,6 +196,13 @@ func (a *AccessLog) writeJSON(x *exchange, r *http.Request, status int, aborted 
 	if x.race.refused != "" {
 		b = append(b, `,"retry_refused":"`...)
 		b = append(b, x.race.refused...)
+		b = append(b, '"')
+	}
+	if x.backupFor != nil {
+		b = append(b, `,"backup_for":`...)
+		b = appendJSONString(b, x.backupFor.Name)
+		b = append(b, `,"backup_reason":"`...)
+		b = append(b, x.backupReason...)
 		b = append(b, '"')
 	}
 	if aborted {

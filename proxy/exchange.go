@@ -18,16 +18,22 @@ const maxLoggedAttempts = 8
 type exchange struct {
 	listener *listener
 	pool     *Pool
-	ctx      context.Context // the client's request
-	id       string
-	start    time.Time
-	body     body
-	rec      recorder
-	attempts [maxLoggedAttempts]attemptRecord
-	tries    int
-	final    Cause // cause of the last failed attempt, if the request failed
-	respBody releasingBody
-	race     race
+	// mayCross: the pool has a backup pool and the request did not come
+	// from another region. backupFor is the pool the request left for its
+	// backup, and backupReason why; nil while it has not crossed.
+	mayCross     bool
+	backupFor    *Pool
+	backupReason string
+	ctx          context.Context // the client's request
+	id           string
+	start        time.Time
+	body         body
+	rec          recorder
+	attempts     [maxLoggedAttempts]attemptRecord
+	tries        int
+	final        Cause // cause of the last failed attempt, if the request failed
+	respBody     releasingBody
+	race         race
 }
 
 // attemptRecord is what the access log says of one attempt.

@@ -34,7 +34,22 @@ func (s *Server) forward(x *exchange, in *http.Request) {
 		plain(&x.rec, http.StatusBadRequest, "bad upgrade\n", false)
 		return
 	}
+	if x.backupFor != nil {
+		markCrossing(out)
+	}
 	resp, err := s.attempts(x, out)
+	if err != nil && x.crossable(err) {
+		// The pool's own attempts found no answer: its backup pool (the
+		// other region) gets the request, once.
+		x.crossTo(backupNoAnswer)
+		markCrossing(out)
+		out.URL.Scheme = x.pool.Scheme
+		if x.body.replayable {
+			out.Body = x.body.reader() // the first attempt read the one it had
+		}
+		x.race = race{}
+		resp, err = s.attempts(x, out)
+	}
 	if err != nil {
 		if berr := x.body.readError(); berr != nil {
 			// The client's streaming body broke the attempt: the answer
@@ -92,6 +107,7 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 	}
 
 	removeHopByHop(h)
+	delete(h, RegionHopHeader) // set again only when the request crosses regions
 	subject := x.listener.subjectLower
 	for name := range h {
 		if forwarding(name) && (!trusted || strings.ContainsRune(name, '_') || replacedForwarding(name)) ||

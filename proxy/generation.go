@@ -96,6 +96,14 @@ func (s *Server) Build(c Config) (g *Generation, err error) {
 		}
 		g.pools[pc.Name] = &Pool{PoolConfig: pc, budget: st.budget, perTry: st.perTry, metrics: st.metrics}
 	}
+	for _, p := range g.pools {
+		if p.Backup == "" {
+			continue
+		}
+		if p.backup = g.pools[p.Backup]; p.backup == nil || p.backup == p {
+			return nil, fmt.Errorf("building pool %q: backup pool %q is not another pool of the config", p.Name, p.Backup)
+		}
+	}
 	for _, lc := range c.Listeners {
 		r, err := newRouter(lc.Routes, g.pools)
 		if err != nil {

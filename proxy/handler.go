@@ -72,6 +72,16 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.s.finish(x, r, false)
 	}()
 
+	if p.backup != nil && r.Header.Get(RegionHopHeader) == "" {
+		x.mayCross = true
+		if p.Balancer.Healthy() == 0 {
+			// No backend to try: the backup pool takes the request
+			// before any attempt, and before panic mode would send it
+			// to backends known to be down.
+			x.crossTo(backupNoHealthy)
+			p = x.pool
+		}
+	}
 	x.id = r.Header.Get("X-Request-Id")
 	if x.id == "" || len(x.id) > maxRequestIDLen {
 		x.id = newRequestID()

@@ -18,6 +18,7 @@ type Metrics struct {
 	retries  *prometheus.CounterVec
 	refusals *prometheus.CounterVec
 	hedges   *prometheus.CounterVec
+	backups  *prometheus.CounterVec
 }
 
 // NewMetrics registers the request path's series on reg.
@@ -42,13 +43,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "azimuth_hedges_total", Help: "Hedges (attempts started beside one still running), by pool and whether their response won.",
 		}, []string{"pool", "result"}),
+		backups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "azimuth_backup_requests_total", Help: "Requests a pool sent to its backup pool (another region), by pool, backup pool and why: no healthy backend at the start, or no answer from the pool's own attempts.",
+		}, []string{"pool", "backup", "reason"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.refusals, m.hedges)
+	reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.refusals, m.hedges, m.backups)
 	return m
 }
 
 // poolMetrics are one pool's resolved children.
 type poolMetrics struct {
+	backups    cache[backupKey, prometheus.Counter]
 	duration   prometheus.Observer
 	hedgesWon  prometheus.Counter
 	hedgesLost prometheus.Counter
@@ -68,6 +73,8 @@ type retryKey struct {
 	cause    Cause
 }
 
+type backupKey struct{ backup, reason string }
+
 type requestKey struct {
 	listener string
 	code     int
@@ -78,6 +85,9 @@ func (m *Metrics) pool(name string) *poolMetrics {
 		return nil
 	}
 	return &poolMetrics{
+		backups: cache[backupKey, prometheus.Counter]{make: func(k backupKey) prometheus.Counter {
+			return m.backups.WithLabelValues(name, k.backup, k.reason)
+		}},
 		duration:   m.duration.WithLabelValues(name),
 		hedgesWon:  m.hedges.WithLabelValues(name, "won"),
 		hedgesLost: m.hedges.WithLabelValues(name, "lost"),
@@ -108,6 +118,7 @@ func (m *Metrics) forget(pool string) {
 	m.retries.DeletePartialMatch(l)
 	m.refusals.DeletePartialMatch(l)
 	m.hedges.DeletePartialMatch(l)
+	m.backups.DeletePartialMatch(l)
 }
 
 // hedge counts a hedge that ended, won or lost.

@@ -43,11 +43,17 @@ type PoolConfig struct {
 	// FailStatuses are the response codes that count as a failed attempt
 	// for Outlier, whatever Retry says (health.passive.statuses).
 	FailStatuses []int
+	// Backup, if set, names the pool (typically another region's
+	// proxies) that takes this pool's requests when it has no healthy
+	// backend, or when its attempts end with no answer and the request
+	// may be replayed (see crossRegions).
+	Backup string
 }
 
 // Pool is a pool as the request path sees it in one generation.
 type Pool struct {
 	PoolConfig
+	backup  *Pool // Backup, resolved by Build
 	budget  *Budget
 	perTry  *perTryLearner
 	metrics *poolMetrics
