@@ -84,6 +84,12 @@ type Consul struct {
 	TokenFile string `yaml:"token_file"`
 	// TLS, when set, makes the connection to the agent HTTPS.
 	TLS *ConsulTLS `yaml:"tls"`
+	// CacheDir keeps each Consul pool's last backend set on disk
+	// (consul-POOL.json), so that a proxy started while the agent cannot
+	// be reached serves the last known backends, marked from_cache in
+	// /status, until the agent answers. Default: $STATE_DIRECTORY (set by
+	// systemd's StateDirectory=) when set, else none: no cache.
+	CacheDir string `yaml:"cache_dir"`
 }
 
 // ConsulTLS is the TLS client setup for the Consul agent.

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -52,6 +53,9 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 	def(d, "admin.address", &c.Admin.Address, DefaultAdminAddress)
 	if c.Consul != nil {
 		def(d, "consul.address", &c.Consul.Address, DefaultConsulAddress)
+		// systemd may list several state directories, colon-separated.
+		state, _, _ := strings.Cut(getenv("STATE_DIRECTORY"), ":")
+		def(d, "consul.cache_dir", &c.Consul.CacheDir, state)
 	}
 	def(d, "log.level", &c.Log.Level, "info")
 	def(d, "log.format", &c.Log.Format, "json")

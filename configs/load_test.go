@@ -174,6 +174,9 @@ pools:
 	if c.Consul.Address != "127.0.0.1:8500" {
 		t.Errorf("consul.address = %q", c.Consul.Address)
 	}
+	if c.Consul.CacheDir != "" {
+		t.Errorf("consul.cache_dir = %q without $STATE_DIRECTORY, want none", c.Consul.CacheDir)
+	}
 	tls := c.Listeners[0].TLS
 	if tls.MinVersion != "1.2" || tls.ClientAuth != "none" || tls.ClientSubjectHeader != "X-Client-Subject" || tls.HTTP3 {
 		t.Errorf("listener tls defaults: %+v", tls)
@@ -339,5 +342,25 @@ func TestPerTryForms(t *testing.T) {
 		if got := c2.Pools[0].Timeouts.PerTry; got != c.want {
 			t.Errorf("per_try: %s read as %+v, want %+v", c.yaml, got, c.want)
 		}
+	}
+}
+
+// Under systemd's StateDirectory=, the Consul cache goes there by default;
+// a cache_dir in the file wins, resolved against the file's directory.
+func TestConsulCacheDirDefault(t *testing.T) {
+	const body = `listeners:
+  - name: http
+    address: 127.0.0.1:8080
+    routes: [{pool: api}]
+pools:
+  - name: api
+    consul: { service: api }
+`
+	t.Setenv("STATE_DIRECTORY", "/var/lib/azimuth:/var/lib/other")
+	if c := mustParse(t, "/etc/azimuth/a.yaml", "consul: {}\n"+body); c.Consul.CacheDir != "/var/lib/azimuth" {
+		t.Errorf("consul.cache_dir under StateDirectory = %q, want /var/lib/azimuth", c.Consul.CacheDir)
+	}
+	if c := mustParse(t, "/etc/azimuth/a.yaml", "consul: { cache_dir: cache }\n"+body); c.Consul.CacheDir != "/etc/azimuth/cache" {
+		t.Errorf("consul.cache_dir written as cache = %q, want /etc/azimuth/cache", c.Consul.CacheDir)
 	}
 }

@@ -14,6 +14,7 @@ func resolvePaths(c *Config, dir string) {
 	abs(&c.Admin.TokenFile)
 	if c.Consul != nil {
 		abs(&c.Consul.TokenFile)
+		abs(&c.Consul.CacheDir)
 		if t := c.Consul.TLS; t != nil {
 			abs(&t.CAFile)
 			abs(&t.CertFile)

@@ -22,6 +22,9 @@ type Options struct {
 	// TLS configures HTTPS to the agent; the zero value means plain HTTP
 	// unless Address says "https://".
 	TLS TLSOptions
+	// CacheDir is where the watchers keep their pools' last sets (see
+	// WatcherConfig.CacheFile); the client itself does not use it.
+	CacheDir string
 }
 
 // TLSOptions configures HTTPS to the Consul agent.

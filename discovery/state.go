@@ -27,4 +27,9 @@ type State struct {
 	// Holding is true when Consul's last answer had no usable instance
 	// after it had given some: the pool keeps the last set it got.
 	Holding bool `json:"holding,omitempty"`
+	// FromCache is true while the pool serves the set cached on disk by
+	// an earlier run (the agent has not answered since this one started):
+	// the set may be stale. CachedAt is when that set was saved.
+	FromCache bool      `json:"from_cache,omitempty"`
+	CachedAt  time.Time `json:"cached_at,omitzero"`
 }

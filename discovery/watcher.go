@@ -59,6 +59,12 @@ type WatcherConfig struct {
 	// service with no instance (a typo, a service not yet registered)
 	// does not empty it. The first answer with instances replaces it.
 	Current []balancer.Spec
+	// CacheFile, if set, is where the watcher keeps the last set Consul
+	// gave it (see CacheFile). A watcher that starts with no Current set
+	// and finds a cached set of its service there serves it until the
+	// agent answers, so a restart during a Consul outage keeps the pool's
+	// backends; State then says FromCache.
+	CacheFile string
 }
 
 // Watcher follows one Consul service for one pool with blocking queries and
@@ -75,6 +81,8 @@ type Watcher struct {
 	timing  Timing
 	rand    func() float64
 	now     func() time.Time
+
+	cacheFile string
 
 	running atomic.Bool
 	state   atomic.Pointer[State]
@@ -121,6 +129,7 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 		now:       cfg.Now,
 		noZone:    map[string]struct{}{},
 		badWeight: map[string]struct{}{},
+		cacheFile: cfg.CacheFile,
 	}
 	w.opts.Tags = slices.Clone(cfg.Options.Tags)
 	w.last = slices.Clone(cfg.Current)
@@ -153,6 +162,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return errors.New("consul watcher already running")
 	}
 	w.log.Info("watching consul service")
+	w.startFromCache()
 	var lastStart time.Time
 	for {
 		// Rate limit: a service whose answer changes all the time cannot
@@ -287,6 +297,7 @@ func (w *Watcher) apply(s snapshot) {
 	w.sink.Update(slices.Clone(s.specs))
 	w.last = s.specs
 	w.sent = true
+	w.saveCache(now)
 	w.metrics.updates.WithLabelValues(w.pool).Inc()
 	w.metrics.backends.WithLabelValues(w.pool).Set(float64(len(s.specs)))
 	w.log.Info("backend set from consul", "backends", len(s.specs), "skipped", s.skipped, "index", w.index)
@@ -315,6 +326,8 @@ func (w *Watcher) recordError(err error) {
 		Index:          w.index,
 		FilteredByACLs: w.filtered,
 		Holding:        prev.Holding,
+		FromCache:      prev.FromCache,
+		CachedAt:       prev.CachedAt,
 	})
 	w.metrics.errors.WithLabelValues(w.pool).Inc()
 	w.metrics.syncState.WithLabelValues(w.pool).Set(0)
@@ -345,5 +358,38 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// startFromCache hands the sink the cached set of a watcher that starts
+// with none (a process start, not a reload: a reload's watcher starts from
+// the set the pool serves), so the pool serves while the agent is away.
+func (w *Watcher) startFromCache() {
+	if w.cacheFile == "" || len(w.last) > 0 {
+		return
+	}
+	c, ok, err := loadCache(w.cacheFile, w.opts.Service)
+	if err != nil {
+		w.log.Warn("reading the cached backend set", "error", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	w.sink.Update(slices.Clone(c.Backends))
+	w.last, w.sent = c.Backends, true
+	w.state.Store(&State{Backends: len(c.Backends), FromCache: true, CachedAt: c.Saved})
+	w.metrics.backends.WithLabelValues(w.pool).Set(float64(len(c.Backends)))
+	w.log.Warn("serving the cached backend set until consul answers", "backends", len(c.Backends), "cached_at", c.Saved, "file", w.cacheFile)
+}
+
+// saveCache keeps the set just handed to the sink on disk. A failure is
+// logged and changes nothing else: the cache only matters at a start.
+func (w *Watcher) saveCache(now time.Time) {
+	if w.cacheFile == "" {
+		return
+	}
+	if err := saveCache(w.cacheFile, cached{Service: w.opts.Service, Pool: w.pool, Saved: now, Backends: w.last}); err != nil {
+		w.log.Warn("caching the backend set", "error", err, "file", w.cacheFile)
 	}
 }

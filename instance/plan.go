@@ -131,7 +131,7 @@ func (i *Instance) planConsul(cfg *configs.Config) (*api.Client, discovery.Optio
 	if err != nil {
 		return nil, discovery.Options{}, fmt.Errorf("consul: %w", err)
 	}
-	o := discovery.Options{Address: c.Address, Datacenter: c.Datacenter, Token: token}
+	o := discovery.Options{Address: c.Address, Datacenter: c.Datacenter, Token: token, CacheDir: c.CacheDir}
 	if c.TLS != nil {
 		o.TLS = discovery.TLSOptions{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, ServerName: c.TLS.ServerName}
 	}

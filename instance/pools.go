@@ -169,7 +169,7 @@ func (i *Instance) planPool(p *configs.Pool, zone string, consul *api.Client, co
 		Pool: p.Name, Client: consul, Datacenter: consulOpts.Datacenter,
 		Options: consulPoolOptions(p), Sink: plan.bal,
 		Logger: i.logger.With("pool", p.Name), Registerer: i.reg,
-		Current: poolSpecs(plan.bal),
+		Current: poolSpecs(plan.bal), CacheFile: cacheFile(consulOpts.CacheDir, p.Name),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: consul: %w", p.Name, err)
@@ -279,4 +279,13 @@ func poolSpecs(p *balancer.Pool) []balancer.Spec {
 		specs = append(specs, b.Spec())
 	}
 	return specs
+}
+
+// cacheFile is where a Consul pool's set is cached, "" without a cache
+// directory.
+func cacheFile(dir, pool string) string {
+	if dir == "" {
+		return ""
+	}
+	return discovery.CacheFile(dir, pool)
 }

@@ -78,6 +78,7 @@ func TestSystemdUnitKeys(t *testing.T) {
 		{"ProtectControlGroups", "yes"},
 		{"ConfigurationDirectory", "azimuth"},
 		{"LogsDirectory", "azimuth"},
+		{"StateDirectory", "azimuth"},
 		{"LimitNOFILE", "1048576"},
 	} {
 		if got := one(kv[0]); got != kv[1] {
