@@ -33,13 +33,18 @@ func (i *Instance) Ready() Readiness {
 	if at := i.evacuated.Load(); at != nil {
 		r.Reasons = append(r.Reasons, "evacuated by an operator at "+at.UTC().Format(time.RFC3339)+": POST /restore to serve as ready again")
 	}
+	i.mu.Lock()
+	// Read under mu, as Commit stores the config before it lets go of
+	// mu: the config and the pools are of one generation.
 	cfg := i.cfg()
 	if cfg == nil {
 		r.Reasons = append(r.Reasons, "no config loaded")
+		i.mu.Unlock()
+		r.Ready = false
+		return r
 	}
-	i.mu.Lock()
 	for _, rt := range i.pools {
-		if cfg != nil && len(cfg.Readiness.Pools) > 0 && !slices.Contains(cfg.Readiness.Pools, rt.name) {
+		if len(cfg.Readiness.Pools) > 0 && !slices.Contains(cfg.Readiness.Pools, rt.name) {
 			continue
 		}
 		if rt.watcher != nil && !rt.watcher.State().Synced && len(rt.pool.Backends()) == 0 {
@@ -51,7 +56,7 @@ func (i *Instance) Ready() Readiness {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("pool %s: no available backend (0 of %d)", rt.name, st.Total))
 			continue
 		}
-		if min := cfg.Readiness.MinHealthyShare; cfg != nil && min > 0 && float64(st.Healthy) < min*float64(st.Total) {
+		if min := cfg.Readiness.MinHealthyShare; min > 0 && float64(st.Healthy) < min*float64(st.Total) {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("pool %s: %d of %d backends available, below readiness.min_healthy_share %g", rt.name, st.Healthy, st.Total, min))
 		}
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"time"
 )
 
 // RegionHopHeader marks a request a proxy sent to its backup pool: the
@@ -38,11 +39,15 @@ func (x *exchange) crossTo(reason string) {
 // replayable (an idempotent method or an idempotency key, and a body that
 // can be sent again) and failed for a cause its pool's retry.on lists.
 // The retry budget is not asked: a request crosses at most once, and the
-// other region's proxies send nothing back.
+// other region's proxies send nothing back. A request whose time
+// (timeouts.request, counted from its arrival) has run out does not cross.
 func (x *exchange) crossable(err error) bool {
 	var f *failure
 	if !x.mayCross || x.backupFor != nil || !errors.As(err, &f) || x.ctx.Err() != nil {
 		return false
+	}
+	if d := x.pool.backup.Timeouts.Request; d > 0 && time.Since(x.start) >= d {
+		return false // no time left for the backup pool to answer in
 	}
 	switch {
 	case f.noBackend, f.cause == CauseUnsent, f.cause == CauseConnect && x.body.untouched():
@@ -57,4 +62,21 @@ func (x *exchange) crossable(err error) bool {
 // pool.
 func markCrossing(out *http.Request) {
 	out.Header.Set(RegionHopHeader, "1")
+}
+
+// crossingCopy is the request the backup pool's attempts send after the
+// pool's own attempts: a copy with a header map of its own, since a
+// transport of an earlier attempt may still be writing the old request
+// (a body writer that outlives its failed exchange), with the hop header,
+// the backup pool's scheme and the body from its start.
+func crossingCopy(x *exchange, out *http.Request) *http.Request {
+	o := &outboundRequest{req: *out, url: *out.URL}
+	o.req.URL = &o.url
+	o.req.Header = out.Header.Clone()
+	markCrossing(&o.req)
+	o.url.Scheme = x.pool.Scheme
+	if x.body.replayable {
+		o.req.Body = x.body.reader() // the first attempt read the one it had
+	}
+	return &o.req
 }

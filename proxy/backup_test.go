@@ -27,6 +27,13 @@ type backupRig struct {
 
 func startBackupRig(t *testing.T, h http.Handler) *backupRig {
 	t.Helper()
+	return startBackupRigWith(t, h, nil)
+}
+
+// startBackupRigWith is startBackupRig with both pools' settings changed
+// by mod.
+func startBackupRigWith(t *testing.T, h http.Handler, mod func(*PoolConfig)) *backupRig {
+	t.Helper()
 	rig := &backupRig{f: startFleet(t, 1, h), log: &lockedBuffer{b: &bytes.Buffer{}}}
 	rig.remote = startBackend(t, "127.0.9.1", "r", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rig.mu.Lock()
@@ -34,10 +41,20 @@ func startBackupRig(t *testing.T, h http.Handler) *backupRig {
 		rig.mu.Unlock()
 		_, _ = w.Write([]byte("from the other region"))
 	}))
-	app := testPool(rig.f, func(pc *PoolConfig) { pc.Backup = "region-b" })
+	app := testPool(rig.f, func(pc *PoolConfig) {
+		pc.Backup = "region-b"
+		if mod != nil {
+			mod(pc)
+		}
+	})
 	bp := balancer.NewPool("region-b", balancer.Options{})
 	bp.Update([]balancer.Spec{{Address: rig.remote.addr, Zone: "r", Weight: 1}})
-	remote := testPool(rig.f, func(pc *PoolConfig) { pc.Name, pc.Balancer = "region-b", bp })
+	remote := testPool(rig.f, func(pc *PoolConfig) {
+		if mod != nil {
+			mod(pc)
+		}
+		pc.Name, pc.Balancer = "region-b", bp
+	})
 	rig.px = startProxyLogging(t, ListenerConfig{Name: "http", Routes: []Route{{Pool: "app"}}}, NewJSONAccessLog(rig.log, 1), app, remote)
 	return rig
 }
@@ -162,4 +179,44 @@ func lastLine(l *lockedBuffer) string {
 	defer l.mu.Unlock()
 	lines := strings.Split(strings.TrimSpace(l.b.String()), "\n")
 	return lines[len(lines)-1]
+}
+
+// A client's Azimuth-Region-Hop never reaches a backend: the proxy sets it
+// only on what it sends to a backup pool.
+func TestRegionHopHeaderFromAClientIsRemoved(t *testing.T) {
+	var seen sync.Map
+	f := startFleet(t, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Header.Get(RegionHopHeader), true)
+	}))
+	px := startProxy(t, testPool(f, nil))
+	c := &http.Client{Timeout: 10 * time.Second}
+	if code, _, _ := get(t, c, "GET", px.URL+"/", nil, http.Header{RegionHopHeader: {"1"}}); code != 200 {
+		t.Fatalf("GET = %d", code)
+	}
+	seen.Range(func(k, _ any) bool {
+		if k != "" {
+			t.Errorf("a backend got %s: %q", RegionHopHeader, k)
+		}
+		return true
+	})
+}
+
+// A request whose time ran out in its own pool's attempts does not cross:
+// the backup pool would have none left to answer in, and its backends
+// would be blamed for a request never sent to them.
+func TestBackupPoolNotWithoutTimeLeft(t *testing.T) {
+	rig := startBackupRigWith(t, nil, func(pc *PoolConfig) {
+		pc.Timeouts = Timeouts{Connect: time.Second, PerTry: 0, Request: 300 * time.Millisecond}
+	})
+	for _, b := range rig.f.all {
+		b.mode.Store(modeHang)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	code, zone, _ := get(t, c, "GET", rig.px.URL+"/", nil, nil)
+	if code != http.StatusGatewayTimeout || zone == "r" {
+		t.Errorf("a GET whose time ran out on hung backends: %d from zone %q, want 504 here", code, zone)
+	}
+	if n := len(rig.hopsSeen()); n != 0 || rig.backups(backupNoAnswer) != 0 {
+		t.Errorf("%d requests reached the other region and %v crossings were counted with no time left", n, rig.backups(backupNoAnswer))
+	}
 }

@@ -42,11 +42,7 @@ func (s *Server) forward(x *exchange, in *http.Request) {
 		// The pool's own attempts found no answer: its backup pool (the
 		// other region) gets the request, once.
 		x.crossTo(backupNoAnswer)
-		markCrossing(out)
-		out.URL.Scheme = x.pool.Scheme
-		if x.body.replayable {
-			out.Body = x.body.reader() // the first attempt read the one it had
-		}
+		out = crossingCopy(x, out)
 		x.race = race{}
 		resp, err = s.attempts(x, out)
 	}

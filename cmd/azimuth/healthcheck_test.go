@@ -27,7 +27,16 @@ func pkgBackend(t *testing.T) *httptest.Server {
 // delay is the caller's, so a test can look at a draining process.
 func pkgConfig(t *testing.T, admin, backend string, drainDelay time.Duration) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`admin: { address: %q }
+	dir := t.TempDir()
+	token := ""
+	if host, _, _ := net.SplitHostPort(admin); host != "127.0.0.1" {
+		// An admin API beyond loopback needs a token to be a valid config.
+		token = filepath.Join(dir, "token")
+		if err := os.WriteFile(token, []byte("s3cret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := fmt.Sprintf(`admin: { address: %q, token_file: %q }
 shutdown: { grace: 1s, drain_delay: %s }
 listeners:
   - name: http
@@ -38,8 +47,8 @@ pools:
   - name: web
     backends:
       - address: %s
-`, admin, drainDelay, backend)
-	path := filepath.Join(t.TempDir(), "azimuth.yaml")
+`, admin, token, drainDelay, backend)
+	path := filepath.Join(dir, "azimuth.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -220,12 +220,12 @@ type runtimeSettings struct {
 // settleRuntime decides the runtime settings, most explicit first: the
 // config's runtime keys, then GOMEMLIMIT and GOGC, then a limit derived
 // from the cgroup's (cg, if set) and a pace for a limited heap.
-func settleRuntime(r configs.Runtime, envLimit int64, envPace int, gogcSet bool, cg cgroup.Limit, cgSet bool) runtimeSettings {
+func settleRuntime(r configs.Runtime, envLimit int64, limitSet bool, envPace int, gogcSet bool, cg cgroup.Limit, cgSet bool) runtimeSettings {
 	s := runtimeSettings{limit: envLimit, pace: envPace, limitSource: "GOMEMLIMIT", paceSource: "GOGC"}
 	switch {
 	case r.MemoryLimit > 0:
 		s.limit, s.limitSource = r.MemoryLimit.Bytes(), "runtime.memory_limit"
-	case envLimit != math.MaxInt64:
+	case limitSet: // GOMEMLIMIT=off included: no limit, on purpose
 	case cgSet:
 		s.limit, s.limitSource = int64(float64(cg.Bytes)*cgroupShare), fmt.Sprintf("%.0f%% of %s", cgroupShare*100, cg.File)
 	default:
@@ -253,8 +253,9 @@ func applyRuntime(r configs.Runtime, logger *slog.Logger) runtimeSettings {
 	if err != nil {
 		logger.Warn("reading the cgroup's memory limit", "error", err)
 	}
+	_, limitSet := os.LookupEnv("GOMEMLIMIT")
 	_, gogcSet := os.LookupEnv("GOGC")
-	s := settleRuntime(r, startMemoryLimit, startGCPercent, gogcSet, cg, cgSet)
+	s := settleRuntime(r, startMemoryLimit, limitSet, startGCPercent, gogcSet, cg, cgSet)
 	if s.pace < 0 {
 		debug.SetMemoryLimit(s.limit)
 		debug.SetGCPercent(s.pace)

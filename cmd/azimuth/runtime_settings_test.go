@@ -19,6 +19,7 @@ func TestSettleRuntime(t *testing.T) {
 		name                string
 		r                   configs.Runtime
 		envLimit            int64
+		limitSet            bool
 		envPace             int
 		gogcSet, cgSet      bool
 		limit               int64
@@ -33,9 +34,11 @@ func TestSettleRuntime(t *testing.T) {
 			limit: 400 * mib, pace: 150, limitFrom: "80% of /sys/fs/cgroup/memory.max", paceFrom: "GOGC"},
 		{name: "GOGC=100 set explicitly is kept", envLimit: none, envPace: 100, gogcSet: true, cgSet: true,
 			limit: 400 * mib, pace: 100, limitFrom: "80% of /sys/fs/cgroup/memory.max", paceFrom: "GOGC"},
-		{name: "GOMEMLIMIT wins over the cgroup", envLimit: 96 * mib, envPace: 100, cgSet: true,
+		{name: "GOMEMLIMIT wins over the cgroup", envLimit: 96 * mib, limitSet: true, envPace: 100, cgSet: true,
 			limit: 96 * mib, pace: 400, limitFrom: "GOMEMLIMIT", paceFrom: "under a memory limit"},
-		{name: "the config wins over both", r: configs.Runtime{MemoryLimit: 52 * mib, GCPercent: 200}, envLimit: 96 * mib, envPace: 150, gogcSet: true, cgSet: true,
+		{name: "GOMEMLIMIT=off: no limit, whatever the cgroup", envLimit: none, limitSet: true, envPace: 100, cgSet: true,
+			limit: none, pace: 100, limitFrom: "GOMEMLIMIT", paceFrom: "Go's default"},
+		{name: "the config wins over both", r: configs.Runtime{MemoryLimit: 52 * mib, GCPercent: 200}, envLimit: 96 * mib, limitSet: true, envPace: 150, gogcSet: true, cgSet: true,
 			limit: 52 * mib, pace: 200, limitFrom: "runtime.memory_limit", paceFrom: "runtime.gc_percent"},
 		{name: "gc_percent off under the cgroup's limit", r: configs.Runtime{GCPercent: configs.GCOff}, envLimit: none, envPace: 100, cgSet: true,
 			limit: 400 * mib, pace: -1, limitFrom: "80% of /sys/fs/cgroup/memory.max", paceFrom: "runtime.gc_percent"},
@@ -45,7 +48,7 @@ func TestSettleRuntime(t *testing.T) {
 			if tc.cgSet {
 				cg = unit
 			}
-			s := settleRuntime(tc.r, tc.envLimit, tc.envPace, tc.gogcSet, cg, tc.cgSet)
+			s := settleRuntime(tc.r, tc.envLimit, tc.limitSet, tc.envPace, tc.gogcSet, cg, tc.cgSet)
 			want := runtimeSettings{limit: tc.limit, pace: tc.pace, limitSource: tc.limitFrom, paceSource: tc.paceFrom}
 			if s != want {
 				t.Errorf("got %+v, want %+v", s, want)
