@@ -123,19 +123,10 @@ func TestObsReadyzFailsAtOnceOnDrain(t *testing.T) {
 // /readyz needs the bearer token; overrides are POST only; a zone drained
 // through the API gets no requests until it is enabled again.
 func TestObsAdminToken(t *testing.T) {
-	dir := t.TempDir()
 	const token = "s3cret-token"
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	a := obsBackend(t, "127.0.1.1", obsNamed("a"))
 	b := obsBackend(t, "127.0.2.1", obsNamed("b"))
-	cfg := obsConfig(t, dir, obsTwoZones(a.addr, b.addr, ""))
-	if err := os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), "admin: { address: 127.0.0.1:0 }",
-		"admin: { address: 127.0.0.1:0, token_file: "+tokenFile+", pprof: true }", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := obsTokenConfig(t, token, ", pprof: true", obsTwoZones(a.addr, b.addr, ""))
 	_, admin := obsStart(t, cfg)
 	testwait.Until(t, 10*time.Second, "/readyz 200", func() bool { code, _ := obsReady(t, admin); return code == http.StatusOK })
 
@@ -209,19 +200,10 @@ func TestObsAdminToken(t *testing.T) {
 // on the readiness listener while requests keep succeeding, until POST
 // /restore.
 func TestObsEvacuate(t *testing.T) {
-	dir := t.TempDir()
 	const token = "s3cret-token"
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	a := obsBackend(t, "127.0.1.1", obsNamed("a"))
 	b := obsBackend(t, "127.0.2.1", obsNamed("b"))
-	cfg := obsConfig(t, dir, obsTwoZones(a.addr, b.addr, "readiness: { address: 127.0.0.1:0 }\n"))
-	if err := os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), "admin: { address: 127.0.0.1:0 }",
-		"admin: { address: 127.0.0.1:0, token_file: "+tokenFile+" }", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := obsTokenConfig(t, token, "", obsTwoZones(a.addr, b.addr, "readiness: { address: 127.0.0.1:0 }\n"))
 	p, admin := obsStart(t, cfg)
 	ready := p.waitLog(t, "readiness listening", nil)["address"].(string)
 	addr := obsListener(t, admin, token, "http")
@@ -254,4 +236,21 @@ func TestObsEvacuate(t *testing.T) {
 	if code, _ := obsReady(t, ready); code != http.StatusOK {
 		t.Errorf("readiness after /restore = %d", code)
 	}
+}
+
+// obsTokenConfig is obsConfig with the admin API guarded by token (kept
+// in a file) and the other admin settings in more.
+func obsTokenConfig(t *testing.T, token, more, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := obsConfig(t, dir, body)
+	if err := os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), "admin: { address: 127.0.0.1:0 }",
+		"admin: { address: 127.0.0.1:0, token_file: "+tokenFile+more+" }", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

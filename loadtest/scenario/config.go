@@ -185,17 +185,25 @@ func listen2(addr string) string {
 	return quote(net.JoinHostPort(host, port))
 }
 
-// freeAddr finds a free TCP port on 127.0.0.1. The port is released before
-// azimuth binds it; on a busy machine another process could take it in
-// between, which would show as azimuth failing to start.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
+// freeAddrs finds n distinct free TCP ports on 127.0.0.1: each stays bound
+// until all are found, so two picks never return the same port. They are
+// released before azimuth binds them; on a busy machine another process
+// could take one in between, which would show as azimuth failing to start.
+func freeAddrs(n int) ([]string, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", fmt.Errorf("releasing port %s: %w", addr, err)
-	}
-	return addr, nil
+	return addrs, nil
 }

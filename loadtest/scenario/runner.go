@@ -85,14 +85,11 @@ func Run(ctx context.Context, sc *Scenario, ro RunOptions) (*Report, error) {
 	defer fl.Close()
 	fmt.Fprintf(ro.Log, "fleet: %d zones × %d backends on 127.0.1-%d.x\n", len(sc.Fleet.Zones), sc.Fleet.PerZone, len(sc.Fleet.Zones))
 
-	listen, err := freeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	admin, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+	listen, admin := addrs[0], addrs[1]
 	cfgPath := filepath.Join(dir, "azimuth.yaml")
 	lis := Listener{Address: listen}
 	scheme := "http"
