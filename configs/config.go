@@ -51,8 +51,20 @@ type Admin struct {
 	// only allowed on loopback: validation refuses an admin address that
 	// is not loopback without it.
 	TokenFile string `yaml:"token_file"`
+	// Tokens are named tokens, each in a file, accepted beside TokenFile
+	// (whose name is "default"): every state-changing admin call is
+	// logged with the name of the token that made it.
+	Tokens []AdminToken `yaml:"tokens"`
 	// Pprof serves net/http/pprof under /debug/pprof/. Off by default.
 	Pprof bool `yaml:"pprof"`
+}
+
+// AdminToken is one named admin token.
+type AdminToken struct {
+	// Name says who holds the token, in the log of admin calls.
+	Name string `yaml:"name"`
+	// File holds the token: its first line, trimmed.
+	File string `yaml:"file"`
 }
 
 // Readiness sets when the proxy reports itself not ready: /readyz then

@@ -12,6 +12,9 @@ func resolvePaths(c *Config, dir string) {
 		}
 	}
 	abs(&c.Admin.TokenFile)
+	for i := range c.Admin.Tokens {
+		abs(&c.Admin.Tokens[i].File)
+	}
 	if c.Consul != nil {
 		abs(&c.Consul.TokenFile)
 		abs(&c.Consul.CacheDir)

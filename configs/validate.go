@@ -52,8 +52,28 @@ func (v *validator) top() {
 	}
 	v.address("admin.address", c.Admin.Address, true)
 	v.file("admin.token_file", c.Admin.TokenFile)
-	if c.Admin.TokenFile == "" && !loopbackAddress(c.Admin.Address) {
-		v.add("admin.address", "address %q is reachable from other hosts: set admin.token_file, or listen on loopback (127.0.0.1, ::1)", c.Admin.Address)
+	names := map[string]bool{}
+	if c.Admin.TokenFile != "" {
+		names["default"] = true
+	}
+	for i, tk := range c.Admin.Tokens {
+		p := fmt.Sprintf("admin.tokens[%d]", i)
+		switch {
+		case tk.Name == "":
+			v.add(p+".name", "missing; every token needs a name")
+		case !validName(tk.Name):
+			v.add(p+".name", "%q: use letters, digits, '-', '_' and '.'", tk.Name)
+		case names[tk.Name]:
+			v.add(p+".name", "duplicate token name %q (\"default\" is admin.token_file's)", tk.Name)
+		}
+		names[tk.Name] = true
+		if tk.File == "" {
+			v.add(p+".file", "missing; a token is read from a file")
+		}
+		v.file(p+".file", tk.File)
+	}
+	if c.Admin.TokenFile == "" && len(c.Admin.Tokens) == 0 && !loopbackAddress(c.Admin.Address) {
+		v.add("admin.address", "address %q is reachable from other hosts: set admin.token_file or admin.tokens, or listen on loopback (127.0.0.1, ::1)", c.Admin.Address)
 	}
 	v.readiness()
 	if cs := c.Consul; cs != nil {

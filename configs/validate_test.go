@@ -91,6 +91,9 @@ func TestInvalidConfigs(t *testing.T) {
 		{"admin on a routable address without a token", "admin: {address: \"10.1.2.3:9901\"} #<\n" + okListeners + okPools, "admin.address", "set admin.token_file"},
 		{"backup pool unknown", okListeners + okPools + "    backup_pool: elsewhere #<\n", "pools[0].backup_pool", "no pool named \"elsewhere\""},
 		{"backup pool is itself", okListeners + okPools + "    backup_pool: web #<\n", "pools[0].backup_pool", "is this pool"},
+		{"admin token without a name", "admin:\n  tokens: [{ file: " + exampleCert + " }] #<\n" + okListeners + okPools, "admin.tokens[0].name", "every token needs a name"},
+		{"admin token named default beside token_file", "admin:\n  token_file: " + exampleCert + "\n  tokens: [{ name: default, file: " + exampleCert + " }] #<\n" + okListeners + okPools, "admin.tokens[0].name", "duplicate token name \"default\""},
+		{"admin token without a file", "admin:\n  tokens: [{ name: ops }] #<\n" + okListeners + okPools, "admin.tokens[0].file", "read from a file"},
 		{"readiness share above 1", "readiness: {min_healthy_share: 1.5} #<\n" + okListeners + okPools, "readiness.min_healthy_share", "from 0 to 1"},
 		{"readiness share negative", "readiness: {min_healthy_share: -0.1} #<\n" + okListeners + okPools, "readiness.min_healthy_share", "from 0 to 1"},
 		{"readiness of an unknown pool", "readiness:\n  pools: [web, nope] #<\n" + okListeners + okPools, "readiness.pools[1]", "no pool named \"nope\""},
@@ -337,6 +340,9 @@ readiness: { min_healthy_share: 0.5, pools: [web], address: "0.0.0.0:9902" }
 `, token)+okListeners+okPools)
 	if r := c.Readiness; r.MinHealthyShare != 0.5 || len(r.Pools) != 1 || r.Pools[0] != "web" || r.Address != "0.0.0.0:9902" {
 		t.Errorf("readiness %+v", r)
+	}
+	if _, err := Parse("ok.yaml", []byte(fmt.Sprintf("admin: { address: \"0.0.0.0:9901\", tokens: [{ name: ops, file: %s }] }\n", token)+okListeners+okPools)); err != nil {
+		t.Errorf("admin beyond loopback with named tokens only: %v", err)
 	}
 	for _, addr := range []string{"127.0.0.1:9901", "[::1]:9901", "localhost:9901", "127.0.0.2:0"} {
 		if _, err := Parse("ok.yaml", []byte("admin: { address: \""+addr+"\" }\n"+okListeners+okPools)); err != nil {

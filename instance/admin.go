@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"context"
 	"crypto/subtle"
 	"fmt"
 	"io"
@@ -19,10 +20,11 @@ import (
 
 // adminHandler serves the admin API. /healthz and /readyz are open, since
 // load balancers and DNS health checks poll them without credentials and
-// they reveal nothing; with admin.token_file set, everything else needs
-// "Authorization: Bearer TOKEN", compared in constant time. State changes
-// are POST only.
-func (i *Instance) adminHandler(token string, pprofOn bool) http.Handler {
+// they reveal nothing; with admin tokens set (token_file, tokens),
+// everything else needs "Authorization: Bearer TOKEN", one of them,
+// compared in constant time. State changes are POST only, and each is
+// logged with the name of the token that made it.
+func (i *Instance) adminHandler(tokens []namedToken, pprofOn bool) http.Handler {
 	open := http.NewServeMux()
 	open.HandleFunc("GET /healthz", serveHealthz)
 	open.HandleFunc("GET /readyz", i.serveReady)
@@ -41,9 +43,45 @@ func (i *Instance) adminHandler(token string, pprofOn bool) http.Handler {
 		private.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		private.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	guarded := requireToken(token, private)
-	open.Handle("/", guarded)
+	open.Handle("/", requireToken(tokens, i.audit(private)))
 	return open
+}
+
+// namedToken is an admin token and the name it is logged under.
+type namedToken struct{ name, token string }
+
+// tokenName is the request context's key for the name of the admin token
+// a request came with.
+type tokenName struct{}
+
+// audit logs every admin call that is not a GET or HEAD (the ones that
+// change state): method, path, the token's name ("none" without tokens),
+// the client and the answer's status.
+func (i *Instance) audit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		by, _ := r.Context().Value(tokenName{}).(string)
+		if by == "" {
+			by = "none"
+		}
+		i.logger.Info("admin call", "method", r.Method, "path", r.URL.Path, "token", by, "remote", r.RemoteAddr, "status", sw.status)
+	})
+}
+
+// statusWriter remembers the status an admin handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // readyHandler is readiness.address's listener: /healthz and /readyz
@@ -60,20 +98,54 @@ func serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "ok\n")
 }
 
-func requireToken(token string, next http.Handler) http.Handler {
-	if token == "" {
+// requireToken lets through a request that carries one of tokens, every
+// one compared in constant time, with the token's name in its context.
+// Without tokens every request goes through.
+func requireToken(tokens []namedToken, next http.Handler) http.Handler {
+	if len(tokens) == 0 {
 		return next
 	}
-	want := []byte("Bearer " + token)
+	wants := make([][]byte, len(tokens))
+	for j, t := range tokens {
+		wants[j] = []byte("Bearer " + t.token)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		match := -1
+		for j, want := range wants {
+			if subtle.ConstantTimeCompare(got, want) == 1 {
+				match = j
+			}
+		}
+		if match < 0 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="azimuth admin"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenName{}, tokens[match].name)))
 	})
+}
+
+// readTokens reads the admin tokens: token_file's as "default", then the
+// named ones. An empty token is an error: it would let anyone in.
+func readTokens(a configs.Admin) ([]namedToken, error) {
+	files := []configs.AdminToken{}
+	if a.TokenFile != "" {
+		files = append(files, configs.AdminToken{Name: "default", File: a.TokenFile})
+	}
+	files = append(files, a.Tokens...)
+	var out []namedToken
+	for _, f := range files {
+		token, err := readTokenFile(f.File)
+		if err != nil {
+			return nil, err
+		}
+		if token == "" {
+			return nil, fmt.Errorf("admin token %q: %s is empty", f.Name, f.File)
+		}
+		out = append(out, namedToken{name: f.Name, token: token})
+	}
+	return out, nil
 }
 
 // readTokenFile reads the admin token: the file's first line, trimmed.
@@ -107,11 +179,11 @@ type adminServer struct {
 // guarding it, and the rest of the config applies, so a token file does
 // not hold back the proxy's routes and pools.
 type adminPlan struct {
-	ln    net.Listener
-	ready net.Listener // readiness.address, bound by the first plan
-	token string
-	pprof bool
-	err   error
+	ln     net.Listener
+	ready  net.Listener // readiness.address, bound by the first plan
+	tokens []namedToken
+	pprof  bool
+	err    error
 }
 
 // planAdmin prepares cfg's admin settings. The first plan fails when the
@@ -131,7 +203,7 @@ func (i *Instance) planAdmin(cfg *configs.Config) (adminPlan, error) {
 			}
 		}
 	}
-	token, err := readTokenFile(cfg.Admin.TokenFile)
+	tokens, err := readTokens(cfg.Admin)
 	if err != nil {
 		err = fmt.Errorf("reading admin token: %w", err)
 		if ap.ln != nil {
@@ -140,7 +212,7 @@ func (i *Instance) planAdmin(cfg *configs.Config) (adminPlan, error) {
 		}
 		return adminPlan{err: err}, nil
 	}
-	ap.token, ap.pprof = token, cfg.Admin.Pprof
+	ap.tokens, ap.pprof = tokens, cfg.Admin.Pprof
 	return ap, nil
 }
 
@@ -149,7 +221,7 @@ func (i *Instance) planAdmin(cfg *configs.Config) (adminPlan, error) {
 func (i *Instance) commitAdmin(ap adminPlan, cfg *configs.Config) {
 	if ap.ln != nil {
 		s := &adminServer{addr: ap.ln.Addr().String(), configured: cfg.Admin.Address, readyConfigured: cfg.Readiness.Address}
-		s.handler.set(i.adminHandler(ap.token, ap.pprof))
+		s.handler.set(i.adminHandler(ap.tokens, ap.pprof))
 		s.srv = &http.Server{
 			Handler:           &s.handler,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -182,7 +254,7 @@ func (i *Instance) commitAdmin(ap adminPlan, cfg *configs.Config) {
 	if cfg.Readiness.Address != i.admin.readyConfigured {
 		i.logger.Warn("readiness.address changes on restart", "running", i.admin.readyConfigured, "configured", cfg.Readiness.Address)
 	}
-	i.admin.handler.set(i.adminHandler(ap.token, ap.pprof))
+	i.admin.handler.set(i.adminHandler(ap.tokens, ap.pprof))
 }
 
 // close releases the listeners a plan bound.

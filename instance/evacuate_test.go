@@ -1,17 +1,21 @@
 package instance
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/configs"
 	"github.com/azimuthproxy/azimuth/internal/testwait"
 )
 
@@ -232,4 +236,103 @@ func healthyIn(a *Instance, pool string) int {
 		}
 	}
 	return -1
+}
+
+// Named admin tokens: each opens the admin API; every state-changing call
+// is logged with the name of the token that made it; a token read from an
+// empty file is refused rather than opening the API to anyone.
+func TestNamedAdminTokens(t *testing.T) {
+	be := backend(t, "127.0.1.1", named("a"))
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "default"), "d3fault\n")
+	writeFile(t, filepath.Join(dir, "ops"), "0ps-token\n")
+	writeFile(t, filepath.Join(dir, "empty"), "\n")
+	var logs lockedLog
+	a, err := New(t.Context(), Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		now, cancel := context.WithCancel(context.Background())
+		cancel()
+		a.Drain(now)
+	})
+	config := func(tokens string) *configs.Config {
+		return parse(t, dir, "a.yaml", fmt.Sprintf(`zone: zone-a
+admin: { address: 127.0.0.1:0, token_file: default, tokens: [%s] }
+listeners:
+  - name: web
+    address: 127.0.0.1:0
+    routes: [ { pool: web } ]
+pools:
+  - name: web
+    backends: [ { address: %s, zone: zone-a } ]
+`, tokens, be))
+	}
+	if err := a.Apply(config("{ name: ops, file: ops }")); err != nil {
+		t.Fatal(err)
+	}
+	admin := "http://" + a.AdminAddr()
+	for _, tc := range []struct{ token, name string }{{"0ps-token", "ops"}, {"d3fault", "default"}} {
+		if code, _ := do(t, "GET", admin+"/status", tc.token); code != http.StatusOK {
+			t.Errorf("GET /status with %s's token = %d", tc.name, code)
+		}
+		if code, _ := do(t, "POST", admin+"/pools/web/zones/zone-a/drain", tc.token); code != http.StatusOK {
+			t.Errorf("POST drain with %s's token = %d", tc.name, code)
+		}
+		testwait.Until(t, 5*time.Second, "the drain to be logged with "+tc.name, func() bool {
+			return logs.has(func(l map[string]any) bool {
+				return l["msg"] == "admin call" && l["token"] == tc.name && l["path"] == "/pools/web/zones/zone-a/drain" && l["status"] == float64(200)
+			})
+		})
+	}
+	if code, _ := do(t, "POST", admin+"/evacuate", "0ps-tokenx"); code != http.StatusUnauthorized {
+		t.Errorf("POST /evacuate with a wrong token = %d, want 401", code)
+	}
+	if logs.has(func(l map[string]any) bool { return l["msg"] == "admin call" && l["path"] == "/evacuate" }) {
+		t.Error("a refused call was logged as made")
+	}
+	if logs.has(func(l map[string]any) bool { return l["msg"] == "admin call" && l["path"] == "/status" }) {
+		t.Error("a GET was logged as a state change")
+	}
+
+	// A reload whose token file is empty keeps the tokens that run.
+	if err := a.Apply(config("{ name: ops, file: ops }, { name: blank, file: empty }")); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 5*time.Second, "the empty token to be refused", func() bool {
+		return logs.has(func(l map[string]any) bool {
+			e, _ := l["error"].(string)
+			return l["msg"] == "admin settings not applied" && strings.Contains(e, `admin token "blank"`)
+		})
+	})
+	if code, _ := do(t, "GET", admin+"/status", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /status with no token after an empty token file = %d, want 401", code)
+	}
+	if code, _ := do(t, "GET", admin+"/status", "0ps-token"); code != http.StatusOK {
+		t.Errorf("GET /status with ops's token after the refused tokens = %d, want 200", code)
+	}
+}
+
+// lockedLog collects JSON log lines from any goroutine.
+type lockedLog struct {
+	mu    sync.Mutex
+	lines []map[string]any
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	var m map[string]any
+	if err := json.Unmarshal(p, &m); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	l.lines = append(l.lines, m)
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+func (l *lockedLog) has(match func(map[string]any) bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.ContainsFunc(l.lines, match)
 }
