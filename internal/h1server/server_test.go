@@ -651,6 +651,9 @@ func TestShutdownAnswersWhatItRead(t *testing.T) {
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- s.Shutdown(context.Background()) }()
+	// Sent once the drain has begun: a request read before it is answered
+	// as any other, without Connection: close.
+	testwait.Until(t, 5*time.Second, "the drain to begin", s.draining.Load)
 	// An idle connection is not closed under its client, who may be
 	// sending on it: its next request is answered, with Connection: close.
 	idle.send("GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
