@@ -125,6 +125,7 @@ func (t *Transport) Send(req *http.Request, a fastpath.Attempt, got1xx func(int,
 	// fresh is set for the one resend: it goes on a connection dialled
 	// for it, never on another idle one, so a request reaches a backend
 	// at most twice however many idle connections the backend dropped.
+	var failed error // what made the resend
 	for fresh := false; ; fresh = true {
 		// Nothing is set to abort here: Clear only asks whether the
 		// attempt still runs.
@@ -136,6 +137,12 @@ func (t *Transport) Send(req *http.Request, a fastpath.Attempt, got1xx func(int,
 		var err error
 		if fresh {
 			c, err = t.dial(a, addr)
+			if err == nil && !a.SendAgain() {
+				// The backend was taken out while the connection was
+				// made: the caller sends the request elsewhere.
+				_ = c.nc.Close()
+				return nil, failed
+			}
 		} else {
 			c, err = t.conn(a, addr)
 		}
@@ -150,6 +157,7 @@ func (t *Transport) Send(req *http.Request, a fastpath.Attempt, got1xx func(int,
 		if !c.reused || !c.sentAgainSafe(req) || !a.SendAgain() {
 			return nil, err
 		}
+		failed = err
 		// The backend closed a kept-alive connection as the request went
 		// out: send it again once on a new connection, as net/http does,
 		// unless the caller no longer wants this backend (its attempt

@@ -207,3 +207,71 @@ func TestSendAgainOnceOnANewConnection(t *testing.T) {
 		t.Errorf("%d connections were dialled, want %d (the resend's own)", n, warm+1)
 	}
 }
+
+// outAfterFirst is an attempt whose backend is taken out once the resend
+// was decided: the second SendAgain, asked when the new connection is up,
+// says no.
+type outAfterFirst struct {
+	testAttempt
+	asked atomic.Int32
+}
+
+func (a *outAfterFirst) SendAgain() bool { return a.asked.Add(1) == 1 && a.Clear() }
+
+// A resend whose backend was taken out while its connection was being
+// made is not sent: the caller's attempt loop sends it elsewhere.
+func TestSendAgainNotToABackendTakenOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var heads, served atomic.Int32
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer func() { _ = nc.Close() }()
+				br := bufio.NewReader(nc)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					heads.Add(1)
+					if served.Add(1) > 1 {
+						return // drops every request after the first
+					}
+					if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	tr := newTestTransport()
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	resp, err := tr.Send(req, &testAttempt{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+
+	req, _ = http.NewRequest("GET", "http://"+addr+"/", nil)
+	if resp, err := tr.Send(req, &outAfterFirst{}, nil); err == nil {
+		_ = resp.Body.Close()
+		t.Fatal("a GET to a backend that drops it and was taken out was answered")
+	}
+	if n := heads.Load(); n != 2 {
+		t.Errorf("the backend read %d requests, want 2 (the first, and the GET on the kept connection; no resend)", n)
+	}
+}
