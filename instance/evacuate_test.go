@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -248,15 +247,7 @@ func TestNamedAdminTokens(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "ops"), "0ps-token\n")
 	writeFile(t, filepath.Join(dir, "empty"), "\n")
 	var logs lockedLog
-	a, err := New(t.Context(), Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		now, cancel := context.WithCancel(context.Background())
-		cancel()
-		a.Drain(now)
-	})
+	a := newInstanceWith(t, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	config := func(tokens string) *configs.Config {
 		return parse(t, dir, "a.yaml", fmt.Sprintf(`zone: zone-a
 admin: { address: 127.0.0.1:0, token_file: default, tokens: [%s] }

@@ -23,7 +23,13 @@ import (
 // it at once.
 func newInstance(t *testing.T) *Instance {
 	t.Helper()
-	i, err := New(t.Context(), Options{})
+	return newInstanceWith(t, Options{})
+}
+
+// newInstanceWith is newInstance with the given options.
+func newInstanceWith(t *testing.T, o Options) *Instance {
+	t.Helper()
+	i, err := New(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,13 +70,12 @@ func markCrossing(out *http.Request) {
 // (a body writer that outlives its failed exchange), with the hop header,
 // the backup pool's scheme and the body from its start.
 func crossingCopy(x *exchange, out *http.Request) *http.Request {
-	o := &outboundRequest{req: *out, url: *out.URL}
-	o.req.URL = &o.url
-	o.req.Header = out.Header.Clone()
-	markCrossing(&o.req)
-	o.url.Scheme = x.pool.Scheme
+	c := copyOutbound(out)
+	c.Header = out.Header.Clone()
+	markCrossing(c)
+	c.URL.Scheme = x.pool.Scheme
 	if x.body.replayable {
-		o.req.Body = x.body.reader() // the first attempt read the one it had
+		c.Body = x.body.reader() // the first attempt read the one it had
 	}
-	return &o.req
+	return c
 }

@@ -184,6 +184,15 @@ type outboundRequest struct {
 	fields [4]string
 }
 
+// copyOutbound is a copy of out with a URL of its own, in one allocation:
+// what a later attempt sends while an earlier one's transport may still
+// read out.
+func copyOutbound(out *http.Request) *http.Request {
+	o := &outboundRequest{req: *out, url: *out.URL}
+	o.req.URL = &o.url
+	return &o.req
+}
+
 // replacedForwarding reports the forwarding fields the proxy always sets
 // itself (from a trusted proxy's values where it has them).
 func replacedForwarding(name string) bool {

@@ -182,9 +182,7 @@ func (r *race) begin(lease balancer.Lease, from Cause, fromZone string, hedge, o
 		// Its header map is shared: nothing writes to it once made.
 		a.req = r.out
 	} else {
-		o := &outboundRequest{req: *r.out, url: *r.out.URL}
-		a.req = &o.req
-		a.req.URL = &o.url
+		a.req = copyOutbound(r.out)
 		a.req.Body = x.body.reader()
 	}
 	// Before the lifetime starts: a hedge its timer starts copies the
