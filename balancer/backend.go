@@ -66,12 +66,14 @@ type Backend struct {
 	penalty atomic.Uint64
 	// trial is the backend's trial request after an ejection (trial.go).
 	trial atomic.Uint32
+	// pin is the backend's sticky token, from its address (sticky.go).
+	pin uint64
 
 	zone int // index of the zone in the pool's current set; -1 if removed. Guarded by Pool.mu.
 }
 
 func newBackend(p *Pool, s Spec, st State) *Backend {
-	b := &Backend{addr: s.Address, pool: p, zone: -1, counts: make([]counter, p.shards)}
+	b := &Backend{addr: s.Address, pool: p, zone: -1, counts: make([]counter, p.shards), pin: pinOf(s.Address)}
 	b.spec.Store(&s)
 	b.word.Store(uint32(st))
 	return b

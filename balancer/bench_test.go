@@ -152,3 +152,62 @@ func BenchmarkPickRetry(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPickPolicy measures one pick plus its release under each
+// policy, on the pool of BenchmarkPick; hash picks bring a key (a new one
+// each time), the others none. BenchmarkPick is least-conn's baseline.
+func BenchmarkPickPolicy(b *testing.B) {
+	for _, pol := range []Policy{PolicyRoundRobin, PolicyRandom, PolicyP2C, PolicyHash} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%s/backends=%d", pol, n), func(b *testing.B) {
+				p := NewPool("web", Options{LocalZone: "a", SpillBelow: 0.7, PanicBelow: 0.5, Policy: pol})
+				p.Update(spread(n, 3))
+				var k *Key
+				if pol == PolicyHash {
+					k = &Key{HasHash: true}
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if k != nil {
+						k.Hash = mix64(k.Hash + 1)
+					}
+					x, err := p.PickKeyed(b.Context(), nil, k)
+					if err != nil {
+						b.Fatal(err)
+					}
+					x.Release()
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkPickSticky: a pinned pick, whose backend is in another zone.
+func BenchmarkPickSticky(b *testing.B) {
+	p := benchPool(100)
+	k := &Key{Pin: p.Backend(addr(2, 1)).Pin()}
+	b.ReportAllocs()
+	for b.Loop() {
+		x, err := p.PickKeyed(b.Context(), nil, k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x.Release()
+	}
+}
+
+// BenchmarkUpdateHash is the cost of a new set for a pool that hashes:
+// its Maglev tables (one per zone and one for the whole set) are built
+// before it is published.
+func BenchmarkUpdateHash(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			p := NewPool("web", Options{LocalZone: "a", Policy: PolicyHash})
+			specs := spread(n, 3)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				p.Update(specs[:len(specs)-i%2]) // a new set each time
+			}
+		})
+	}
+}

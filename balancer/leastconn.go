@@ -31,6 +31,8 @@ type pickCtx struct {
 	clock    clock
 	p2cAbove int
 	full     bool // a candidate was passed over only for its max_conns
+	policy   Policy
+	key      *Key // nil: the request brings none
 }
 
 // clock reads the pool clock at most once per pick, and only if some

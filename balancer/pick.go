@@ -24,16 +24,23 @@ var (
 // The path without queueing takes no lock, allocates nothing and writes
 // only the calling core's counters (shard.go).
 func (p *Pool) Pick(ctx context.Context, tried *Tried) (Lease, error) {
+	return p.PickKeyed(ctx, tried, nil)
+}
+
+// PickKeyed is Pick for a request that brings a Key: its hash for the
+// hash policy, and the backend it is pinned to (sticky sessions). A nil
+// key is Pick.
+func (p *Pool) PickKeyed(ctx context.Context, tried *Tried, key *Key) (Lease, error) {
 	o := p.opts()
 	queued := o.QueueSize > 0 && o.QueueTimeout > 0
 	if !queued || p.q.waiting.Load() == 0 {
 		rng := prng{src: p.rnd}
-		l, err := p.pick(tried, &rng)
+		l, err := p.pick(tried, key, &rng)
 		if !queued || err != ErrNoCapacity {
 			return l, err
 		}
 	}
-	return p.q.wait(ctx, p, tried, o)
+	return p.q.wait(ctx, p, tried, key, o)
 }
 
 // pickTries bounds how often pick chooses again after a lost max_conns race
@@ -46,11 +53,11 @@ const pickTries = 16
 // pick chooses and acquires a backend; a lost max_conns race, or a backend
 // removed by an Update between the choice and the acquisition, chooses
 // again, at most pickTries times.
-func (p *Pool) pick(tried *Tried, rng *prng) (Lease, error) {
+func (p *Pool) pick(tried *Tried, key *Key, rng *prng) (Lease, error) {
 	for range pickTries {
 		s := p.current.Load()
 		shard := p.shardFor(s)
-		e, err := p.choose(s, shard, tried, rng)
+		e, err := p.choose(s, shard, tried, key, rng)
 		if e == nil {
 			if err == ErrNoBackend && p.current.Load() != s {
 				continue // the set was swapped while we chose: choose again
@@ -74,16 +81,23 @@ func (p *Pool) pick(tried *Tried, rng *prng) (Lease, error) {
 	return Lease{}, ErrNoCapacity
 }
 
-// choose applies the pool's rules in order: retry (zones not tried first),
-// panic, zone preference with spill. Zone health comes from the set's tally, so only the entries of
-// the zone chosen are read.
-func (p *Pool) choose(s *set, shard int, tried *Tried, rng *prng) (*entry, error) {
+// choose applies the pool's rules in order: a sticky pin (first attempts
+// only), retry (zones not tried first), panic, zone preference with
+// spill; the pool's policy chooses inside the range they settle on. Zone
+// health comes from the set's tally, so only the entries of the zone
+// chosen are read.
+func (p *Pool) choose(s *set, shard int, tried *Tried, key *Key, rng *prng) (*entry, error) {
 	all := len(s.entries)
 	if all == 0 {
 		return nil, ErrNoBackend
 	}
 	o := p.opts()
-	c := pickCtx{s: s, slow: o.SlowStart, half: o.PenaltyHalfLife, shard: shard, tried: tried, retry: tried.Len() > 0, rng: rng, clock: clock{p: p}, p2cAbove: p.p2cAbove}
+	c := pickCtx{s: s, slow: o.SlowStart, half: o.PenaltyHalfLife, shard: shard, tried: tried, retry: tried.Len() > 0, rng: rng, clock: clock{p: p}, p2cAbove: p.p2cAbove, policy: o.Policy, key: key}
+	if key != nil && key.Pin != 0 && !c.retry {
+		if e := c.pinned(key.Pin); e != nil {
+			return e, nil
+		}
+	}
 
 	// Health checks may be lying: in panic, balance over every backend an
 	// operator has not drained, whatever its health.
@@ -94,22 +108,22 @@ func (p *Pool) choose(s *set, shard int, tried *Tried, rng *prng) (*entry, error
 		if e := c.spread(c.triedZones(), panicking); e != nil {
 			return e, nil
 		}
-		return c.none(c.leastConn(0, all, panicking))
+		return c.none(c.within(0, all, panicking))
 	}
 	if panicking {
-		return c.none(c.leastConn(0, all, true))
+		return c.none(c.within(0, all, true))
 	}
 	local := -1
 	if o.LocalZone != "" {
 		local = s.zoneIndex(o.LocalZone)
 	}
 	if local < 0 {
-		return c.none(c.leastConn(0, all, false))
+		return c.none(c.within(0, all, false))
 	}
 	z := &s.zones[local]
 	share := localShare(s.tally.zones[local].healthy.Load(), z.hi-z.lo, o.SpillBelow)
 	if share >= 1 || rng.float64() < share {
-		if e := c.leastConn(z.lo, z.hi, false); e != nil {
+		if e := c.within(z.lo, z.hi, false); e != nil {
 			return e, nil
 		}
 		// Every healthy local backend is at max_conns (or none is
@@ -119,7 +133,7 @@ func (p *Pool) choose(s *set, shard int, tried *Tried, rng *prng) (*entry, error
 		return e, nil
 	}
 	// The draw sent the request away but no other zone can take it.
-	return c.none(c.leastConn(z.lo, z.hi, false))
+	return c.none(c.within(z.lo, z.hi, false))
 }
 
 // Panicking reports whether picks now ignore health because too few
@@ -187,7 +201,7 @@ func (c *pickCtx) spread(exclude uint64, anyState bool) *entry {
 		if chosen < 0 {
 			return nil
 		}
-		if e := c.leastConn(zs[chosen].lo, zs[chosen].hi, anyState); e != nil {
+		if e := c.within(zs[chosen].lo, zs[chosen].hi, anyState); e != nil {
 			return e
 		}
 		exclude |= 1 << chosen

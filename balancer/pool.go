@@ -36,6 +36,11 @@ type Options struct {
 	// then a backend that joins a serving pool waits in StatePending for its
 	// first passing check instead of taking traffic at once.
 	ActiveChecks bool
+	// Policy chooses among the candidates of the zone a pick settled on;
+	// the zero value is least-conn.
+	Policy Policy
+	// Affinity is what the proxy reads from a request to make its Key.
+	Affinity Affinity
 }
 
 // Rand is the randomness a pool draws on, injected so tests are exact.
@@ -120,7 +125,12 @@ func (p *Pool) opts() *Options { return p.options.Load() }
 func (p *Pool) now() int64 { return p.nowFn().UnixNano() }
 
 // Configure publishes new settings; backends and their state are kept.
+// The next pick uses the new policy; a change to hash builds the current
+// set's tables first.
 func (p *Pool) Configure(o Options) {
+	if o.Policy == PolicyHash {
+		p.current.Load().hashTables()
+	}
 	p.options.Store(&o)
 	p.wake()
 }
@@ -180,7 +190,11 @@ func (p *Pool) Update(specs []Spec) {
 	// Publish first, then mark the removed: a pick still reading the old set
 	// must not find every backend of it removed while the new set is not
 	// yet visible (when a reload swaps the whole set, that was a 503).
-	p.current.Store(buildSet(next))
+	ns := buildSet(next)
+	if o.Policy == PolicyHash {
+		ns.hashTables() // before the set is visible, off the pick path
+	}
+	p.current.Store(ns)
 	for _, b := range old.backends {
 		if !seen[b.addr] {
 			b.word.Store(b.word.Load() | flagRemoved)

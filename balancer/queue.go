@@ -26,6 +26,8 @@ type queue struct {
 // waiter is one queued Pick.
 type waiter struct {
 	tried Tried      // a copy, so the caller's Tried never leaves its stack
+	key   Key        // a copy of the caller's, if keyed
+	keyed bool       // the caller brought a Key
 	grant chan grant // buffered 1: the outcome, sent once under queue.mu
 }
 
@@ -71,7 +73,11 @@ func (p *Pool) serveLocked() {
 		if w.tried.Len() > 0 {
 			tried = &w.tried
 		}
-		l, err := p.pick(tried, &rng)
+		var key *Key
+		if w.keyed {
+			key = &w.key
+		}
+		l, err := p.pick(tried, key, &rng)
 		if err == ErrNoCapacity {
 			kept = append(kept, w)
 			blocked = tried == nil
@@ -86,10 +92,13 @@ func (p *Pool) serveLocked() {
 
 // wait queues the request until it is served, the queue timeout passes or
 // ctx ends.
-func (q *queue) wait(ctx context.Context, p *Pool, tried *Tried, o *Options) (Lease, error) {
+func (q *queue) wait(ctx context.Context, p *Pool, tried *Tried, key *Key, o *Options) (Lease, error) {
 	w := &waiter{grant: make(chan grant, 1)}
 	if tried != nil {
 		w.tried = *tried
+	}
+	if key != nil {
+		w.key, w.keyed = *key, true
 	}
 	q.mu.Lock()
 	if len(q.line) >= o.QueueSize {

@@ -57,6 +57,16 @@ type set struct {
 	// capped is true when some backend has max_conns: picks on the set
 	// then count every request in shard 0 (see shard.go).
 	capped bool
+	// maxWeight is the largest entry weight, for weighted draws.
+	maxWeight int64
+	// pins maps each backend's sticky token to its entry (sticky.go).
+	pins map[uint64]int32
+	// rr are the entries' current weights for round robin (roundrobin.go).
+	rr []rrCounter
+	// maglev holds the hash policy's tables (maglev.go), built once. It
+	// is a pointer so that a pick's atomic load of it does not make the
+	// pick's context escape to the heap (TestPickDoesNotAllocate).
+	maglev *maglevSlot
 }
 
 // buildSet sorts bs into a new set, points each backend at its zone and
@@ -73,6 +83,9 @@ func buildSet(bs []*Backend) *set {
 		entries:  make([]entry, len(bs)),
 		byAddr:   make(map[string]*Backend, len(bs)),
 		tally:    &tally{},
+		pins:     make(map[uint64]int32, len(bs)),
+		rr:       make([]rrCounter, len(bs)),
+		maglev:   &maglevSlot{},
 	}
 	for i, b := range bs {
 		sp := b.spec.Load()
@@ -85,6 +98,10 @@ func buildSet(bs []*Backend) *set {
 		s.entries[i] = entry{b: b, weight: fixedWeight(sp), maxConns: int64(max(sp.MaxConns, 0))}
 		s.capped = s.capped || sp.MaxConns > 0
 		s.byAddr[b.addr] = b
+		s.maxWeight = max(s.maxWeight, s.entries[i].weight)
+		if _, dup := s.pins[b.pin]; !dup {
+			s.pins[b.pin] = int32(i)
+		}
 		b.zone = zi
 	}
 	s.tally.zones = make([]zoneTally, len(s.zones))

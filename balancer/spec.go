@@ -1,16 +1,20 @@
 // Package balancer decides, for every attempt of a request, which backend
-// gets it: weighted least-connections inside a zone, a preference for the
-// proxy's own zone that spills to the others as that zone loses health or
-// capacity, a panic mode for when health checks cannot be trusted, slow start
-// and a bounded wait queue. It does no I/O and imports nothing of ours, so
-// health, discovery and the proxy all build on it.
+// gets it: a preference for the proxy's own zone that spills to the others
+// as that zone loses health or capacity, a panic mode for when health
+// checks cannot be trusted, and inside the zone chosen the pool's policy
+// (weighted least-connections by default; round robin, random, two
+// choices or consistent hashing: policy.go), a sticky pin that keeps a
+// client on its backend (sticky.go), slow start and a bounded wait queue.
+// It does no I/O and imports nothing of ours, so health, discovery and
+// the proxy all build on it.
 //
 // The request path (Pick, Release) takes no lock and allocates nothing
 // unless it has to queue. It reads an immutable set of backends sorted by
 // zone, per-zone health tallies that writers keep exact, and each
 // backend's atomics; it scans only the zone it chose, and samples two
-// backends instead of scanning when that zone is large. Writers (Update,
-// SetState, drains) are rare and serialise on the pool's lock.
+// backends instead of scanning when that zone is large (least-conn).
+// Writers (Update, SetState, drains) are rare and serialise on the pool's
+// lock.
 package balancer
 
 // Spec is what the config file or discovery says about one backend: the

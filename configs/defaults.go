@@ -89,6 +89,9 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 	for i := range c.Pools {
 		pl, p := &c.Pools[i], fmt.Sprintf("pools[%d]", i)
 		def(d, p+".balance", &pl.Balance, BalanceLeastConn)
+		if pl.Sticky != nil {
+			def(d, p+".sticky.ttl", &pl.Sticky.TTL, 0) // a session cookie
+		}
 		def(d, p+".slow_start", &pl.SlowStart, 0)
 		def(d, p+".protocol", &pl.Protocol, ProtocolHTTP1)
 		def(d, p+".timeouts.connect", &pl.Timeouts.Connect, time.Second)

@@ -364,3 +364,28 @@ pools:
 		t.Errorf("consul.cache_dir written as cache = %q, want /etc/azimuth/cache", c.Consul.CacheDir)
 	}
 }
+
+// TestBalancePoliciesLoad: each policy loads, with hash_key and sticky as
+// written, and sticky's ttl defaults to a session cookie.
+func TestBalancePoliciesLoad(t *testing.T) {
+	for _, pol := range []string{BalanceLeastConn, BalanceRoundRobin, BalanceRandom, BalanceP2C} {
+		c := mustParse(t, "b.yaml", minimalYAML+"    balance: "+pol+"\n    sticky: {cookie: srv}\n")
+		if p := c.Pools[0]; p.Balance != pol || p.HashKey != nil || p.Sticky == nil || p.Sticky.Cookie != "srv" || p.Sticky.TTL != 0 {
+			t.Errorf("%s: balance %q, hash_key %v, sticky %+v", pol, p.Balance, p.HashKey, p.Sticky)
+		}
+	}
+	for _, key := range []struct {
+		yaml string
+		want HashKey
+	}{
+		{"{header: X-User}", HashKey{Header: "X-User"}},
+		{"{cookie: sid}", HashKey{Cookie: "sid"}},
+		{"{source: client_address}", HashKey{Source: HashSourceClientAddress}},
+	} {
+		c := mustParse(t, "h.yaml", minimalYAML+"    balance: hash\n    hash_key: "+key.yaml+"\n    sticky: {cookie: srv, ttl: 1h}\n")
+		p := c.Pools[0]
+		if p.HashKey == nil || *p.HashKey != key.want || p.Sticky.TTL != time.Hour {
+			t.Errorf("%s: hash_key %+v, sticky %+v", key.yaml, p.HashKey, p.Sticky)
+		}
+	}
+}

@@ -16,9 +16,22 @@ type Pool struct {
 	// header, and a proxy never sends such a request to a backup pool of
 	// its own. Empty: none.
 	BackupPool string `yaml:"backup_pool"`
-	// Balance is the selection policy; only least_conn (weighted
-	// least in-flight) for now, which is the default.
+	// Balance is how a backend is chosen inside the zone that zone
+	// preference, spill and panic settled on: least_conn (default: the
+	// fewest in-flight requests per unit of weight), round_robin (smooth
+	// weighted, as nginx), random (weighted), p2c (two weighted draws,
+	// the one with fewer requests in flight wins) or hash (consistent
+	// hashing of HashKey over a Maglev table, within the chosen zone; a
+	// request without the key is balanced as least_conn). Health,
+	// drains, max_conns, slow start and retries to another zone apply to
+	// every policy.
 	Balance string `yaml:"balance"`
+	// HashKey is what balance hash hashes; required with hash, not
+	// allowed with another policy.
+	HashKey *HashKey `yaml:"hash_key"`
+	// Sticky, when set, pins each client to a backend with a cookie,
+	// under any policy.
+	Sticky *Sticky `yaml:"sticky"`
 	// SlowStart ramps a newly healthy backend's share of traffic up over
 	// this long. Default 0 (off): least_conn already sends less to a slow
 	// backend, and a ramp changes traffic shares in ways an operator should
@@ -48,6 +61,36 @@ type Pool struct {
 	// keep to each backend (default 64; Go's own default of 2 makes a busy
 	// proxy reconnect constantly). 0 keeps none.
 	MaxIdleConnsPerBackend int `yaml:"max_idle_conns_per_backend"`
+}
+
+// HashKey names the one part of a request that balance hash hashes:
+// exactly one of Header, Cookie or Source. A key that leaves a backend's
+// reach (down, drained, at max_conns, already tried by the request) goes
+// to the next backend in the table's order, the same one every time.
+type HashKey struct {
+	// Header hashes the value of this request header.
+	Header string `yaml:"header"`
+	// Cookie hashes the value of this request cookie.
+	Cookie string `yaml:"cookie"`
+	// Source hashes where the request came from; the one value is
+	// client_address, the address of the client's connection
+	// (X-Forwarded-For is not used: a client could choose its backend).
+	Source string `yaml:"source"`
+}
+
+// Sticky pins a client to the backend that served it: the proxy sets a
+// cookie naming the backend (an opaque hash of its address) on a response
+// to a request that had none, or whose backend could not take it, and a
+// request that carries the cookie goes to that backend while it is
+// available (up, not drained, below max_conns), in whatever zone.
+// Otherwise the request is balanced by the pool's policy and the cookie
+// names its new backend, so the client moves once. Retries still leave
+// for another zone. An unknown or forged value is ignored.
+type Sticky struct {
+	// Cookie is the cookie's name.
+	Cookie string `yaml:"cookie"`
+	// TTL is the cookie's Max-Age; 0 (default) makes it a session cookie.
+	TTL time.Duration `yaml:"ttl"`
 }
 
 // Timeouts bound the work done for one request.
@@ -248,7 +291,13 @@ type PoolTLS struct {
 
 // Values accepted by the pool's enumerated keys.
 const (
-	BalanceLeastConn = "least_conn"
+	BalanceLeastConn  = "least_conn"
+	BalanceRoundRobin = "round_robin"
+	BalanceRandom     = "random"
+	BalanceP2C        = "p2c"
+	BalanceHash       = "hash"
+
+	HashSourceClientAddress = "client_address"
 
 	ProtocolHTTP1 = "http1"
 	ProtocolH2C   = "h2c"

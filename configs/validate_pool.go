@@ -25,7 +25,8 @@ func (v *validator) pools() {
 			}
 			names[pl.Name] = i
 		}
-		oneOf(v, p+".balance", pl.Balance, BalanceLeastConn)
+		oneOf(v, p+".balance", pl.Balance, BalanceLeastConn, BalanceRoundRobin, BalanceRandom, BalanceP2C, BalanceHash)
+		v.affinity(p, pl)
 		oneOf(v, p+".protocol", pl.Protocol, ProtocolHTTP1, ProtocolH2C, ProtocolH2)
 		v.timeouts(p+".timeouts", pl.Timeouts)
 		v.retry(p+".retry", pl.Retry)
@@ -213,5 +214,46 @@ func (v *validator) backendSource(p string, pl Pool) {
 		}
 		v.nonNegative(bp+".weight", b.Weight)
 		v.nonNegative(bp+".max_conns", b.MaxConns)
+	}
+}
+
+// affinity checks hash_key against balance, and the sticky cookie.
+func (v *validator) affinity(p string, pl Pool) {
+	hp := p + ".hash_key"
+	switch k := pl.HashKey; {
+	case k == nil && pl.Balance == BalanceHash:
+		v.add(p+".balance", "hash needs hash_key: {header: NAME}, {cookie: NAME} or {source: client_address}")
+	case k != nil && pl.Balance != BalanceHash:
+		v.add(hp, "is only for balance hash, not %s", pl.Balance)
+	case k != nil:
+		set := 0
+		for _, s := range []string{k.Header, k.Cookie, k.Source} {
+			if s != "" {
+				set++
+			}
+		}
+		if set != 1 {
+			v.add(hp, "set exactly one of header, cookie and source (%d set)", set)
+		}
+		if k.Header != "" && !validHeaderName(k.Header) {
+			v.add(hp+".header", "%q is not a valid header name", k.Header)
+		}
+		if k.Cookie != "" && !validHeaderName(k.Cookie) {
+			v.add(hp+".cookie", "%q is not a valid cookie name", k.Cookie)
+		}
+		if k.Source != "" {
+			oneOf(v, hp+".source", k.Source, HashSourceClientAddress)
+		}
+	}
+	if s := pl.Sticky; s != nil {
+		switch {
+		case s.Cookie == "":
+			v.add(p+".sticky.cookie", "missing; name the cookie that pins a client to its backend")
+		case !validHeaderName(s.Cookie):
+			v.add(p+".sticky.cookie", "%q is not a valid cookie name", s.Cookie)
+		}
+		if s.TTL < 0 {
+			v.add(p+".sticky.ttl", "is negative")
+		}
 	}
 }

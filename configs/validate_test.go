@@ -153,7 +153,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"backend port 0", okListeners + okPools + "      - address: 127.0.0.1:0 #<\n", "pools[0].backends[1].address", "port 0"},
 		{"backend bad host", okListeners + okPools + "      - address: bad_host!:80 #<\n", "pools[0].backends[1].address", "neither an IP address nor a valid name"},
 		{"negative weight", okListeners + okPools + "        weight: -1 #<\n", "pools[0].backends[0].weight", "negative"},
-		{"unknown balance", okListeners + okPools + "    balance: round_robin #<\n", "pools[0].balance", "not one of least_conn"},
+		{"unknown balance", okListeners + okPools + "    balance: fastest #<\n", "pools[0].balance", `"fastest" is not one of least_conn, round_robin, random, p2c, hash`},
 		{"unknown protocol", okListeners + okPools + "    protocol: http2 #<\n", "pools[0].protocol", "not one of http1, h2c, h2"},
 		{"h2 without tls", okListeners + okPools + "    protocol: h2 #<\n", "pools[0].protocol", "runs over TLS"},
 		{"h2c with tls", okListeners + okPools + "    protocol: h2c\n    tls: {} #<\n", "pools[0].tls", "cleartext"},
@@ -188,6 +188,17 @@ func TestInvalidConfigs(t *testing.T) {
 		{"ejected percent above 100", okListeners + okPools + "    health: {passive: {max_ejected_percent: 101}} #<\n", "pools[0].health.passive.max_ejected_percent", "outside 0..100"},
 		{"ejection zero", okListeners + okPools + "    health: {passive: {ejection: 0}} #<\n", "pools[0].health.passive.ejection", "more than 0"},
 		{"bad pool name", okListeners + okPools + "  - name: \"my pool\" #<\n    backends: [{address: 127.0.0.1:9002}]\n", "pools[1].name", "use letters"},
+		{"hash without hash_key", okListeners + okPools + "    balance: hash #<\n", "pools[0].balance", "hash needs hash_key"},
+		{"hash_key without hash", okListeners + okPools + "    balance: p2c\n    hash_key: {header: X-User} #<\n", "pools[0].hash_key", "only for balance hash, not p2c"},
+		{"hash_key with the default policy", okListeners + okPools + "    hash_key: {header: X-User} #<\n", "pools[0].hash_key", "only for balance hash, not least_conn"},
+		{"hash_key with two sources", okListeners + okPools + "    balance: hash\n    hash_key: {header: X-User, cookie: sid} #<\n", "pools[0].hash_key", "exactly one of header, cookie and source (2 set)"},
+		{"hash_key empty", okListeners + okPools + "    balance: hash\n    hash_key: {} #<\n", "pools[0].hash_key", "exactly one of header, cookie and source (0 set)"},
+		{"hash_key bad source", okListeners + okPools + "    balance: hash\n    hash_key: {source: x_forwarded_for} #<\n", "pools[0].hash_key.source", `"x_forwarded_for" is not one of client_address`},
+		{"hash_key bad header", okListeners + okPools + "    balance: hash\n    hash_key: {header: \"X User\"} #<\n", "pools[0].hash_key.header", "not a valid header name"},
+		{"hash_key bad cookie", okListeners + okPools + "    balance: hash\n    hash_key: {cookie: \"a;b\"} #<\n", "pools[0].hash_key.cookie", "not a valid cookie name"},
+		{"sticky without cookie", okListeners + okPools + "    sticky: {ttl: 1h} #<\n", "pools[0].sticky.cookie", "missing"},
+		{"sticky bad cookie", okListeners + okPools + "    sticky: {cookie: \"a b\"} #<\n", "pools[0].sticky.cookie", "not a valid cookie name"},
+		{"sticky negative ttl", okListeners + okPools + "    sticky: {cookie: srv, ttl: -1s} #<\n", "pools[0].sticky.ttl", "negative"},
 	}
 	t.Setenv(EnvZone, "")
 	name := filepath.Join(t.TempDir(), "azimuth.yaml")

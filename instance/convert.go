@@ -25,7 +25,45 @@ func balancerOptions(zone string, p *configs.Pool) balancer.Options {
 		QueueSize:       p.Queue.Size,
 		QueueTimeout:    p.Queue.Timeout,
 		ActiveChecks:    p.Health.Active != nil,
+		Policy:          policy(p.Balance),
+		Affinity:        affinity(p),
 	}
+}
+
+// policy maps balance to the balancer's policy; validation accepted only
+// these names.
+func policy(balance string) balancer.Policy {
+	switch balance {
+	case configs.BalanceRoundRobin:
+		return balancer.PolicyRoundRobin
+	case configs.BalanceRandom:
+		return balancer.PolicyRandom
+	case configs.BalanceP2C:
+		return balancer.PolicyP2C
+	case configs.BalanceHash:
+		return balancer.PolicyHash
+	}
+	return balancer.PolicyLeastConn
+}
+
+// affinity is what the proxy reads from a request to make its key: the
+// hash key's source (balance hash only) and the sticky cookie.
+func affinity(p *configs.Pool) balancer.Affinity {
+	var a balancer.Affinity
+	if k := p.HashKey; k != nil && p.Balance == configs.BalanceHash {
+		switch {
+		case k.Header != "":
+			a.HashFrom, a.HashName = balancer.HashHeader, k.Header
+		case k.Cookie != "":
+			a.HashFrom, a.HashName = balancer.HashCookie, k.Cookie
+		case k.Source == configs.HashSourceClientAddress:
+			a.HashFrom = balancer.HashClientAddress
+		}
+	}
+	if s := p.Sticky; s != nil {
+		a.StickyCookie, a.StickyTTL = s.Cookie, s.TTL
+	}
+	return a
 }
 
 func staticSpecs(p *configs.Pool) []balancer.Spec {

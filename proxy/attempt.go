@@ -114,16 +114,18 @@ func (s *Server) attempts(x *exchange, out *http.Request) (*http.Response, error
 	r := &x.race
 	r.init(s, x, out)
 	p := x.pool
+	keyed := r.keyFor(p, out)
 	var lease balancer.Lease
 	trial := false
-	if r.hedging {
+	if r.hedging && r.key.Pin == 0 {
 		// A backend waiting for its trial after an ejection gets a
-		// request that can hedge away from it if it still hangs.
+		// request that can hedge away from it if it still hangs (not
+		// one pinned elsewhere).
 		lease, trial = p.Balancer.PickTrial(&r.tried)
 	}
 	if !trial {
 		var err error
-		if lease, err = p.Balancer.Pick(x.ctx, &r.tried); err != nil {
+		if lease, err = p.Balancer.PickKeyed(x.ctx, &r.tried, r.keyArg()); err != nil {
 			if x.ctx.Err() != nil {
 				return nil, &failure{cause: CauseClientGone, err: x.ctx.Err()}
 			}
@@ -138,6 +140,9 @@ func (s *Server) attempts(x *exchange, out *http.Request) (*http.Response, error
 	}
 	if won.cause == CauseNone && p.Timeouts.PerTryAuto {
 		p.perTry.observe(won.start.Sub(processStart)+won.took, won.took)
+	}
+	if keyed {
+		r.stick(won)
 	}
 	won.resp.Body = x.releaseOnClose(won.resp.Body, won.lease, &won.lifetime)
 	return won.resp, nil

@@ -56,6 +56,13 @@ type race struct {
 	hedges   sync.WaitGroup
 	ctx      context.Context // hedges' picks; cancelled when the race is decided
 	cancel   context.CancelFunc
+
+	// key is the request's hash key and sticky pin (affinity.go), set
+	// before the first pick and only read after; keyed says the pool
+	// asked for one, under affinity.
+	key      balancer.Key
+	keyed    bool
+	affinity *balancer.Affinity
 }
 
 // maxLiveAttempts bounds the attempts of one request in flight at once;
@@ -382,7 +389,7 @@ func (r *race) pick() (balancer.Lease, error) {
 	if ctx == nil {
 		ctx = r.x.ctx
 	}
-	return r.x.pool.Balancer.Pick(ctx, &tried)
+	return r.x.pool.Balancer.PickKeyed(ctx, &tried, r.keyArg())
 }
 
 // wait blocks until an attempt won or every attempt ended, then until every
