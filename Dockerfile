@@ -35,9 +35,9 @@ RUN go build -trimpath -buildvcs=${BUILDVCS} \
         -ldflags "-s -w -X main.version=${VERSION}" \
         -o /rootfs/azimuth ./cmd/azimuth
 # The rest of the final file system: CA certificates (TLS to Consul and
-# backends), time zone data (read through $ZONEINFO), a named user and a
-# sticky /tmp.
-RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/etc/azimuth /rootfs/tmp \
+# backends), time zone data (read through $ZONEINFO), a named user, a
+# sticky /tmp and the state directory.
+RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/etc/azimuth /rootfs/tmp /rootfs/var/lib/azimuth \
     && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
     && cp "$(go env GOROOT)/lib/time/zoneinfo.zip" /rootfs/etc/zoneinfo.zip \
     && echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin' > /rootfs/etc/passwd \
@@ -50,7 +50,12 @@ LABEL org.opencontainers.image.title="azimuth" \
       org.opencontainers.image.description="Availability-aware reverse proxy and load balancer" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /rootfs/ /
-ENV ZONEINFO=/etc/zoneinfo.zip
+# The state directory: the operator overrides' file (drains, evacuation)
+# and the Consul pools' cached sets, kept across restarts. Mount a volume
+# there to keep them across a new container too.
+COPY --from=build --chown=65532:65532 /rootfs/var/lib/azimuth /var/lib/azimuth
+ENV ZONEINFO=/etc/zoneinfo.zip STATE_DIRECTORY=/var/lib/azimuth
+VOLUME ["/var/lib/azimuth"]
 # Not root, and no capability needed: every default port is above 1023.
 USER 65532:65532
 # HTTP, HTTPS over TCP (h1, h2) and UDP (h3), and the admin API. The admin

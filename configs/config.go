@@ -24,6 +24,11 @@ type Config struct {
 	// Readiness sets when /readyz fails, the signal a DNS health check
 	// uses to fail this region over.
 	Readiness Readiness `yaml:"readiness"`
+	// Overrides sets where operator overrides (drains, enables and
+	// evacuation made through the admin API) are kept: in a state file so
+	// they survive a restart, and with Consul, shared by every proxy of
+	// the region.
+	Overrides Overrides `yaml:"overrides"`
 	// Listeners are the sockets clients connect to. At least one.
 	Listeners []Listener `yaml:"listeners"`
 	// Pools are the groups of backends routes send traffic to.
@@ -103,6 +108,29 @@ type Consul struct {
 	// systemd's StateDirectory=) when set, else none: no cache.
 	CacheDir string `yaml:"cache_dir"`
 }
+
+// Overrides is where operator overrides are kept.
+type Overrides struct {
+	// File holds the overrides in force, rewritten whole on each change
+	// and read at start, so a drain or an evacuation survives a restart.
+	// With Consul sharing on, it holds the region's last known overrides,
+	// applied at start until the agent answers. Default:
+	// $STATE_DIRECTORY/overrides.json when STATE_DIRECTORY is set
+	// (systemd's StateDirectory=; the container image sets it), else none:
+	// overrides then last as long as the process.
+	File string `yaml:"file"`
+	// ConsulPrefix is the KV prefix under which the proxies of a region
+	// share their overrides when the config has a consul block: a drain,
+	// an enable or an evacuation made through any one proxy's admin API
+	// applies to every proxy watching the prefix within a second, and
+	// outlives their restarts. Default azimuth/overrides/; regions that
+	// share a Consul datacenter need one prefix each. "off" keeps
+	// overrides to this proxy (and its file).
+	ConsulPrefix string `yaml:"consul_prefix"`
+}
+
+// OverridesNotShared is the consul_prefix that keeps overrides local.
+const OverridesNotShared = "off"
 
 // ConsulTLS is the TLS client setup for the Consul agent.
 type ConsulTLS struct {

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -12,10 +13,12 @@ import (
 const (
 	DefaultAdminAddress  = "127.0.0.1:9901"
 	DefaultConsulAddress = "127.0.0.1:8500"
-	DefaultClientSubject = "X-Client-Subject"
-	DefaultExpectStatus  = "200-399"
-	DefaultMaxIdleConns  = 64
-	DefaultRetryAttempts = 3
+	// DefaultOverridesPrefix is the Consul KV prefix of shared overrides.
+	DefaultOverridesPrefix = "azimuth/overrides/"
+	DefaultClientSubject   = "X-Client-Subject"
+	DefaultExpectStatus    = "200-399"
+	DefaultMaxIdleConns    = 64
+	DefaultRetryAttempts   = 3
 	// DefaultAccessLogFlush is how long an access-log line may wait to be
 	// written with others: short enough for an operator tailing the log,
 	// long enough that a quiet proxy writes a few batches a second, while
@@ -51,11 +54,15 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 		c.Zone = getenv(EnvZone)
 	}
 	def(d, "admin.address", &c.Admin.Address, DefaultAdminAddress)
+	// systemd may list several state directories, colon-separated.
+	state, _, _ := strings.Cut(getenv("STATE_DIRECTORY"), ":")
 	if c.Consul != nil {
 		def(d, "consul.address", &c.Consul.Address, DefaultConsulAddress)
-		// systemd may list several state directories, colon-separated.
-		state, _, _ := strings.Cut(getenv("STATE_DIRECTORY"), ":")
 		def(d, "consul.cache_dir", &c.Consul.CacheDir, state)
+		def(d, "overrides.consul_prefix", &c.Overrides.ConsulPrefix, DefaultOverridesPrefix)
+	}
+	if state != "" {
+		def(d, "overrides.file", &c.Overrides.File, filepath.Join(state, "overrides.json"))
 	}
 	def(d, "log.level", &c.Log.Level, "info")
 	def(d, "log.format", &c.Log.Format, "json")

@@ -12,6 +12,7 @@ func resolvePaths(c *Config, dir string) {
 		}
 	}
 	abs(&c.Admin.TokenFile)
+	abs(&c.Overrides.File)
 	for i := range c.Admin.Tokens {
 		abs(&c.Admin.Tokens[i].File)
 	}

@@ -76,6 +76,7 @@ func (v *validator) top() {
 		v.add("admin.address", "address %q is reachable from other hosts: set admin.token_file or admin.tokens, or listen on loopback (127.0.0.1, ::1)", c.Admin.Address)
 	}
 	v.readiness()
+	v.overrides()
 	if cs := c.Consul; cs != nil {
 		v.address("consul.address", cs.Address, false)
 		v.file("consul.token_file", cs.TokenFile)
@@ -312,6 +313,21 @@ func (v *validator) readiness() {
 	for _, l := range v.c.Listeners {
 		if l.Address == r.Address {
 			v.add("readiness.address", "address %q is listener %s's", r.Address, l.Name)
+		}
+	}
+}
+
+func (v *validator) overrides() {
+	o := v.c.Overrides
+	if o.ConsulPrefix != "" && v.c.Consul == nil {
+		v.add("overrides.consul_prefix", "needs a consul block: overrides are shared through its agent")
+	}
+	if strings.HasPrefix(o.ConsulPrefix, "/") {
+		v.add("overrides.consul_prefix", "%q: a Consul KV prefix does not start with /", o.ConsulPrefix)
+	}
+	if o.File != "" {
+		if fi, err := os.Stat(o.File); err == nil && fi.IsDir() {
+			v.add("overrides.file", "%s is a directory: want the file's path", o.File)
 		}
 	}
 }

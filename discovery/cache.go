@@ -26,13 +26,19 @@ func CacheFile(dir, pool string) string {
 }
 
 // saveCache writes the set so that a restart while the agent cannot be
-// reached starts from it: to a temporary file, synced, then renamed over
-// the last one, so a crash leaves the old file or the new one, whole.
+// reached starts from it.
 func saveCache(path string, c cached) error {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
+	return saveFile(path, data)
+}
+
+// saveFile writes data to path through a temporary file, synced, then
+// renamed over the last one, so a crash leaves the old file or the new
+// one, whole.
+func saveFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}

@@ -30,11 +30,17 @@ const (
 // covers backends that join the zone later. Answers are JSON: the new
 // state, or {"error": ...} with 404 for an unknown pool, zone, backend or
 // action and 405 for a method other than POST. Each override is logged once.
-func AdminHandler(pools PoolLookup, logger *slog.Logger) http.Handler {
+//
+// keep, when not nil, is given each override before it applies here, to
+// keep it beyond this process (a state file, or Consul for the whole
+// region). When it fails the override still applies to this proxy and the
+// answer is 503 with the error, so the operator knows the rest of the
+// fleet did not get it.
+func AdminHandler(pools PoolLookup, logger *slog.Logger, keep Keeper) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &admin{pools: pools, log: logger}
+	a := &admin{pools: pools, log: logger, keep: keep}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/pools/{pool}/zones/{zone}/{action}", a.zone)
 	mux.HandleFunc("/pools/{pool}/backends/{address}/{action}", a.backend)
@@ -44,9 +50,49 @@ func AdminHandler(pools PoolLookup, logger *slog.Logger) http.Handler {
 	return mux
 }
 
+// Keeper keeps an operator's override beyond this process.
+type Keeper interface {
+	// Keep records o; the handler then applies it here.
+	Keep(r *http.Request, o Override) error
+	// Kept reports whether o (a drain) is in force, so that a drained
+	// backend that has left the pool can still be enabled.
+	Kept(o Override) bool
+}
+
+// Override is one drain or enable an operator asked for: of a zone, or of
+// a backend (by address).
+type Override struct {
+	Pool    string
+	Zone    string // set for a zone's override
+	Backend string // set for a backend's override
+	Drain   bool
+}
+
 type admin struct {
 	pools PoolLookup
 	log   *slog.Logger
+	keep  Keeper
+}
+
+// kept hands o to the keeper; the error, if any, is for the answer.
+func (a *admin) kept(r *http.Request, o Override) string {
+	if a.keep == nil {
+		return ""
+	}
+	if err := a.keep.Keep(r, o); err != nil {
+		a.log.Error("operator override applies to this proxy only", "pool", o.Pool, "zone", o.Zone, "backend", o.Backend, "drain", o.Drain, "error", err)
+		return err.Error()
+	}
+	return ""
+}
+
+// answer writes an override's answer: 503 when it could not be kept.
+func answer(w http.ResponseWriter, keepErr string, body any) {
+	code := http.StatusOK
+	if keepErr != "" {
+		code = http.StatusServiceUnavailable
+	}
+	httpjson.Write(w, code, body)
 }
 
 type errorBody struct {
@@ -60,6 +106,9 @@ type ZoneOverride struct {
 	Drained  bool   `json:"drained"`
 	Changed  bool   `json:"changed"`
 	Backends int    `json:"backends"` // backends of the zone now in the pool
+	// Error says why the override applies to this proxy only (not kept
+	// in the state file or shared through Consul); the status is 503.
+	Error string `json:"error,omitempty"`
 }
 
 // BackendOverride is the answer to a backend drain or enable.
@@ -70,6 +119,8 @@ type BackendOverride struct {
 	State   string `json:"state"`
 	Drained bool   `json:"drained"`
 	Changed bool   `json:"changed"`
+	// Error: as ZoneOverride's.
+	Error string `json:"error,omitempty"`
 }
 
 // start checks the method and action and finds the pool; on failure it has
@@ -111,10 +162,11 @@ func (a *admin) zone(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusNotFound, errorBody{Error: "unknown zone " + zone + " in pool " + p.Name()})
 		return
 	}
+	keepErr := a.kept(r, Override{Pool: p.Name(), Zone: zone, Drain: on})
 	changed := p.SetZoneDrained(zone, on)
 	a.log.Info("operator override", "pool", p.Name(), "zone", zone,
 		"action", r.PathValue("action"), "changed", changed, "remote", r.RemoteAddr)
-	httpjson.Write(w, http.StatusOK, ZoneOverride{Pool: p.Name(), Zone: zone, Drained: on, Changed: changed, Backends: n})
+	answer(w, keepErr, ZoneOverride{Pool: p.Name(), Zone: zone, Drained: on, Changed: changed, Backends: n, Error: keepErr})
 }
 
 func (a *admin) backend(w http.ResponseWriter, r *http.Request) {
@@ -124,15 +176,24 @@ func (a *admin) backend(w http.ResponseWriter, r *http.Request) {
 	}
 	addr := r.PathValue("address")
 	b := p.Backend(addr)
+	if b == nil && !on && a.keep != nil && a.keep.Kept(Override{Pool: p.Name(), Backend: addr, Drain: true}) {
+		// Gone from the pool, but its drain is kept: forget it, or it
+		// would apply again when the backend comes back.
+		keepErr := a.kept(r, Override{Pool: p.Name(), Backend: addr})
+		a.log.Info("operator override", "pool", p.Name(), "backend", addr, "action", actionEnable, "changed", true, "remote", r.RemoteAddr)
+		answer(w, keepErr, BackendOverride{Pool: p.Name(), Backend: addr, State: "gone", Changed: true, Error: keepErr})
+		return
+	}
 	if b == nil {
 		httpjson.Write(w, http.StatusNotFound, errorBody{Error: "unknown backend " + addr + " in pool " + p.Name()})
 		return
 	}
+	keepErr := a.kept(r, Override{Pool: p.Name(), Backend: addr, Drain: on})
 	changed := b.SetDrained(on)
 	a.log.Info("operator override", "pool", p.Name(), "backend", addr, "zone", b.Zone(),
 		"action", r.PathValue("action"), "changed", changed, "remote", r.RemoteAddr)
-	httpjson.Write(w, http.StatusOK, BackendOverride{
+	answer(w, keepErr, BackendOverride{
 		Pool: p.Name(), Backend: addr, Zone: b.Zone(), State: b.State().String(),
-		Drained: b.Drained(), Changed: changed,
+		Drained: b.Drained(), Changed: changed, Error: keepErr,
 	})
 }

@@ -19,7 +19,7 @@ func TestAdminHandler(t *testing.T) {
 		{Address: "127.0.2.1:8080", Zone: "b"},
 	})
 	logs := &logBuffer{}
-	srv := httptest.NewServer(AdminHandler(reg, slog.New(slog.NewJSONHandler(logs, nil))))
+	srv := httptest.NewServer(AdminHandler(reg, slog.New(slog.NewJSONHandler(logs, nil)), nil))
 	defer srv.Close()
 
 	// A request picked before the drains stays in flight through them.
@@ -166,7 +166,7 @@ func TestAdminDrainedZoneWithoutBackendsCanBeEnabled(t *testing.T) {
 	p.Update(specs("a", "127.0.1.1:8080"))
 	p.SetZoneDrained("a", true)
 	p.Update(specs("b", "127.0.2.1:8080"))
-	srv := httptest.NewServer(AdminHandler(reg, nil))
+	srv := httptest.NewServer(AdminHandler(reg, nil, nil))
 	defer srv.Close()
 	resp, err := srv.Client().Post(srv.URL+"/pools/web/zones/a/enable", "", nil)
 	if err != nil {

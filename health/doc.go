@@ -35,7 +35,7 @@
 //	go det.Run(ctx)
 //	// proxy, after every attempt: det.Observe(b, failed)
 //	// reload: chk.Configure(o); det.Configure(o)
-//	// admin: mux.Handle("/pools/", health.AdminHandler(registry, logger))
+//	// admin: mux.Handle("/pools/", health.AdminHandler(registry, logger, nil))
 //	// status: t.Infos()
 //	// pool dropped: cancel ctx, wait for Run to return, then t.Close()
 package health

@@ -33,7 +33,7 @@ func (i *Instance) adminHandler(tokens []namedToken, pprofOn bool) http.Handler 
 	private.Handle("GET /metrics", promhttp.HandlerFor(i.reg, promhttp.HandlerOpts{Registry: i.reg}))
 	private.HandleFunc("GET /status", i.serveStatus)
 	private.HandleFunc("GET /{$}", i.serveStatusPage)
-	private.Handle("/pools/", health.AdminHandler(i.registry, i.logger))
+	private.Handle("/pools/", health.AdminHandler(i.registry, i.logger, i.overrides))
 	private.HandleFunc("POST /evacuate", i.serveEvacuate(true))
 	private.HandleFunc("POST /restore", i.serveEvacuate(false))
 	if pprofOn {

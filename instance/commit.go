@@ -38,6 +38,7 @@ func (i *Instance) Commit(p *Plan) {
 		rt := i.commitPool(pp)
 		runtimes[rt.name] = rt
 	}
+	i.overrides.commit(p.overrides)
 	i.server.Publish(p.gen)
 	for j := range cfg.Listeners {
 		l := &cfg.Listeners[j]

@@ -50,9 +50,12 @@ type Instance struct {
 	loadedAt atomic.Pointer[time.Time]
 	lastErr  atomic.Pointer[string]
 	draining atomic.Bool
-	// evacuated is when an operator evacuated the instance (readiness
-	// fails, requests are served), nil when not.
-	evacuated atomic.Pointer[time.Time]
+	// evacuated is who evacuated the instance and when (readiness fails,
+	// requests are served), nil when not.
+	evacuated atomic.Pointer[discovery.Mark]
+	// overrides keeps drains and evacuation in the state file and, with
+	// Consul, shares them with the region's other proxies.
+	overrides *overrides
 
 	reloading sync.Mutex
 
@@ -101,6 +104,7 @@ func New(ctx context.Context, o Options) (*Instance, error) {
 		pools:         map[string]*poolRuntime{},
 		slots:         map[string]*slot{},
 	}
+	i.overrides = newOverrides(i)
 	i.server = proxy.NewServer(ctx, proxy.Options{Logger: logger, Metrics: proxy.NewMetrics(reg), AccessLog: o.AccessLog})
 	i.reloads = newReloadMetrics(reg)
 	registerStateMetrics(reg, i)

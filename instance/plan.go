@@ -25,6 +25,7 @@ type Plan struct {
 	opened     map[string]*slot // those bound for it, not serving yet
 	gen        *proxy.Generation
 	admin      adminPlan
+	overrides  overridesPlan
 }
 
 // errDraining refuses a plan once Drain began: nothing would serve it.
@@ -59,6 +60,7 @@ func (i *Instance) plan(p *Plan) (err error) {
 	if p.consul, p.consulOpts, err = i.planConsul(cfg); err != nil {
 		return err
 	}
+	p.overrides = i.overrides.plan(cfg, p.consul)
 	for j := range cfg.Pools {
 		pp, err := i.planPool(&cfg.Pools[j], cfg.Zone, p.consul, p.consulOpts)
 		if err != nil {

@@ -167,7 +167,7 @@ func (i *Instance) planPool(p *configs.Pool, zone string, consul *api.Client, co
 	}
 	w, err := discovery.NewWatcher(discovery.WatcherConfig{
 		Pool: p.Name, Client: consul, Datacenter: consulOpts.Datacenter,
-		Options: consulPoolOptions(p), Sink: plan.bal,
+		Options: consulPoolOptions(p), Sink: drainSink{plan.bal, i.overrides},
 		Logger: i.logger.With("pool", p.Name), Registerer: i.reg,
 		Current: poolSpecs(plan.bal), CacheFile: cacheFile(consulOpts.CacheDir, p.Name),
 	})

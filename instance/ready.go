@@ -1,11 +1,13 @@
 package instance
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"time"
 
+	"github.com/azimuthproxy/azimuth/discovery"
 	"github.com/azimuthproxy/azimuth/internal/httpjson"
 )
 
@@ -30,8 +32,8 @@ func (i *Instance) Ready() Readiness {
 	if i.draining.Load() {
 		r.Reasons = append(r.Reasons, "draining: shutting down")
 	}
-	if at := i.evacuated.Load(); at != nil {
-		r.Reasons = append(r.Reasons, "evacuated by an operator at "+at.UTC().Format(time.RFC3339)+": POST /restore to serve as ready again")
+	if m := i.evacuated.Load(); m != nil {
+		r.Reasons = append(r.Reasons, "evacuated by an operator ("+m.By+") at "+m.At.UTC().Format(time.RFC3339)+": POST /restore to serve as ready again")
 	}
 	i.mu.Lock()
 	// Read under mu, as Commit stores the config before it lets go of
@@ -67,15 +69,32 @@ func (i *Instance) Ready() Readiness {
 
 // Evacuate makes readiness fail while the proxy keeps serving every
 // request: a planned regional failover, DNS moving clients away before
-// the region is touched. It reports false if the instance was already
-// evacuated. Restore undoes it. The state lives in this process.
-func (i *Instance) Evacuate() bool {
-	now := time.Now()
-	return i.evacuated.CompareAndSwap(nil, &now)
+// the region is touched. by names who asked (the admin token's name).
+// With Consul sharing the evacuation is the region's: every proxy
+// watching the prefix fails its readiness too. It is kept in the state
+// file, so it outlives a restart. changed is false if the instance was
+// already evacuated; err says the evacuation could not be kept or shared,
+// and applies to this proxy only. Restore undoes it.
+func (i *Instance) Evacuate(ctx context.Context, by string) (changed bool, err error) {
+	return i.evacuate(ctx, true, i.overrides.markBy(by))
 }
 
-// Restore ends an evacuation; false if there was none.
-func (i *Instance) Restore() bool {
+// Restore ends an evacuation, as Evacuate began it.
+func (i *Instance) Restore(ctx context.Context, by string) (changed bool, err error) {
+	return i.evacuate(ctx, false, i.overrides.markBy(by))
+}
+
+func (i *Instance) evacuate(ctx context.Context, on bool, m discovery.Mark) (bool, error) {
+	err := i.overrides.keep(ctx, discovery.OverrideKey{Kind: discovery.Evacuation}, on, m)
+	return i.setEvacuated(on, m), err
+}
+
+// setEvacuated evacuates (on) or restores the instance here; it reports
+// whether that changed anything.
+func (i *Instance) setEvacuated(on bool, m discovery.Mark) bool {
+	if on {
+		return i.evacuated.CompareAndSwap(nil, &m)
+	}
 	return i.evacuated.Swap(nil) != nil
 }
 
@@ -89,22 +108,24 @@ func (i *Instance) serveReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 // serveEvacuate is POST /evacuate and POST /restore: the state after the
-// call, and whether it changed.
+// call, and whether it changed; 503 with the error when it could not be
+// kept or shared (it applies to this proxy all the same).
 func (i *Instance) serveEvacuate(evacuate bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var changed bool
-		action := "restore"
-		if evacuate {
-			changed, action = i.Evacuate(), "evacuate"
-		} else {
-			changed = i.Restore()
-		}
+		m := i.overrides.mark(r)
+		changed, err := i.evacuate(r.Context(), evacuate, m)
 		if changed {
-			i.logger.Warn("admin: "+action, "remote", r.RemoteAddr, "readiness", map[bool]string{true: "fails", false: "follows the pools"}[evacuate])
+			action := map[bool]string{true: "evacuate", false: "restore"}[evacuate]
+			i.logger.Warn("admin: "+action, "remote", r.RemoteAddr, "token", m.By, "readiness", map[bool]string{true: "fails", false: "follows the pools"}[evacuate])
 		}
-		httpjson.Write(w, http.StatusOK, struct {
-			Evacuated bool `json:"evacuated"`
-			Changed   bool `json:"changed"`
-		}{i.evacuated.Load() != nil, changed})
+		code, msg := http.StatusOK, ""
+		if err != nil {
+			code, msg = http.StatusServiceUnavailable, "applies to this proxy only: "+err.Error()
+		}
+		httpjson.Write(w, code, struct {
+			Evacuated bool   `json:"evacuated"`
+			Changed   bool   `json:"changed"`
+			Error     string `json:"error,omitempty"`
+		}{i.evacuated.Load() != nil, changed, msg})
 	}
 }

@@ -20,13 +20,18 @@ type Status struct {
 	Draining bool   `json:"draining"`
 	// Evacuated is set while an operator has evacuated the instance
 	// (POST /evacuate): readiness fails, requests are served.
-	Evacuated   bool             `json:"evacuated"`
-	EvacuatedAt *time.Time       `json:"evacuated_at,omitempty"`
-	Readiness   Readiness        `json:"readiness"`
-	Config      ConfigStatus     `json:"config"`
-	Uptime      string           `json:"uptime"` // since New
-	Pools       []PoolStatus     `json:"pools"`
-	Listeners   []ListenerStatus `json:"listeners"`
+	Evacuated   bool       `json:"evacuated"`
+	EvacuatedAt *time.Time `json:"evacuated_at,omitempty"`
+	// EvacuatedBy is the name of the admin token that evacuated it.
+	EvacuatedBy string `json:"evacuated_by,omitempty"`
+	// Overrides are the drains and evacuation in force, where they are
+	// kept and whether they are shared through Consul.
+	Overrides OverridesStatus  `json:"overrides"`
+	Readiness Readiness        `json:"readiness"`
+	Config    ConfigStatus     `json:"config"`
+	Uptime    string           `json:"uptime"` // since New
+	Pools     []PoolStatus     `json:"pools"`
+	Listeners []ListenerStatus `json:"listeners"`
 }
 
 // ConfigStatus is the running config and how the last reload went.
@@ -105,9 +110,10 @@ type ListenerStatus struct {
 // Status reports the instance's state now.
 func (i *Instance) Status() Status {
 	st := Status{Draining: i.draining.Load(), Readiness: i.Ready(), Uptime: time.Since(i.started).Round(time.Second).String()}
-	if at := i.evacuated.Load(); at != nil {
-		st.Evacuated, st.EvacuatedAt = true, at
+	if m := i.evacuated.Load(); m != nil {
+		st.Evacuated, st.EvacuatedAt, st.EvacuatedBy = true, &m.At, m.By
 	}
+	st.Overrides = i.overrides.status()
 	if c := i.cfg(); c != nil {
 		st.Config = ConfigStatus{Source: c.Source, Hash: c.Hash, LoadedAt: *i.loadedAt.Load()}
 		st.Config.LastReloadOK = true

@@ -128,7 +128,17 @@ func reloadStart(t *testing.T, path string) (*process, string) {
 // reloadGetStatus reads /status.
 func reloadGetStatus(t *testing.T, admin string) instance.Status {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/status")
+	return getStatusWith(t, admin, "")
+}
+
+// getStatusWith reads /status with an admin token ("" for none).
+func getStatusWith(t *testing.T, admin, token string) instance.Status {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+admin+"/status", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET /status: %v", err)
 	}
