@@ -40,6 +40,20 @@ func (b *Backend) Penalize(failures int) {
 	b.penalty.Store(uint64(ms)<<penaltyBits | amount)
 }
 
+// Overtaken gives the backend the penalty of one failure (2 connections)
+// unless a larger one is in force: an attempt on it was overtaken by a
+// hedge that answered from another zone first. That is no failure (it
+// counts neither toward ejection nor against health), but it is a sign
+// the backend is slower than others now. The attempt is cancelled when
+// its hedge wins, so its in-flight count no longer shows that slowness:
+// without the penalty least-connections would send such a backend more
+// requests the more of them hedging cut short.
+func (b *Backend) Overtaken() {
+	if b.Penalty() < 2 {
+		b.Penalize(1)
+	}
+}
+
 // Forgive ends the backend's penalty: an attempt on it succeeded. It costs
 // one atomic load when there is none.
 func (b *Backend) Forgive() {

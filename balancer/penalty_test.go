@@ -166,3 +166,23 @@ func TestPenaltyPickAllocs(t *testing.T) {
 		t.Errorf("%v allocations per pick with a penalty, want 0", allocs)
 	}
 }
+
+// TestOvertakenPenalty: an attempt overtaken by a hedge gives its backend
+// one failure's penalty, never lowers a larger one, and a success ends it.
+func TestOvertakenPenalty(t *testing.T) {
+	_, clk, a, _ := penaltyPool(t)
+	a.Overtaken()
+	if got := a.Penalty(); got != 2 {
+		t.Fatalf("penalty after an overtaken attempt = %d, want 2", got)
+	}
+	a.Penalize(4)
+	a.Overtaken()
+	if got := a.Penalty(); got != 16 {
+		t.Fatalf("an overtaken attempt lowered a penalty of 16 to %d", got)
+	}
+	a.Forgive()
+	clk.Advance(time.Millisecond)
+	if got := a.Penalty(); got != 0 {
+		t.Fatalf("penalty after a success = %d", got)
+	}
+}

@@ -105,6 +105,10 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 		def(d, p+".timeouts.per_try", &pl.Timeouts.PerTry, PerTry{Mode: PerTryAuto})
 		def(d, p+".timeouts.request", &pl.Timeouts.Request, 30*time.Second)
 		def(d, p+".retry.attempts", &pl.Retry.Attempts, DefaultRetryAttempts)
+		if pl.Hedge != nil {
+			def(d, p+".hedge.delay", &pl.Hedge.Delay, HedgeDelay{Auto: true})
+			def(d, p+".hedge.max", &pl.Hedge.Max, 1)
+		}
 		def(d, p+".retry.on", &pl.Retry.On, DefaultRetryOn())
 		def(d, p+".retry.max_body", &pl.Retry.MaxBody, 64<<10)
 		def(d, p+".retry.budget.percent", &pl.Retry.Budget.Percent, 20)

@@ -44,6 +44,9 @@ type Pool struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Retry decides which failures are tried again elsewhere.
 	Retry Retry `yaml:"retry"`
+	// Hedge, when set, starts a second attempt of a slow replayable
+	// request in another zone after a delay (see Hedge). Nil: off.
+	Hedge *Hedge `yaml:"hedge"`
 	// Zones sets when traffic spills out of the local zone.
 	Zones Zones `yaml:"zones"`
 	// Queue lets requests wait briefly when every backend is at max_conns.

@@ -30,6 +30,7 @@ func (v *validator) pools() {
 		oneOf(v, p+".protocol", pl.Protocol, ProtocolHTTP1, ProtocolH2C, ProtocolH2)
 		v.timeouts(p+".timeouts", pl.Timeouts)
 		v.retry(p+".retry", pl.Retry)
+		v.hedge(p+".hedge", pl)
 		v.fraction(p+".zones.spill_below", pl.Zones.SpillBelow)
 		v.fraction(p+".zones.panic_below", pl.Zones.PanicBelow)
 		if pl.Zones.PanicBelow > pl.Zones.SpillBelow {

@@ -102,6 +102,7 @@ func (i *Instance) plan(p *Plan) (err error) {
 			Name: c.Name, Balancer: pp.bal, Transport: pp.transport, Scheme: scheme(c),
 			Timeouts: timeouts(c), Retry: retryPolicy(c), Outlier: outlier,
 			FailStatuses: c.Health.Passive.Statuses, Backup: c.BackupPool,
+			Hedge: hedge(c),
 		})
 	}
 	lcs := make([]proxy.ListenerConfig, 0, len(cfg.Listeners))
@@ -159,4 +160,13 @@ func listenerConfig(l *configs.Listener) proxy.ListenerConfig {
 		lc.ClientSubjectHeader = l.TLS.ClientSubjectHeader // still strip a client's copy
 	}
 	return lc
+}
+
+// hedge is the pool's hedging by delay; the zero value (no hedge block)
+// is off.
+func hedge(c *configs.Pool) proxy.Hedge {
+	if c.Hedge == nil {
+		return proxy.Hedge{}
+	}
+	return proxy.Hedge{Max: c.Hedge.Max, Auto: c.Hedge.Delay.Auto, Delay: c.Hedge.Delay.Fixed}
 }

@@ -63,6 +63,9 @@ type PoolStatus struct {
 type PerTry struct {
 	Mode    string  `json:"mode"`
 	Seconds float64 `json:"seconds"`
+	// HedgeDelaySeconds is the pool's hedge delay now (hedge block), 0
+	// when it has none or has not learned it yet.
+	HedgeDelaySeconds float64 `json:"hedge_delay_seconds,omitempty"`
 }
 
 // perTryOf reads a pool's per-try timeout for the status and the metrics.
@@ -71,13 +74,14 @@ func perTryOf(p *proxy.Pool) PerTry {
 		return PerTry{Mode: "off"}
 	}
 	d, auto := p.PerTry()
+	pt := PerTry{Mode: "off", HedgeDelaySeconds: p.HedgeDelay().Seconds()}
 	switch {
 	case auto:
-		return PerTry{Mode: "auto", Seconds: d.Seconds()}
+		pt.Mode, pt.Seconds = "auto", d.Seconds()
 	case d > 0:
-		return PerTry{Mode: "fixed", Seconds: d.Seconds()}
+		pt.Mode, pt.Seconds = "fixed", d.Seconds()
 	}
-	return PerTry{Mode: "off"}
+	return pt
 }
 
 // ZoneStatus is one zone of a pool; Local marks the instance's own.

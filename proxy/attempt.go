@@ -38,10 +38,13 @@ type attempt struct {
 	watch balancer.Watch
 	start time.Time
 	req   *http.Request
-	slot  int   // its place in the access log's list of attempts
-	own   bool  // runs on the request's goroutine: it may forward 1xx responses
-	hedge bool  // started while another attempt of the request ran
-	from  Cause // why it started: CauseNone for the first, else the cause of the retry
+	slot  int  // its place in the access log's list of attempts
+	own   bool // runs on the request's goroutine: it may forward 1xx responses
+	hedge bool // started while another attempt of the request ran
+	// hedgeAt, when not 0, is the hedge delay its timer first fires at
+	// (before its per-try time; see race.begin).
+	hedgeAt time.Duration
+	from    Cause // why it started: CauseNone for the first, else the cause of the retry
 
 	resp   *http.Response
 	cause  Cause
@@ -53,9 +56,11 @@ type attempt struct {
 var _ balancer.Watcher = (*attempt)(nil)
 
 // perTryFired runs when the attempt's timer fires. For an attempt that may
-// hedge, a timer before the request's deadline is its per-try time: a
-// hedge starts (once) and the attempt keeps running, its timer set again
-// for the deadline. Otherwise the attempt ends as timed out.
+// hedge, a timer before the request's deadline is its hedge delay or its
+// per-try time: a hedge starts (once) and the attempt keeps running, its
+// timer set again for the deadline. A hedge delay whose hedge was not
+// started (hedge.max reached, the budget) sets it for the per-try time.
+// Otherwise the attempt ends as timed out.
 func (a *attempt) perTryFired() {
 	l := &a.lifetime
 	l.mu.Lock()
@@ -64,11 +69,22 @@ func (a *attempt) perTryFired() {
 		return
 	}
 	if left := time.Until(a.r.deadline); left > 0 {
-		if !l.pastPerTry {
+		next := left
+		switch {
+		case l.pastPerTry:
+			// It moved already: its backend went out.
+		case a.hedgeAt > 0 && !l.pastDelay:
+			l.pastDelay = true
+			if a.r.hedge(a, CauseTimeout, true) {
+				l.pastPerTry = true
+			} else if pt := a.r.perTry; pt > 0 {
+				next = min(max(pt-time.Since(a.start), time.Nanosecond), left)
+			}
+		default:
 			l.pastPerTry = true
-			a.r.hedge(a, CauseTimeout)
+			a.r.hedge(a, CauseTimeout, false)
 		}
-		l.timer.Reset(left)
+		l.timer.Reset(next)
 		l.mu.Unlock()
 		return
 	}
@@ -88,7 +104,7 @@ func (a *attempt) BackendOut() {
 	l.mu.Lock()
 	if l.cause == nil && !l.headed && !l.pastPerTry {
 		l.pastPerTry = true
-		a.r.hedge(a, CauseOut)
+		a.r.hedge(a, CauseOut, false)
 	}
 	l.mu.Unlock()
 }
@@ -138,8 +154,8 @@ func (s *Server) attempts(x *exchange, out *http.Request) (*http.Response, error
 	if won == nil {
 		return nil, &failure{cause: last.cause, err: last.err}
 	}
-	if won.cause == CauseNone && p.Timeouts.PerTryAuto {
-		p.perTry.observe(won.start.Sub(processStart)+won.took, won.took)
+	if won.cause == CauseNone {
+		p.observeLatency(won.lease.Backend().Zone(), won.start.Sub(processStart)+won.took, won.took)
 	}
 	if keyed {
 		r.stick(won)

@@ -32,8 +32,9 @@ type lifetime struct {
 	abort func() // run when it ends, unless cleared first
 	// headed is set once the response head arrived, so a timer or a watch
 	// that fires late starts no hedge for it; pastPerTry once its per-try
-	// time ran out or its backend went out (it hedged, or tried to).
-	headed, pastPerTry bool
+	// time ran out or its backend went out, or it hedged by delay (it
+	// hedged, or tried to); pastDelay once its hedge delay ran out.
+	headed, pastPerTry, pastDelay bool
 	// shared is set for an attempt whose timer and backend watch may start
 	// hedges (see attempt): headArrived then always takes the lock.
 	shared bool
@@ -89,7 +90,11 @@ func (l *lifetime) begin(client context.Context, limit time.Duration, fire func(
 		if fire == nil {
 			fire = l.timedOut
 		}
+		// Under the lock: a timer that fires before the assignment (a
+		// short limit on a busy host) reads it under the lock too.
+		l.mu.Lock()
 		l.timer = time.AfterFunc(limit, fire)
+		l.mu.Unlock()
 	}
 }
 

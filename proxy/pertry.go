@@ -50,6 +50,9 @@ type perTryLearner struct {
 	slots [perTrySlots]latencySlot
 	value atomic.Int64 // the learned per-try timeout in ns; 0 until learned
 	last  atomic.Int64 // the newest slot epoch the value was computed at
+	// hedge learns the hedge delay, for a pool with hedge delay auto;
+	// made by the first sample that needs it.
+	hedge atomic.Pointer[hedgeLearner]
 }
 
 type latencySlot struct {
@@ -69,16 +72,28 @@ func (l *perTryLearner) current() time.Duration {
 // observe records a successful attempt's time to headers d at at (time
 // since processStart).
 func (l *perTryLearner) observe(at, d time.Duration) {
-	e := int64(at/(perTryWindow/perTrySlots)) + 1
+	e := epochAt(at)
 	if last := l.last.Load(); e > last && l.last.CompareAndSwap(last, e) {
 		// The first sample of a new slice recomputes from the window
 		// before it, whose slices are complete.
 		l.learn(e)
 	}
-	s := &l.slots[e%perTrySlots]
+	record(&l.slots, e, d)
+}
+
+// epochAt is the slice of time a sample taken at at (since processStart)
+// falls in; epochs start at 1.
+func epochAt(at time.Duration) int64 {
+	return int64(at/(perTryWindow/perTrySlots)) + 1
+}
+
+// record counts d in the slot of epoch e, which starts over when it held
+// an older epoch; a sample from a slice already past is dropped.
+func record(slots *[perTrySlots]latencySlot, e int64, d time.Duration) {
+	s := &slots[e%perTrySlots]
 	if old := s.epoch.Load(); old != e {
 		if old > e {
-			return // a sample from a slice already past
+			return
 		}
 		if s.epoch.CompareAndSwap(old, e) {
 			s.count.Store(0)

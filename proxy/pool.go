@@ -38,6 +38,8 @@ type PoolConfig struct {
 	Scheme   string
 	Timeouts Timeouts
 	Retry    RetryPolicy
+	// Hedge starts hedges by delay; the zero value is off.
+	Hedge Hedge
 	// Outlier, if not nil, is told the outcome of every attempt.
 	Outlier Observer
 	// FailStatuses are the response codes that count as a failed attempt

@@ -37,9 +37,10 @@ type race struct {
 
 	deadline   time.Time
 	perTry     time.Duration // 0: no per-try time
+	hedgeDelay time.Duration // 0: no hedging by delay (see Hedge)
 	hasKey     bool          // the request carries the pool's idempotency key
 	replayable bool          // a request that may run more than one attempt (method or key, and body)
-	hedging    bool          // and attempts hedge when their per-try time runs out
+	hedging    bool          // and attempts hedge when their per-try time or hedge delay runs out
 
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -53,6 +54,7 @@ type race struct {
 	won      *attempt // the attempt whose response goes to the client
 	last     *attempt // the attempt that failed last
 	refused  string   // why the last retry or hedge was refused
+	byDelay  int      // hedges started by the hedge delay
 	hedges   sync.WaitGroup
 	ctx      context.Context // hedges' picks; cancelled when the race is decided
 	cancel   context.CancelFunc
@@ -81,7 +83,8 @@ func (r *race) init(s *Server, x *exchange, out *http.Request) {
 	r.replayable = p.Retry.Attempts > 1 && x.body.replayable && (Idempotent(out.Method) || r.hasKey)
 	if r.replayable && p.Retry.On[CauseTimeout] {
 		r.perTry = p.perTryNow()
-		r.hedging = r.perTry > 0
+		r.hedgeDelay = p.hedgeDelayNow()
+		r.hedging = r.perTry > 0 || r.hedgeDelay > 0
 	}
 }
 
@@ -170,6 +173,11 @@ func (r *race) begin(lease balancer.Lease, from Cause, fromZone string, hedge, o
 		return nil
 	}
 	r.tried.Add(b)
+	// An attempt hedges by delay when the delay comes before its per-try
+	// time and the request may start another hedge by delay.
+	if d := r.hedgeDelay; d > 0 && (r.perTry == 0 || d < r.perTry) && r.byDelay < p.Hedge.Max {
+		a.hedgeAt = d
+	}
 	a.slot = x.slot()
 	first := !r.outTaken
 	r.outTaken = true
@@ -201,8 +209,12 @@ func (r *race) begin(lease balancer.Lease, from Cause, fromZone string, hedge, o
 		a.shared = true
 		a.watch.W = a
 		fire = a.perTryFired
-		if r.hedging && r.perTry < limit {
-			limit = r.perTry
+		t := r.perTry
+		if a.hedgeAt > 0 {
+			t = a.hedgeAt
+		}
+		if t > 0 && t < limit {
+			limit = t
 		}
 	}
 	if !lease.Trial() {
@@ -243,6 +255,8 @@ func (r *race) end(a *attempt) (retry bool) {
 		// against its backend, as a timeout.
 		if a.cause == CauseCancelled && r.won.start.After(a.start) && r.perTry > 0 && a.took >= r.perTry {
 			a.cause = CauseTimeout
+		} else if a.cause == CauseCancelled && r.won.start.After(a.start) && a.hedgeAt > 0 && a.took >= a.hedgeAt {
+			a.lease.Backend().Overtaken()
 		}
 	case a.cause == CauseNone:
 		r.won = a
@@ -320,16 +334,18 @@ func (r *race) exitLocked() {
 	r.cond.Broadcast()
 }
 
-// hedge starts another attempt beside a, whose per-try time ran out
-// (CauseTimeout) or whose backend went out (CauseOut), if the retry
-// decision and the budget allow. The caller holds a's lifetime lock.
-func (r *race) hedge(a *attempt, why Cause) {
+// hedge starts another attempt beside a, whose per-try time or hedge
+// delay (byDelay) ran out (CauseTimeout) or whose backend went out
+// (CauseOut), if the retry decision and the budget allow, and for a hedge
+// by delay, the pool's hedge.max. It reports whether it started one. The
+// caller holds a's lifetime lock.
+func (r *race) hedge(a *attempt, why Cause, byDelay bool) bool {
 	x := r.x
 	p := x.pool
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.won != nil || r.decided {
-		return
+	if r.won != nil || r.decided || byDelay && r.byDelay >= p.Hedge.Max {
+		return false
 	}
 	v := Decide(&p.Retry, Attempt{
 		Method:            r.out.Method,
@@ -348,7 +364,10 @@ func (r *race) hedge(a *attempt, why Cause) {
 			r.refused = why
 			r.countRefusal(why)
 		}
-		return
+		return false
+	}
+	if byDelay {
+		r.byDelay++
 	}
 	r.started++
 	r.running++
@@ -358,6 +377,7 @@ func (r *race) hedge(a *attempt, why Cause) {
 	from := a.lease.Backend().Zone()
 	r.hedges.Add(1)
 	go r.runHedge(why, from)
+	return true
 }
 
 // runHedge is a hedge's goroutine: it picks a backend and runs attempts
