@@ -21,20 +21,7 @@ func TestHedgeConfig(t *testing.T) {
 		{"no timeout in retry.on", "    retry: { on: [connect_failure] }\n    hedge: {} #<\n", "pools[0].hedge", "needs \"timeout\" in retry.on"},
 		{"delay past the request", "    timeouts: { request: 1s }\n    hedge: { delay: 2s } #<\n", "pools[0].hedge.delay", "not below timeouts.request"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			data := okListeners + okPools + tc.yaml
-			_, err := Parse(name, []byte(data))
-			var errs *Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("Parse: %v, want *Errors", err)
-			}
-			for _, p := range errs.Problems {
-				if p.Line == markLine(data) && p.Path == tc.path && strings.Contains(p.Msg, tc.msg) {
-					return
-				}
-			}
-			t.Errorf("no problem at line %d, path %q, containing %q; got:\n%v", markLine(data), tc.path, tc.msg, err)
-		})
+		t.Run(tc.name, func(t *testing.T) { wantProblem(t, name, okListeners+okPools+tc.yaml, tc.path, tc.msg) })
 	}
 
 	for _, tc := range []struct {
@@ -57,4 +44,21 @@ func TestHedgeConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wantProblem parses data as the file name and fails unless one problem
+// is at the line marked #<, at path, with msg in its message.
+func wantProblem(t *testing.T, name, data, path, msg string) {
+	t.Helper()
+	_, err := Parse(name, []byte(data))
+	var errs *Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse: %v, want *Errors", err)
+	}
+	for _, p := range errs.Problems {
+		if p.Line == markLine(data) && p.Path == path && strings.Contains(p.Msg, msg) {
+			return
+		}
+	}
+	t.Errorf("no problem at line %d, path %q, containing %q; got:\n%v", markLine(data), path, msg, err)
 }

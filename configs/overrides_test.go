@@ -1,9 +1,7 @@
 package configs
 
 import (
-	"errors"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -19,20 +17,7 @@ func TestOverridesConfig(t *testing.T) {
 		{"prefix from the root", consul + "overrides: { consul_prefix: /x/ } #<\n", "overrides.consul_prefix", "does not start with /"},
 		{"file is a directory", "overrides: { file: " + dir + " } #<\n", "overrides.file", "is a directory"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			data := tc.yaml + okListeners + okPools
-			_, err := Parse(name, []byte(data))
-			var errs *Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("Parse: %v, want *Errors", err)
-			}
-			for _, p := range errs.Problems {
-				if p.Line == markLine(data) && p.Path == tc.path && strings.Contains(p.Msg, tc.msg) {
-					return
-				}
-			}
-			t.Errorf("no problem at line %d, path %q, containing %q; got:\n%v", markLine(data), tc.path, tc.msg, err)
-		})
+		t.Run(tc.name, func(t *testing.T) { wantProblem(t, name, tc.yaml+okListeners+okPools, tc.path, tc.msg) })
 	}
 
 	for _, tc := range []struct {
