@@ -84,6 +84,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.mapping(n, v, path)
 	case reflect.Slice:
 		d.sequence(n, v, path)
+	case reflect.Map:
+		d.stringMap(n, v, path)
 	case reflect.String:
 		if s, ok := d.scalar(n, path); ok {
 			v.SetString(s)
@@ -202,6 +204,41 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		}
 		d.decode(val, v.Field(idx), p)
 	}
+}
+
+// stringMap decodes a mapping whose keys are the user's (header names,
+// for instance) into a map with string keys; a key given twice is a
+// problem, as in any mapping.
+func (d *decoder) stringMap(n *yaml.Node, v reflect.Value, path string) {
+	if v.Type().Key().Kind() != reflect.String {
+		d.problem(n.Line, path, "cannot decode into %s", v.Type())
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.problem(n.Line, path, "want a mapping of names to values, got %s", kindName(n))
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.problem(k.Line, path, "a key must be a plain name, got %s", kindName(k))
+			continue
+		}
+		p := join(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			d.problem(k.Line, p, "duplicate key, first set on line %d", first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		d.ix.lines[p] = k.Line
+		d.ix.set[p] = true
+		e := reflect.New(v.Type().Elem()).Elem()
+		d.decode(val, e, p)
+		m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e)
+	}
+	v.Set(m)
 }
 
 func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {

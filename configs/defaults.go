@@ -91,6 +91,11 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 		def(d, lp+".max_connections", &l.Limits.MaxConnections, 0)
 		def(d, lp+".h2_max_concurrent_streams", &l.Limits.H2MaxConcurrentStreams, 250)
 		def(d, lp+".h3_max_streams", &l.Limits.H3MaxStreams, 100)
+		for j := range l.Routes {
+			if rl := l.Routes[j].RateLimit; rl != nil {
+				rateLimitDefaults(d, fmt.Sprintf("%s.routes[%d].rate_limit", p, j), rl)
+			}
+		}
 	}
 
 	for i := range c.Pools {

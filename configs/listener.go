@@ -129,6 +129,18 @@ type Route struct {
 	PathPrefix string `yaml:"path_prefix"`
 	// Pool names the pool that serves the route.
 	Pool string `yaml:"pool"`
+	// Name labels the route in metrics and logs; default HOST+PATH_PREFIX
+	// ("*" for any host, "/" for any path), e.g. "api.example.com/v1".
+	Name string `yaml:"name"`
+	// Rewrite changes the path and Host the backend sees.
+	Rewrite Rewrite `yaml:"rewrite"`
+	// RequestHeaders change the request's headers on the way to the
+	// backend, ResponseHeaders the backend's response on the way back
+	// (not the proxy's own answers, such as a 502 or a 429).
+	RequestHeaders  HeaderRules `yaml:"request_headers"`
+	ResponseHeaders HeaderRules `yaml:"response_headers"`
+	// RateLimit, when set, answers 429 to requests past it.
+	RateLimit *RateLimit `yaml:"rate_limit"`
 }
 
 // IsDefault reports whether the route matches every request.

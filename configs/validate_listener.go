@@ -173,6 +173,7 @@ func (v *validator) routes(p string, l Listener, pools map[string]bool) {
 		case !pools[r.Pool]:
 			v.add(rp+".pool", "no pool is named %q", r.Pool)
 		}
+		v.routeRules(rp, r)
 		k := key{strings.ToLower(r.Host), r.PathPrefix}
 		if first, dup := seen[k]; dup {
 			if r.IsDefault() {

@@ -151,7 +151,16 @@ func (i *Instance) planConsul(cfg *configs.Config) (*api.Client, discovery.Optio
 func listenerConfig(l *configs.Listener) proxy.ListenerConfig {
 	lc := proxy.ListenerConfig{Name: l.Name, TrustedProxies: l.TrustedPrefixes(), MaxBody: l.Limits.MaxBody.Bytes()}
 	for _, r := range l.Routes {
-		lc.Routes = append(lc.Routes, proxy.Route{Host: r.Host, PathPrefix: r.PathPrefix, Pool: r.Pool})
+		rt := proxy.Route{
+			Host: r.Host, PathPrefix: r.PathPrefix, Pool: r.Pool, Name: r.RouteName(),
+			StripPrefix: r.Rewrite.StripPrefix, ReplacePrefix: r.Rewrite.ReplacePrefix, HostRewrite: r.Rewrite.Host,
+			RequestHeaders:  proxy.HeaderRules(r.RequestHeaders),
+			ResponseHeaders: proxy.HeaderRules(r.ResponseHeaders),
+		}
+		if rl := r.RateLimit; rl != nil {
+			rt.RateLimit = &proxy.RateLimit{Rate: rl.Rate, Burst: rl.Burst, Key: rl.Key, MaxKeys: rl.MaxKeys}
+		}
+		lc.Routes = append(lc.Routes, rt)
 	}
 	if l.TLS != nil && l.TLS.ClientAuth != configs.ClientAuthNone && l.TLS.ClientAuth != "" {
 		lc.ClientSubjectHeader = l.TLS.ClientSubjectHeader

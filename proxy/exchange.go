@@ -18,6 +18,7 @@ const maxLoggedAttempts = 8
 type exchange struct {
 	listener *listener
 	pool     *Pool
+	route    *routeRules // the matched route's rules; nil for none
 	// mayCross: the pool has a backup pool and the request did not come
 	// from another region. backupFor is the pool the request left for its
 	// backup, and backupReason why; nil while it has not crossed.

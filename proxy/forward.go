@@ -156,6 +156,11 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 		// An empty value keeps the transport from adding its own.
 		h["User-Agent"] = noUserAgent
 	}
+	if rr := x.route; rr != nil {
+		// After the hygiene above: the rules cannot name a hop-by-hop or
+		// forwarding field (validation refuses them).
+		rr.req.apply(h)
+	}
 
 	o.req, o.url = *in, *in.URL
 	r := &o.req
@@ -168,6 +173,9 @@ func (x *exchange) outbound(in *http.Request) (*http.Request, error) {
 	r.Body = x.body.reader()
 	if r.Body == nil {
 		r.ContentLength = 0
+	}
+	if rr := x.route; rr != nil {
+		rr.rewrite(r)
 	}
 	return r, nil
 }
@@ -290,6 +298,9 @@ func (s *Server) respond(x *exchange, resp *http.Response) {
 	h := resp.Header
 	removeHopByHop(h)
 	delete(h, "Alt-Svc")
+	if rr := x.route; rr != nil {
+		rr.resp.apply(h)
+	}
 	dst := h
 	a, ok := x.rec.ResponseWriter.(fastpath.HeaderAdopter)
 	adopted := ok && a.AdoptHeader(h)

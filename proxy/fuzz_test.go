@@ -79,20 +79,20 @@ func FuzzRouterMatch(f *testing.F) {
 		for _, rt := range routes {
 			pools[rt.Pool] = &Pool{PoolConfig: PoolConfig{Name: rt.Pool}}
 		}
-		r, err := newRouter(routes, pools)
+		r, err := newRouter(routes, pools, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got := "none"
-		if p := r.match(host, path); p != nil {
-			got = p.Name
+		if c := r.match(host, path); c != nil {
+			got = c.pool.Name
 		}
 		want := "none"
 		if i := referenceMatch(routes, host, path); i >= 0 {
 			want = routes[i].Pool
 		}
 		if got != want {
-			t.Fatalf("routes %q, host %q, path %q: router picked %s, reference %s", routes, host, path, got, want)
+			t.Fatalf("routes %+v, host %q, path %q: router picked %s, reference %s", routes, host, path, got, want)
 		}
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ListenerConfig is one listener's request handling for a generation.
@@ -42,6 +44,9 @@ type Generation struct {
 	// joins the server's at Publish, so a generation built and then
 	// dropped (a reload that failed later) leaves nothing behind.
 	fresh map[string]poolState
+	// limiters are the rate limiters of this generation's routes, by
+	// limiterKey; the server keeps them across generations.
+	limiters map[string]*limiter
 }
 
 type listener struct {
@@ -73,7 +78,7 @@ func (g *Generation) InFlight() int64 { return g.inflight.Load() }
 // so their counts stay true. It changes nothing the server serves: a
 // generation that is never published is simply dropped.
 func (s *Server) Build(c Config) (g *Generation, err error) {
-	g = &Generation{listeners: map[string]*listener{}, pools: map[string]*Pool{}, fresh: map[string]poolState{}}
+	g = &Generation{listeners: map[string]*listener{}, pools: map[string]*Pool{}, fresh: map[string]poolState{}, limiters: map[string]*limiter{}}
 	defer func() {
 		if err != nil {
 			s.Discard(g)
@@ -105,7 +110,9 @@ func (s *Server) Build(c Config) (g *Generation, err error) {
 		}
 	}
 	for _, lc := range c.Listeners {
-		r, err := newRouter(lc.Routes, g.pools)
+		r, err := newRouter(lc.Routes, g.pools, func(rt Route) (*limiter, prometheus.Counter) {
+			return s.limiterFor(g, lc.Name, rt)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("building listener %q: %w", lc.Name, err)
 		}

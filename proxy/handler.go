@@ -52,13 +52,14 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusServiceUnavailable, "listener closing\n", true)
 		return
 	}
-	p := l.router.match(r.Host, r.URL.Path)
-	if p == nil {
+	rt := l.router.match(r.Host, r.URL.Path)
+	if rt == nil {
 		plain(w, http.StatusNotFound, "no route\n", false)
 		return
 	}
+	p := rt.pool
 	x := exchanges.Get().(*exchange)
-	*x = exchange{listener: l, pool: p, start: time.Now(), ctx: r.Context()}
+	*x = exchange{listener: l, pool: p, route: rt.rules, start: time.Now(), ctx: r.Context()}
 	x.rec.ResponseWriter = w
 	x.rec.closeConn = closeConn
 	defer func() {
@@ -72,6 +73,20 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.s.finish(x, r, false)
 	}()
 
+	x.id = r.Header.Get("X-Request-Id")
+	if x.id == "" || len(x.id) > maxRequestIDLen {
+		x.id = newRequestID()
+	}
+	if rr := x.route; rr != nil && rr.limit != nil {
+		if ok, wait := rr.limit.allow(rr.limit.keyOf(r, l), x.start.Sub(processStart)); !ok {
+			if rr.limited != nil {
+				rr.limited.Inc()
+			}
+			x.rec.Header().Set("Retry-After", retryAfter(wait))
+			plain(&x.rec, http.StatusTooManyRequests, "rate limit exceeded\n", false)
+			return
+		}
+	}
 	if p.backup != nil && r.Header.Get(RegionHopHeader) == "" {
 		x.mayCross = true
 		if p.Balancer.Healthy() == 0 {
@@ -81,10 +96,6 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.crossTo(backupNoHealthy)
 			p = x.pool
 		}
-	}
-	x.id = r.Header.Get("X-Request-Id")
-	if x.id == "" || len(x.id) > maxRequestIDLen {
-		x.id = newRequestID()
 	}
 	if l.MaxBody > 0 {
 		if r.ContentLength > l.MaxBody {

@@ -3,7 +3,9 @@ package proxy
 import (
 	"encoding/hex"
 	"math/rand/v2"
+	"net/http"
 	"net/netip"
+	"strings"
 )
 
 // maxRequestIDLen bounds a client-supplied X-Request-Id; a longer one is
@@ -29,13 +31,45 @@ func (l *listener) trusted(remoteAddr string) bool {
 	if err != nil {
 		return false
 	}
-	ip := ap.Addr().Unmap()
+	return l.trustedAddr(ap.Addr())
+}
+
+// trustedAddr reports whether ip is a trusted proxy's.
+func (l *listener) trustedAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
 	for _, p := range l.TrustedProxies {
 		if p.Contains(ip) {
 			return true
 		}
 	}
 	return false
+}
+
+// clientAddress is the client's IP as rate limits count it: the
+// connection's peer, or, when that is a trusted proxy, the nearest
+// address in X-Forwarded-For that is not a trusted proxy's (the entries
+// before it are the client's to write). An entry that is not an address
+// stops the walk at the last one read.
+func (l *listener) clientAddress(r *http.Request) string {
+	ip := clientIP(r.RemoteAddr)
+	if !l.trusted(r.RemoteAddr) {
+		return ip
+	}
+	vals := r.Header["X-Forwarded-For"]
+	for i := len(vals) - 1; i >= 0; i-- {
+		parts := strings.Split(vals[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return ip
+			}
+			ip = a.Unmap().String()
+			if !l.trustedAddr(a) {
+				return ip
+			}
+		}
+	}
+	return ip
 }
 
 // forwarding reports whether a header name is one a backend may trust as

@@ -19,6 +19,7 @@ type Metrics struct {
 	refusals *prometheus.CounterVec
 	hedges   *prometheus.CounterVec
 	backups  *prometheus.CounterVec
+	limited  *prometheus.CounterVec
 }
 
 // NewMetrics registers the request path's series on reg.
@@ -47,7 +48,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "azimuth_backup_requests_total", Help: "Requests a pool sent to its backup pool (another region), by pool, backup pool and why: no healthy backend at the start, or no answer from the pool's own attempts.",
 		}, []string{"pool", "backup", "reason"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.refusals, m.hedges, m.backups)
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "azimuth_rate_limited_total", Help: "Requests answered 429 by a route's rate limit, by listener and route.",
+	}, []string{"listener", "route"})
+	reg.MustRegister(m.requests, m.duration, m.attempts, m.retries, m.refusals, m.hedges, m.backups, m.limited)
 	return m
 }
 

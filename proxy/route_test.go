@@ -16,7 +16,7 @@ func TestRouterMatch(t *testing.T) {
 		{Host: "*.example.com", Pool: "wild"},
 		{Host: "*.deep.example.com", Pool: "deep"},
 		{PathPrefix: "/other/", Pool: "other"},
-	}, pools)
+	}, pools, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,21 +35,21 @@ func TestRouterMatch(t *testing.T) {
 		{"", "/", "default"},
 	} {
 		t.Run(tc.host+tc.path, func(t *testing.T) {
-			p := r.match(tc.host, tc.path)
-			if p == nil || p.Name != tc.want {
-				t.Fatalf("match(%q, %q) = %v, want %s", tc.host, tc.path, p, tc.want)
+			c := r.match(tc.host, tc.path)
+			if c == nil || c.pool.Name != tc.want {
+				t.Fatalf("match(%q, %q) = %v, want %s", tc.host, tc.path, c, tc.want)
 			}
 		})
 	}
 
 	t.Run("no default gives no match", func(t *testing.T) {
-		r, _ := newRouter([]Route{{Host: "a.example.com", Pool: "api"}}, pools)
+		r, _ := newRouter([]Route{{Host: "a.example.com", Pool: "api"}}, pools, nil)
 		if p := r.match("b.example.com", "/"); p != nil {
-			t.Fatalf("got %s, want no route", p.Name)
+			t.Fatalf("got %s, want no route", p.pool.Name)
 		}
 	})
 	t.Run("unknown pool is an error", func(t *testing.T) {
-		if _, err := newRouter([]Route{{Pool: "missing"}}, pools); err == nil {
+		if _, err := newRouter([]Route{{Pool: "missing"}}, pools, nil); err == nil {
 			t.Fatal("want an error for a route to a missing pool")
 		}
 	})
@@ -57,7 +57,7 @@ func TestRouterMatch(t *testing.T) {
 
 func TestRouterMatchAllocatesNothing(t *testing.T) {
 	pools := map[string]*Pool{"p": {}}
-	r, _ := newRouter([]Route{{Host: "*.example.com", PathPrefix: "/v1/", Pool: "p"}, {Pool: "p"}}, pools)
+	r, _ := newRouter([]Route{{Host: "*.example.com", PathPrefix: "/v1/", Pool: "p"}, {Pool: "p"}}, pools, nil)
 	if n := testing.AllocsPerRun(100, func() { r.match("www.example.com:443", "/v1/x") }); n != 0 {
 		t.Fatalf("match allocates %v times", n)
 	}

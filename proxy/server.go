@@ -29,8 +29,12 @@ type Server struct {
 
 	mu    sync.Mutex
 	pools map[string]poolState
-	wg    sync.WaitGroup // retiring generations
-	ctx   context.Context
+	// limiters are the published generation's rate limiters (limiters.go);
+	// limitedSeries the listener and route labels it counts under.
+	limiters      map[string]*limiter
+	limitedSeries map[[2]string]bool
+	wg            sync.WaitGroup // retiring generations
+	ctx           context.Context
 }
 
 // NewServer returns a Server with no generation; requests get 503 until the
@@ -54,6 +58,15 @@ func (s *Server) Publish(g *Generation) {
 			s.pools[name] = st
 		}
 	}
+	names := map[[2]string]bool{}
+	for _, l := range g.listeners {
+		for _, rt := range l.Routes {
+			if rt.RateLimit != nil {
+				names[[2]string{l.Name, rt.Name}] = true
+			}
+		}
+	}
+	s.keepLimiters(g, names)
 	s.mu.Unlock()
 	old := s.current.Swap(g)
 	if old == nil {
