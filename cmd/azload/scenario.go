@@ -35,6 +35,11 @@ func scenarioCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if common.binary == "" && sc.Azimuth.Binary == "" {
+		if common.binary, err = findAzimuth(); err != nil {
+			return err
+		}
+	}
 	return play(ctx, sc, common, stdout)
 }
 
@@ -63,6 +68,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if common.binary == "" {
+		if common.binary, err = findAzimuth(); err != nil {
+			return err
+		}
+	}
 	return play(ctx, sc, common, stdout)
 }
 
@@ -74,7 +84,7 @@ type commonFlags struct {
 
 func addCommon(fs *flag.FlagSet, defaultReport string) *commonFlags {
 	c := &commonFlags{}
-	fs.StringVar(&c.binary, "azimuth", "", "azimuth binary (overrides the scenario's azimuth.binary)")
+	fs.StringVar(&c.binary, "azimuth", "", "azimuth binary (overrides the scenario's azimuth.binary; default: the one beside azload, else on PATH)")
 	fs.StringVar(&c.report, "report", defaultReport, "write an HTML report to this file (empty: none)")
 	fs.StringVar(&c.output, "o", "text", "output: text or json")
 	fs.StringVar(&c.workdir, "workdir", "", "keep azimuth's config and logs in this directory")
