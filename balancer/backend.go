@@ -54,10 +54,17 @@ type Backend struct {
 
 	spec atomic.Pointer[Spec]
 	word atomic.Uint32 // State | flag bits
-	// counts are the backend's in-flight requests, one counter per shard of
-	// its pool (see shard.go), each on a cache line of its own; the
-	// backend's in-flight count is their sum.
-	counts []counter
+	// inFlight is the backend's exact count of requests in flight: every
+	// pick compares it and every pick and release writes it, from any
+	// core (docs/decisions/0015-exact-least-connections.md).
+	inFlight atomic.Int64
+	// done is the pool's release tick (Pool.ticks) when a request of the
+	// backend last ended: which of two equally busy backends made progress
+	// more recently (see leastConn).
+	done atomic.Uint64
+	// watches are the requests on the backend that wait to hear when it
+	// goes out (watch.go).
+	watches watchList
 	// rampFrom is when slow start began, in nanoseconds of the pool clock;
 	// 0 once the ramp is over or if it never started.
 	rampFrom atomic.Int64
@@ -73,7 +80,7 @@ type Backend struct {
 }
 
 func newBackend(p *Pool, s Spec, st State) *Backend {
-	b := &Backend{addr: s.Address, pool: p, zone: -1, counts: make([]counter, p.shards), pin: pinOf(s.Address)}
+	b := &Backend{addr: s.Address, pool: p, zone: -1, pin: pinOf(s.Address)}
 	b.spec.Store(&s)
 	b.word.Store(uint32(st))
 	return b
@@ -88,15 +95,8 @@ func (b *Backend) Spec() Spec { return *b.spec.Load() }
 // Zone returns the backend's availability zone.
 func (b *Backend) Zone() string { return b.spec.Load().Zone }
 
-// InFlight returns the number of requests the backend is serving now, the
-// sum of its shards' counts.
-func (b *Backend) InFlight() int64 {
-	var n int64
-	for i := range b.counts {
-		n += b.counts[i].n.Load()
-	}
-	return n
-}
+// InFlight returns the number of requests the backend is serving now.
+func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
 
 // State returns the backend's health state.
 func (b *Backend) State() State { return State(b.word.Load() & stateMask) }
@@ -165,11 +165,10 @@ func (b *Backend) SetDrained(on bool) bool {
 	return changed
 }
 
-// tryAcquire counts a new request on the backend in shard's counter unless
-// that would exceed maxConns (0: no cap). A capped backend is only ever
-// counted in shard 0 (see Pool.shardFor), so its cap is exact.
-func (b *Backend) tryAcquire(shard int, maxConns int64) bool {
-	c := &b.counts[shard].n
+// tryAcquire counts a new request on the backend unless that would exceed
+// maxConns (0: no cap). The count is exact, so the cap is.
+func (b *Backend) tryAcquire(maxConns int64) bool {
+	c := &b.inFlight
 	if maxConns <= 0 {
 		c.Add(1)
 		return true
@@ -185,21 +184,19 @@ func (b *Backend) tryAcquire(shard int, maxConns int64) bool {
 	}
 }
 
-// release ends a request counted in shard's counter. A removed backend
-// whose last request ends is retired here; a queued request gets the freed
-// slot.
-func (b *Backend) release(shard int) {
+// release ends a request. A removed backend whose last request ends is
+// retired here; a queued request gets the freed slot.
+func (b *Backend) release() {
 	p := b.pool
-	c := &b.counts[shard]
-	c.n.Add(-1)
-	// A load and a store, not an atomic add: two releases in one shard at
-	// once may share a tick (their backends then tie at random), which
-	// costs less than a locked instruction on every release.
-	tick := &p.ticks[shard].done
+	n := b.inFlight.Add(-1)
+	// A load and a store, not an atomic add: two releases at once may
+	// share a tick (their backends then tie at random), which costs less
+	// than a locked instruction on every release.
+	tick := &p.ticks.n
 	t := tick.Load() + 1
 	tick.Store(t)
-	c.done.Store(t)
-	if b.word.Load()&flagRemoved != 0 && b.InFlight() <= 0 {
+	b.done.Store(t)
+	if n <= 0 && b.word.Load()&flagRemoved != 0 {
 		p.retire(b)
 	}
 	if p.q.waiting.Load() != 0 {
@@ -210,9 +207,8 @@ func (b *Backend) release(shard int) {
 // undo gives back a slot pick took and did not use. Unlike release it
 // wakes no queued request: pick also runs inside the queue's lock, which
 // release would take again.
-func (b *Backend) undo(shard int) {
-	b.counts[shard].n.Add(-1)
-	if b.word.Load()&flagRemoved != 0 && b.InFlight() <= 0 {
+func (b *Backend) undo() {
+	if b.inFlight.Add(-1) <= 0 && b.word.Load()&flagRemoved != 0 {
 		b.pool.retire(b)
 	}
 }

@@ -211,3 +211,23 @@ func BenchmarkUpdateHash(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPickParallel is BenchmarkPick/parallel at 6 backends: every
+// core picks on one pool and writes the same exact in-flight counters, so
+// its cost against -cpu 1 is the price of exactness (decision 0015). Run
+// it with -cpu 1,2,4,16.
+func BenchmarkPickParallel(b *testing.B) {
+	p := NewPool("web", Options{LocalZone: "a", SpillBelow: 0.7, PanicBelow: 0.5})
+	p.Update(spread(6, 3))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			x, err := p.Pick(b.Context(), nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			x.Release()
+		}
+	})
+}

@@ -51,11 +51,9 @@ func spec(zone, host, weight int) Spec {
 }
 func (s Spec) withMax(n int) Spec { s.MaxConns = n; return s }
 
-// testPool is a pool with seeded randomness and one shard, so every pick
-// is exact pool-wide whichever core runs the test (shard_test.go covers
-// shards).
+// testPool is a pool with seeded randomness.
 func testPool(o Options, opts ...PoolOption) *Pool {
-	return NewPool("web", o, append([]PoolOption{WithRand(seeded(1)), WithShards(1)}, opts...)...)
+	return NewPool("web", o, append([]PoolOption{WithRand(seeded(1))}, opts...)...)
 }
 
 // spread returns n backends of weight 1 over zones 1..zones (zone names
@@ -84,8 +82,8 @@ func hold(t testing.TB, p *Pool, n int) []Lease {
 	return out
 }
 
-// holdOn counts n requests on b directly in shard 0, to set up a load.
-func holdOn(b *Backend, n int) { b.counts[0].n.Add(int64(n)) }
+// holdOn counts n requests on b directly, to set up a load.
+func holdOn(b *Backend, n int) { b.inFlight.Add(int64(n)) }
 
 func releaseAll(ls []Lease) {
 	for _, l := range ls {

@@ -5,7 +5,6 @@ package balancer
 // A Lease is a small value: pass it, do not share it.
 type Lease struct {
 	b     *Backend
-	shard int
 	trial bool // the backend's trial request (PickTrial)
 }
 
@@ -24,7 +23,7 @@ func (l Lease) Release() {
 	if l.trial {
 		l.b.trialReleased()
 	}
-	l.b.release(l.shard)
+	l.b.release()
 }
 
 // Watch registers w to be told, once, when the lease's backend stops taking
@@ -32,7 +31,7 @@ func (l Lease) Release() {
 // request is still counted on it. The proxy uses it to move an attempt
 // still waiting for its response to another backend at once. Unwatch must
 // follow before the lease is released.
-func (l Lease) Watch(w *Watch) { l.b.counts[l.shard].watch(w) }
+func (l Lease) Watch(w *Watch) { l.b.watches.add(w) }
 
 // Unwatch undoes Watch; it does nothing if the watch has fired.
-func (l Lease) Unwatch(w *Watch) { l.b.counts[l.shard].unwatch(w) }
+func (l Lease) Unwatch(w *Watch) { l.b.watches.remove(w) }

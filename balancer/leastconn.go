@@ -24,7 +24,6 @@ type pickCtx struct {
 	s        *set
 	slow     time.Duration
 	half     time.Duration // Options.PenaltyHalfLife
-	shard    int           // the shard whose counts are compared and written
 	tried    *Tried
 	retry    bool // tried is not empty
 	rng      *prng
@@ -57,8 +56,8 @@ func (c *clock) now() int64 {
 const tieBuf = 64
 
 // leastConn returns the candidate of entries[lo:hi] with the fewest
-// in-flight requests in the pick's shard (plus penalty) per unit of
-// effective weight, or nil. Among equally busy candidates, the one whose
+// in-flight requests (the exact count, plus penalty) per unit of effective
+// weight, or nil. Among equally busy candidates, the one whose
 // last request ended most recently wins: a backend that hangs keeps its
 // requests and ends none, so it loses every such tie, and its stuck
 // requests alone keep traffic away from it long before they time out.
@@ -84,8 +83,7 @@ func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 		if w := b.word.Load(); w != uint32(StateUp) && (!anyState || w&flagsOff != 0) {
 			continue
 		}
-		cnt := &b.counts[c.shard]
-		load := cnt.n.Load()
+		load := b.inFlight.Load()
 		if e.maxConns > 0 && load >= e.maxConns {
 			c.full = true
 			continue
@@ -109,7 +107,7 @@ func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 			if l == r && load > 0 {
 				// Equally busy: the one whose requests ended more
 				// recently is making progress; one that hangs is not.
-				if d := cnt.done.Load(); d > bestDone {
+				if d := b.done.Load(); d > bestDone {
 					best, bestLoad, bestW, bestDone = i, load, w, d
 					tie[0], ties, over = int32(i), 1, -1
 					continue
@@ -127,7 +125,7 @@ func (c *pickCtx) leastConn(lo, hi int, anyState bool) *entry {
 				continue
 			}
 		}
-		best, bestLoad, bestW, bestDone = i, load, w, cnt.done.Load()
+		best, bestLoad, bestW, bestDone = i, load, w, b.done.Load()
 		tie[0], ties, over = int32(i), 1, -1
 	}
 	switch {
@@ -172,7 +170,7 @@ func (c *pickCtx) twoChoices(lo, hi int, anyState bool) *entry {
 }
 
 // candidate reports whether e may take this request and its load: its
-// in-flight count in the pick's shard plus its penalty.
+// exact in-flight count plus its penalty.
 func (c *pickCtx) candidate(e *entry, anyState bool) (int64, bool) {
 	w := e.b.word.Load()
 	if anyState {
@@ -185,7 +183,7 @@ func (c *pickCtx) candidate(e *entry, anyState bool) (int64, bool) {
 	if c.retry && c.tried.Has(e.b) {
 		return 0, false
 	}
-	n := e.b.counts[c.shard].n.Load()
+	n := e.b.inFlight.Load()
 	if e.maxConns > 0 && n >= e.maxConns {
 		c.full = true
 		return 0, false

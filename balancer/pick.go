@@ -21,8 +21,8 @@ var (
 // is at its max_conns and the pool has a queue, Pick waits in FIFO order up
 // to the queue timeout or until ctx ends.
 //
-// The path without queueing takes no lock, allocates nothing and writes
-// only the calling core's counters (shard.go).
+// The path without queueing takes no lock and allocates nothing; it writes
+// the chosen backend's exact in-flight count, which every pick compares.
 func (p *Pool) Pick(ctx context.Context, tried *Tried) (Lease, error) {
 	return p.PickKeyed(ctx, tried, nil)
 }
@@ -56,15 +56,14 @@ const pickTries = 16
 func (p *Pool) pick(tried *Tried, key *Key, rng *prng) (Lease, error) {
 	for range pickTries {
 		s := p.current.Load()
-		shard := p.shardFor(s)
-		e, err := p.choose(s, shard, tried, key, rng)
+		e, err := p.choose(s, tried, key, rng)
 		if e == nil {
 			if err == ErrNoBackend && p.current.Load() != s {
 				continue // the set was swapped while we chose: choose again
 			}
 			return Lease{}, err
 		}
-		if !e.b.tryAcquire(shard, e.maxConns) {
+		if !e.b.tryAcquire(e.maxConns) {
 			continue
 		}
 		// Update sets flagRemoved before it reads the in-flight count, and
@@ -73,10 +72,10 @@ func (p *Pool) pick(tried *Tried, key *Key, rng *prng) (Lease, error) {
 		// flag and gives the slot back. No request starts on a backend
 		// that was already retired.
 		if e.b.word.Load()&flagRemoved != 0 {
-			e.b.undo(shard)
+			e.b.undo()
 			continue
 		}
-		return Lease{b: e.b, shard: shard}, nil
+		return Lease{b: e.b}, nil
 	}
 	return Lease{}, ErrNoCapacity
 }
@@ -86,13 +85,13 @@ func (p *Pool) pick(tried *Tried, key *Key, rng *prng) (Lease, error) {
 // spill; the pool's policy chooses inside the range they settle on. Zone
 // health comes from the set's tally, so only the entries of the zone
 // chosen are read.
-func (p *Pool) choose(s *set, shard int, tried *Tried, key *Key, rng *prng) (*entry, error) {
+func (p *Pool) choose(s *set, tried *Tried, key *Key, rng *prng) (*entry, error) {
 	all := len(s.entries)
 	if all == 0 {
 		return nil, ErrNoBackend
 	}
 	o := p.opts()
-	c := pickCtx{s: s, slow: o.SlowStart, half: o.PenaltyHalfLife, shard: shard, tried: tried, retry: tried.Len() > 0, rng: rng, clock: clock{p: p}, p2cAbove: p.p2cAbove, policy: o.Policy, key: key}
+	c := pickCtx{s: s, slow: o.SlowStart, half: o.PenaltyHalfLife, tried: tried, retry: tried.Len() > 0, rng: rng, clock: clock{p: p}, p2cAbove: p.p2cAbove, policy: o.Policy, key: key}
 	if key != nil && key.Pin != 0 && !c.retry {
 		if e := c.pinned(key.Pin); e != nil {
 			return e, nil

@@ -254,7 +254,7 @@ func TestHashSkipsAnUnavailableBackend(t *testing.T) {
 		specs[i] = Spec{Address: fmt.Sprintf("10.0.0.%d:80", i+1), Weight: 1, MaxConns: 100}
 	}
 	newPool := func(seed uint64) *Pool {
-		p := NewPool("web", Options{Policy: PolicyHash}, WithRand(seeded(seed)), WithShards(1))
+		p := NewPool("web", Options{Policy: PolicyHash}, WithRand(seeded(seed)))
 		p.Update(specs)
 		return p
 	}

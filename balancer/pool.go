@@ -77,20 +77,24 @@ type Pool struct {
 	// samples two at random instead of scanning them all; see leastConn.
 	p2cAbove int
 
-	// shards is the number of in-flight counters per backend (shard.go);
-	// hints gives each core its shard, and hint, if set, replaces it (tests).
-	shards int
-	hints  hints
-	hint   func() int
-	// ticks counts releases per shard, ordering them in time for the
-	// backends' done marks (approximately: see release).
-	ticks []counter
+	// ticks counts the pool's releases, ordering them in time for the
+	// backends' done marks (approximately: see release). It is written by
+	// every release, so it has a cache line of its own, away from the
+	// fields every pick reads.
+	ticks *releaseTicks
 
 	q queue
 
 	// trials counts backends waiting for a trial request (trial.go), so
 	// that PickTrial costs one load while there are none.
 	trials atomic.Int32
+}
+
+// releaseTicks is the pool's release counter, padded to a cache line (an
+// allocation of 64 bytes is 64-byte aligned).
+type releaseTicks struct {
+	n atomic.Uint64
+	_ [56]byte
 }
 
 // PoolOption customises a Pool at construction; used by tests.
@@ -104,11 +108,10 @@ func WithClock(now func() time.Time) PoolOption { return func(p *Pool) { p.nowFn
 
 // NewPool returns an empty pool.
 func NewPool(name string, o Options, opts ...PoolOption) *Pool {
-	p := &Pool{name: name, rnd: globalRand{}, nowFn: time.Now, retiring: map[string]*Backend{}, offZones: map[string]bool{}, p2cAbove: p2cAbove, shards: defaultShards()}
+	p := &Pool{name: name, rnd: globalRand{}, nowFn: time.Now, retiring: map[string]*Backend{}, offZones: map[string]bool{}, p2cAbove: p2cAbove, ticks: new(releaseTicks)}
 	for _, f := range opts {
 		f(p)
 	}
-	p.ticks = make([]counter, p.shards)
 	p.options.Store(&o)
 	p.current.Store(buildSet(nil))
 	return p

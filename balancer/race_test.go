@@ -13,12 +13,11 @@ import (
 // TestConcurrentPickReleaseUpdate runs picks, releases, set updates, health
 // flips, drains and reconfiguration at once, for a bounded number of
 // rounds; run it with -race. Afterwards every request is released, nothing
-// is left retiring and the zone tallies match a recount; with max_conns
-// (every request in shard 0), the cap was never exceeded; without, the
-// picks count in four shards.
+// is left retiring and the zone tallies match a recount; with max_conns,
+// the cap was never exceeded.
 func TestConcurrentPickReleaseUpdate(t *testing.T) {
 	t.Run("max_conns", func(t *testing.T) { concurrentPicks(t, true) })
-	t.Run("shards", func(t *testing.T) { concurrentPicks(t, false) })
+	t.Run("uncapped", func(t *testing.T) { concurrentPicks(t, false) })
 }
 
 func concurrentPicks(t *testing.T, capped bool) {
@@ -32,7 +31,7 @@ func concurrentPicks(t *testing.T, capped bool) {
 		}
 	}
 	queued := Options{LocalZone: "a", SpillBelow: 0.7, PanicBelow: 0.3, SlowStart: time.Millisecond, QueueSize: 8, QueueTimeout: time.Millisecond}
-	p := NewPool("web", queued, WithShards(4))
+	p := NewPool("web", queued)
 	p.Update(sets[0])
 
 	var (

@@ -54,9 +54,6 @@ type set struct {
 	zones    []zone
 	byAddr   map[string]*Backend
 	tally    *tally
-	// capped is true when some backend has max_conns: picks on the set
-	// then count every request in shard 0 (see shard.go).
-	capped bool
 	// maxWeight is the largest entry weight, for weighted draws.
 	maxWeight int64
 	// pins maps each backend's sticky token to its entry (sticky.go).
@@ -96,7 +93,6 @@ func buildSet(bs []*Backend) *set {
 		zi := len(s.zones) - 1
 		s.zones[zi].hi = i + 1
 		s.entries[i] = entry{b: b, weight: fixedWeight(sp), maxConns: int64(max(sp.MaxConns, 0))}
-		s.capped = s.capped || sp.MaxConns > 0
 		s.byAddr[b.addr] = b
 		s.maxWeight = max(s.maxWeight, s.entries[i].weight)
 		if _, dup := s.pins[b.pin]; !dup {

@@ -11,8 +11,11 @@
 // The request path (Pick, Release) takes no lock and allocates nothing
 // unless it has to queue. It reads an immutable set of backends sorted by
 // zone, per-zone health tallies that writers keep exact, and each
-// backend's atomics; it scans only the zone it chose, and samples two
-// backends instead of scanning when that zone is large (least-conn).
+// backend's atomics, among them one exact in-flight count that every
+// core's picks compare and write (least-conn is exact, not per core:
+// docs/decisions/0015-exact-least-connections.md); it scans only the zone
+// it chose, and samples two backends instead of scanning when that zone
+// is large (least-conn).
 // Writers (Update, SetState, drains) are rare and serialise on the pool's
 // lock.
 package balancer

@@ -78,9 +78,8 @@ func (p *Pool) PickTrial(tried *Tried) (Lease, bool) {
 			continue
 		}
 		p.trials.Add(-1)
-		shard := p.shardFor(s)
-		b.counts[shard].n.Add(1)
-		l := Lease{b: b, shard: shard, trial: true}
+		b.inFlight.Add(1)
+		l := Lease{b: b, trial: true}
 		if b.word.Load()&flagRemoved != 0 {
 			// Removed between the check and the count (see pick).
 			l.Release()

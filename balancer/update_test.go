@@ -54,7 +54,7 @@ func TestUpdateRetiresRemovedBackends(t *testing.T) {
 	if byAddr[addr(1, 3)] != 50 {
 		t.Fatalf("picks went to removed backends: %v", byAddr)
 	}
-	busy.release(0)
+	busy.release()
 	if got := p.Retiring(); len(got) != 0 {
 		t.Fatalf("retiring %v after the last request ended", got)
 	}
@@ -68,8 +68,8 @@ func TestUpdateRetiresRemovedBackends(t *testing.T) {
 		t.Fatalf("re-added backend: same %v, in flight %d, removed %v, retiring %d", got == kept, got.InFlight(), got.Removed(), len(p.Retiring()))
 	}
 	checkTally(t, p)
-	kept.release(0)
-	kept.release(0)
+	kept.release()
+	kept.release()
 }
 
 // TestZoneDrain: a drained zone covers backends that join it later, and a
@@ -152,7 +152,7 @@ func TestRegistryKeepsPools(t *testing.T) {
 	if web.Backends()[0].InFlight() != 1 || web.Name() != "web" {
 		t.Fatal("pool state lost")
 	}
-	web.Backends()[0].release(0)
+	web.Backends()[0].release()
 }
 
 // TestManyZones: zones beyond maxZones share the last slot; picks, spill

@@ -26,16 +26,16 @@ type Watcher interface {
 	BackendOut()
 }
 
-// watchList is one shard's registered watches of one backend: a doubly
-// linked list under its own lock, beside the shard's in-flight counter, so
-// requests counted in different shards never share it.
+// watchList is the registered watches of one backend: a doubly linked
+// list under its own lock. Registering and unregistering take only this
+// lock, never the pool's; the backend going out empties the list under it
+// and tells the watchers after it is released.
 type watchList struct {
 	mu   sync.Mutex
 	head *Watch
 }
 
-func (c *counter) watch(w *Watch) {
-	l := &c.watches
+func (l *watchList) add(w *Watch) {
 	l.mu.Lock()
 	w.list, w.prev, w.next = l, nil, l.head
 	if l.head != nil {
@@ -45,8 +45,7 @@ func (c *counter) watch(w *Watch) {
 	l.mu.Unlock()
 }
 
-func (c *counter) unwatch(w *Watch) {
-	l := &c.watches
+func (l *watchList) remove(w *Watch) {
 	l.mu.Lock()
 	if w.list == l {
 		l.unlinkLocked(w)
@@ -70,20 +69,18 @@ func (l *watchList) unlinkLocked(w *Watch) {
 // their watchers, to be told once no lock is held.
 func (b *Backend) takeWatches() []Watcher {
 	var out []Watcher
-	for i := range b.counts {
-		l := &b.counts[i].watches
-		l.mu.Lock()
-		for w := l.head; w != nil; {
-			next := w.next
-			if w.W != nil {
-				out = append(out, w.W)
-			}
-			w.prev, w.next, w.list = nil, nil, nil
-			w = next
+	l := &b.watches
+	l.mu.Lock()
+	for w := l.head; w != nil; {
+		next := w.next
+		if w.W != nil {
+			out = append(out, w.W)
 		}
-		l.head = nil
-		l.mu.Unlock()
+		w.prev, w.next, w.list = nil, nil, nil
+		w = next
 	}
+	l.head = nil
+	l.mu.Unlock()
 	return out
 }
 
