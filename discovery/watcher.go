@@ -376,9 +376,11 @@ func (w *Watcher) startFromCache() {
 	if !ok {
 		return
 	}
+	// State first, as apply does: whoever sees the pool fill sees where
+	// the set came from.
+	w.state.Store(&State{Backends: len(c.Backends), FromCache: true, CachedAt: c.Saved})
 	w.sink.Update(slices.Clone(c.Backends))
 	w.last, w.sent = c.Backends, true
-	w.state.Store(&State{Backends: len(c.Backends), FromCache: true, CachedAt: c.Saved})
 	w.metrics.backends.WithLabelValues(w.pool).Set(float64(len(c.Backends)))
 	w.log.Warn("serving the cached backend set until consul answers", "backends", len(c.Backends), "cached_at", c.Saved, "file", w.cacheFile)
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"syscall"
+
+	"github.com/azimuthproxy/azimuth/internal/h1client"
 )
 
 // Cause is why an attempt did not produce a usable response.
@@ -90,6 +92,8 @@ func classify(err error, ended error, clientCtx context.Context) Cause {
 		return CauseTimeout
 	case ended == errLostRace:
 		return CauseCancelled
+	case errors.Is(err, h1client.ErrBackendOut):
+		return CauseUnsent
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {

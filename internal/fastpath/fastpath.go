@@ -57,9 +57,10 @@ type Attempt interface {
 	// Clear unsets the abort and reports whether the attempt still runs,
 	// so that the abort did not run and will not.
 	Clear() bool
-	// SendAgain reports whether a request that failed on a reused
-	// connection before any response byte may go out again on a new one:
-	// the attempt runs, and its backend was not taken out meanwhile.
+	// SendAgain reports whether the request may still go out on a
+	// connection just made (for the first send, or again after a reused
+	// connection failed before any response byte): the attempt runs, and
+	// its backend was not taken out meanwhile.
 	SendAgain() bool
 }
 

@@ -105,6 +105,11 @@ func New(o Options) *Transport {
 // begin, or whose connection was made as it ended.
 var ErrAttemptEnded = errors.New("http1 transport: the attempt ended")
 
+// ErrBackendOut fails an exchange whose backend was taken out while its
+// connection was being made (the attempt's SendAgain said no): nothing
+// was sent, and the request body was not read.
+var ErrBackendOut = errors.New("http1 transport: the backend was taken out while connecting; nothing sent")
+
 // errBodyNotSent ends a request body that must not be sent: the backend
 // gave its final answer to an Expect: 100-continue request first.
 var errBodyNotSent = errors.New("request body not sent: the backend answered first")
@@ -145,6 +150,14 @@ func (t *Transport) Send(req *http.Request, a fastpath.Attempt, got1xx func(int,
 			}
 		} else {
 			c, err = t.conn(a, addr)
+			if err == nil && !c.reused && !a.SendAgain() {
+				// Taken out while the connection was made (under load,
+				// requests picked just before an ejection would reach the
+				// backend after it): nothing goes out, and the caller
+				// sends the request elsewhere.
+				_ = c.nc.Close()
+				return nil, ErrBackendOut
+			}
 		}
 		if err != nil {
 			closeRequestBody(req)

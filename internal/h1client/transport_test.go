@@ -2,10 +2,12 @@ package h1client
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -274,4 +276,74 @@ func TestSendAgainNotToABackendTakenOut(t *testing.T) {
 	if n := heads.Load(); n != 2 {
 		t.Errorf("the backend read %d requests, want 2 (the first, and the GET on the kept connection; no resend)", n)
 	}
+}
+
+// outAttempt is an attempt whose backend is out: SendAgain says no.
+type outAttempt struct{ testAttempt }
+
+func (a *outAttempt) SendAgain() bool { return false }
+
+// A first send whose backend was taken out while its connection was
+// being made sends nothing: the backend reads no request, and the caller
+// gets ErrBackendOut (a request on a kept connection, made before, is
+// not affected).
+func TestFirstSendNotToABackendTakenOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var heads atomic.Int32
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer func() { _ = nc.Close() }()
+				br := bufio.NewReader(nc)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					heads.Add(1)
+					if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	tr := newTestTransport()
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader("body"))
+	if resp, err := tr.Send(req, &outAttempt{}, nil); !errors.Is(err, ErrBackendOut) {
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		t.Fatalf("first send to a backend taken out: %v, want ErrBackendOut", err)
+	}
+	if n := heads.Load(); n != 0 {
+		t.Fatalf("the backend read %d requests, want none", n)
+	}
+	// A connection kept from before carries the request: SendAgain is
+	// for connections made for it.
+	req, _ = http.NewRequest("GET", "http://"+addr+"/", nil)
+	resp, err := tr.Send(req, &testAttempt{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	req, _ = http.NewRequest("GET", "http://"+addr+"/", nil)
+	if resp, err = tr.Send(req, &outAttempt{}, nil); err != nil {
+		t.Fatalf("a send on a kept connection: %v", err)
+	}
+	_ = resp.Body.Close()
 }
