@@ -27,6 +27,14 @@ type Listener struct {
 	// and X-Forwarded-Proto are believed; from anyone else they are
 	// replaced. Empty means trust nobody.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol makes the listener read a PROXY protocol header
+	// (version 1 or 2) at the start of every TCP connection from a
+	// trusted_proxies peer, within limits.read_header_timeout: the
+	// client it names is the request's client (X-Forwarded-For, the
+	// access log, rate limits). A trusted peer's connection without one is
+	// closed; other peers' connections are read as they are. HTTP/3 (UDP)
+	// is not covered. Needs trusted_proxies.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// Limits bound what one client can hold.
 	Limits Limits `yaml:"limits"`
 	// Routes are tried most specific first: exact host before wildcard

@@ -40,6 +40,11 @@ type Pool struct {
 	// Protocol to the backends: http1 (default), h2c (HTTP/2 cleartext,
 	// prior knowledge) or h2 (HTTP/2 over TLS).
 	Protocol string `yaml:"protocol"`
+	// SendProxyProtocol, v1 or v2, begins every connection to a backend
+	// with a PROXY protocol header naming the request's client; a
+	// connection then carries only that client's requests. "" (default)
+	// sends none. http1 pools only.
+	SendProxyProtocol string `yaml:"send_proxy_protocol"`
 	// Timeouts bound connecting, each attempt and the whole request.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Retry decides which failures are tried again elsewhere.

@@ -57,3 +57,16 @@ func TestRouteRulesConfig(t *testing.T) {
 		t.Errorf("route %+v name %q", r.RequestHeaders, r.RouteName())
 	}
 }
+
+func TestProxyProtocolConfig(t *testing.T) {
+	t.Setenv(EnvZone, "")
+	name := filepath.Join(t.TempDir(), "azimuth.yaml")
+	wantProblem(t, name, `listeners:
+  - name: http
+    address: 127.0.0.1:8080
+    proxy_protocol: true #<
+    routes: [ { pool: web } ]
+`+okPools, "listeners[0].proxy_protocol", "needs trusted_proxies")
+	wantProblem(t, name, okListeners+okPools+"    send_proxy_protocol: v3 #<\n", "pools[0].send_proxy_protocol", "v1")
+	wantProblem(t, name, okListeners+okPools+"    protocol: h2c\n    send_proxy_protocol: v2 #<\n", "pools[0].send_proxy_protocol", "only with protocol http1")
+}

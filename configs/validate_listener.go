@@ -62,6 +62,9 @@ func (v *validator) listeners() {
 			}
 		}
 		v.limits(p+".limits", l.Limits)
+		if l.ProxyProtocol && len(l.TrustedProxies) == 0 {
+			v.add(p+".proxy_protocol", "needs trusted_proxies: the peers allowed to send the header")
+		}
 		v.routes(p, l, pools)
 	}
 }

@@ -28,6 +28,12 @@ func (v *validator) pools() {
 		oneOf(v, p+".balance", pl.Balance, BalanceLeastConn, BalanceRoundRobin, BalanceRandom, BalanceP2C, BalanceHash)
 		v.affinity(p, pl)
 		oneOf(v, p+".protocol", pl.Protocol, ProtocolHTTP1, ProtocolH2C, ProtocolH2)
+		if pl.SendProxyProtocol != "" {
+			oneOf(v, p+".send_proxy_protocol", pl.SendProxyProtocol, "v1", "v2")
+			if pl.Protocol != ProtocolHTTP1 {
+				v.add(p+".send_proxy_protocol", "only with protocol http1 (the pool's protocol is %s)", pl.Protocol)
+			}
+		}
 		v.timeouts(p+".timeouts", pl.Timeouts)
 		v.retry(p+".retry", pl.Retry)
 		v.hedge(p+".hedge", pl)

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/azimuthproxy/azimuth/configs"
 	"github.com/azimuthproxy/azimuth/internal/h1server"
+	"github.com/azimuthproxy/azimuth/internal/proxyproto"
 	"github.com/azimuthproxy/azimuth/internal/sockio"
 	edgetls "github.com/azimuthproxy/azimuth/tls"
 	"golang.org/x/net/netutil"
@@ -50,7 +52,28 @@ type slot struct {
 // bindingOf is what cannot change on a live socket: protocol, TLS files and
 // settings, and the server's limits.
 func bindingOf(l *configs.Listener) string {
-	return fmt.Sprintf("%+v|%+v", l.TLS, l.Limits)
+	return fmt.Sprintf("%+v|%+v|%v|%v", l.TLS, l.Limits, l.ProxyProtocol, l.TrustedProxies)
+}
+
+// proxyProtocol wraps a listener's TCP sockets to read the PROXY header
+// of its trusted peers' connections, when it asks for that.
+func (i *Instance) proxyProtocol(l *configs.Listener) func(net.Listener) net.Listener {
+	if !l.ProxyProtocol {
+		return nil
+	}
+	prefixes := l.TrustedPrefixes()
+	trusted := func(a netip.Addr) bool {
+		for _, p := range prefixes {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	log := i.logger.With("listener", l.Name)
+	return func(ln net.Listener) net.Listener {
+		return proxyproto.NewListener(ln, trusted, l.Limits.ReadHeaderTimeout, log)
+	}
 }
 
 // openSlot binds l's sockets. prev is the slot it replaces on the same
@@ -67,6 +90,9 @@ func (i *Instance) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
 		s.sock, s.bound, s.ln = sock, sock.Addr(), sockio.Listener{TCPListener: sock}
+		if wrap := i.proxyProtocol(l); wrap != nil {
+			s.ln = wrap(s.ln)
+		}
 		if lim.MaxConnections > 0 {
 			s.ln = netutil.LimitListener(s.ln, lim.MaxConnections)
 		}
@@ -104,7 +130,7 @@ func (i *Instance) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 		replaces = prev.tlsSrv
 	}
 	srv, err := edgetls.Listen(edgetls.ServerOptions{
-		Addr: l.Address, Handler: &s.handler, TLS: src, HTTP3: l.TLS.HTTP3,
+		Addr: l.Address, Handler: &s.handler, TLS: src, HTTP3: l.TLS.HTTP3, WrapListener: i.proxyProtocol(l),
 		H2MaxConcurrentStreams: lim.H2MaxConcurrentStreams, H3MaxIncomingStreams: int64(lim.H3MaxStreams),
 		ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout, WriteTimeout: lim.WriteTimeout,
 		IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: int(lim.MaxHeaderBytes.Bytes()), MaxConnections: lim.MaxConnections,

@@ -89,7 +89,7 @@ func fileHash(path string) string {
 }
 
 func transportKeyOf(p *configs.Pool) string {
-	k := fmt.Sprintf("%s|%s|%d", p.Protocol, p.Timeouts.Connect, p.MaxIdleConnsPerBackend)
+	k := fmt.Sprintf("%s|%s|%d|%s", p.Protocol, p.Timeouts.Connect, p.MaxIdleConnsPerBackend, p.SendProxyProtocol)
 	if t := p.TLS; t != nil {
 		k += fmt.Sprintf("|tls:%s:%s:%s:%s:%s:%s:%s", t.CAFile, fileHash(t.CAFile), t.ServerName,
 			t.CertFile, fileHash(t.CertFile), t.KeyFile, fileHash(t.KeyFile))
@@ -116,7 +116,7 @@ func (i *Instance) planPool(p *configs.Pool, zone string, consul *api.Client, co
 		}
 		plan.transport = proxy.NewTransport(proxy.TransportOptions{
 			Protocol: p.Protocol, TLS: plan.backendTLS, Connect: p.Timeouts.Connect,
-			MaxIdlePerBackend: p.MaxIdleConnsPerBackend,
+			MaxIdlePerBackend: p.MaxIdleConnsPerBackend, SendProxyProtocol: proxyVersion(p.SendProxyProtocol),
 		})
 	}
 	plan.bal, _ = i.registry.Prepare(p.Name, plan.balOpts)
@@ -288,4 +288,15 @@ func cacheFile(dir, pool string) string {
 		return ""
 	}
 	return discovery.CacheFile(dir, pool)
+}
+
+// proxyVersion is send_proxy_protocol as a version number, 0 for none.
+func proxyVersion(s string) int {
+	switch s {
+	case "v1":
+		return 1
+	case "v2":
+		return 2
+	}
+	return 0
 }

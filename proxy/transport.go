@@ -25,6 +25,10 @@ type TransportOptions struct {
 	MaxIdlePerBackend int
 	// IdleTimeout closes keep-alive connections idle this long (default 90s).
 	IdleTimeout time.Duration
+	// SendProxyProtocol, 1 or 2, begins every connection to a backend with
+	// a PROXY protocol header of that version naming the request's client;
+	// 0 sends none. HTTP/1.1 pools only.
+	SendProxyProtocol int
 }
 
 // Transport sends a pool's attempts. Server.Publish closes the idle
@@ -71,6 +75,7 @@ func NewTransport(o TransportOptions) Transport {
 			IdleTimeout:           o.IdleTimeout,
 			MaxHeadBytes:          maxResponseHeaderBytes,
 			ExpectContinueTimeout: expectContinueTimeout,
+			ProxyHeader:           proxyHeader(o.SendProxyProtocol),
 		})}
 	}
 	t := &http.Transport{

@@ -5,6 +5,7 @@
 #
 #   chromium          renders the admin status page (cmd/azimuth)
 #   systemd-analyze   checks the systemd unit (packaging/), from systemd
+#   haproxy, curl     send the PROXY protocol to azimuth (cmd/azimuth)
 #
 # With every command present it does nothing and needs no privilege.
 # Otherwise it runs apt-get update, then apt-get install, as root or
@@ -27,11 +28,12 @@ fail() {
 }
 
 commands=("$@")
-[ ${#commands[@]} -gt 0 ] || commands=(chromium systemd-analyze)
+[ ${#commands[@]} -gt 0 ] || commands=(chromium systemd-analyze haproxy curl)
 missing=()
 need=()
 for c in "${commands[@]}"; do
-	if ! command -v "$c" >/dev/null; then
+	# Debian puts haproxy in /usr/sbin, which a user's PATH may lack.
+	if ! command -v "$c" >/dev/null && [ ! -x "/usr/sbin/$c" ]; then
 		missing+=("$c")
 		need+=("$(package "$c")")
 	fi
@@ -61,5 +63,5 @@ ${as_root[@]+"${as_root[@]}"} apt-get update -qq ||
 ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" ||
 	fail "apt-get install ${need[*]} failed: $by_hand"
 for c in "${missing[@]}"; do
-	command -v "$c" >/dev/null || fail "installed $(package "$c") but $c is still not on PATH ($PATH)"
+	command -v "$c" >/dev/null || [ -x "/usr/sbin/$c" ] || fail "installed $(package "$c") but $c is still not on PATH ($PATH)"
 done

@@ -21,7 +21,7 @@ import (
 // a time; between requests it waits in its transport's idle pool.
 type conn struct {
 	t     *Transport
-	addr  string
+	addr  string   // its idle pool's key: the backend's address, and its PROXY header if any
 	nc    net.Conn // TLS or plain
 	raw   net.Conn // the TCP connection beneath, for closedByPeer
 	limit limitReader

@@ -81,6 +81,18 @@ type Options struct {
 	// 100-continue waits for the backend's 100 before its body is sent
 	// anyway.
 	ExpectContinueTimeout time.Duration
+	// ProxyHeader, if set, returns the PROXY protocol header a request's
+	// connection begins with (before TLS). A connection then only carries
+	// requests with the same header: the idle pool is kept per backend and
+	// header, so one client's connection never serves another's request.
+	ProxyHeader func(*http.Request) []byte
+}
+
+// target is where a request goes: the backend's address, the idle pool's
+// key, and the PROXY header a new connection begins with.
+type target struct {
+	addr, key string
+	header    []byte
 }
 
 // Transport sends requests to backends over HTTP/1.1, keeping idle
@@ -126,7 +138,12 @@ func (t *Transport) Send(req *http.Request, a fastpath.Attempt, got1xx func(int,
 		closeRequestBody(req)
 		return nil, err
 	}
-	addr := backendAddr(req.URL)
+	to := target{addr: backendAddr(req.URL)}
+	to.key = to.addr
+	if t.o.ProxyHeader != nil {
+		to.header = t.o.ProxyHeader(req)
+		to.key = to.addr + "\x00" + string(to.header)
+	}
 	// fresh is set for the one resend: it goes on a connection dialled
 	// for it, never on another idle one, so a request reaches a backend
 	// at most twice however many idle connections the backend dropped.
@@ -141,7 +158,7 @@ func (t *Transport) Send(req *http.Request, a fastpath.Attempt, got1xx func(int,
 		var c *conn
 		var err error
 		if fresh {
-			c, err = t.dial(a, addr)
+			c, err = t.dial(a, to)
 			if err == nil && !a.SendAgain() {
 				// The backend was taken out while the connection was
 				// made: the caller sends the request elsewhere.
@@ -149,7 +166,7 @@ func (t *Transport) Send(req *http.Request, a fastpath.Attempt, got1xx func(int,
 				return nil, failed
 			}
 		} else {
-			c, err = t.conn(a, addr)
+			c, err = t.conn(a, to)
 			if err == nil && !c.reused && !a.SendAgain() {
 				// Taken out while the connection was made (under load,
 				// requests picked just before an ejection would reach the
@@ -220,9 +237,9 @@ func closeRequestBody(req *http.Request) {
 
 // conn returns an idle connection to addr that the backend has not
 // closed, or dials a new one.
-func (t *Transport) conn(a fastpath.Attempt, addr string) (*conn, error) {
+func (t *Transport) conn(a fastpath.Attempt, to target) (*conn, error) {
 	for {
-		c := t.takeIdle(addr)
+		c := t.takeIdle(to.key)
 		if c == nil {
 			break
 		}
@@ -233,16 +250,16 @@ func (t *Transport) conn(a fastpath.Attempt, addr string) (*conn, error) {
 		c.reused = true
 		return c, nil
 	}
-	return t.dial(a, addr)
+	return t.dial(a, to)
 }
 
 // dial connects to addr within a: its end cancels the dial and the TLS
 // handshake.
-func (t *Transport) dial(a fastpath.Attempt, addr string) (*conn, error) {
+func (t *Transport) dial(a fastpath.Attempt, to target) (*conn, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	a.OnEnd(cancel)
-	c, err := t.dialContext(ctx, addr)
+	c, err := t.dialContext(ctx, to)
 	if !a.Clear() {
 		if err == nil {
 			_ = c.nc.Close()
@@ -252,10 +269,20 @@ func (t *Transport) dial(a fastpath.Attempt, addr string) (*conn, error) {
 	return c, err
 }
 
-func (t *Transport) dialContext(ctx context.Context, addr string) (*conn, error) {
+func (t *Transport) dialContext(ctx context.Context, to target) (*conn, error) {
+	addr := to.addr
 	nc, err := t.o.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if len(to.header) > 0 {
+		// Before TLS: the header is the connection's first bytes. It is
+		// at most a few dozen bytes, which a new socket's buffer takes
+		// without blocking.
+		if _, err := nc.Write(to.header); err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
 	}
 	raw := nc
 	if t.o.TLS != nil {
@@ -279,7 +306,7 @@ func (t *Transport) dialContext(ctx context.Context, addr string) (*conn, error)
 		}
 		nc = tc
 	}
-	c := &conn{t: t, addr: addr, nc: nc, raw: raw}
+	c := &conn{t: t, addr: to.key, nc: nc, raw: raw}
 	c.limit.r = nc
 	c.br = bufio.NewReaderSize(&c.limit, 4<<10)
 	c.abort = func() { _ = c.nc.Close() }

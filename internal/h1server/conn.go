@@ -38,6 +38,7 @@ type conn struct {
 	s      *Server
 	rwc    net.Conn
 	remote string
+	local  net.Addr // the connection's local address, for http.LocalAddrContextKey
 	born   time.Time
 	state  atomic.Int32
 
@@ -85,6 +86,7 @@ func newConn(s *Server, rwc net.Conn) *conn {
 	if ra := rwc.RemoteAddr(); ra != nil {
 		c.remote = ra.String()
 	}
+	c.local = rwc.LocalAddr()
 	c.r.c = c
 	c.r.cond.L = &c.r.mu
 	return c
@@ -444,6 +446,7 @@ func (c *conn) readRequest() (*response, error) {
 		return nil, err
 	}
 	ctx := newRequestContext()
+	ctx.local = c.local
 	var wholeDeadline time.Time
 	req, head, common := readCommonHead(c.br, s.headLimit, ctx)
 	if !common {

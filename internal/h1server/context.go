@@ -2,6 +2,8 @@ package h1server
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -25,6 +27,10 @@ type requestContext struct {
 	err    error
 	funcs  []fastpath.Watcher // registered by Watch or AfterFunc, not yet removed
 	inline [1]fastpath.Watcher
+	// local is the connection's local address, the value of
+	// http.LocalAddrContextKey as net/http's server gives it (a proxy
+	// sending the PROXY protocol names it as the client's destination).
+	local net.Addr
 }
 
 // A proxy watching for its client finds Watch and Unwatch through this
@@ -44,8 +50,13 @@ func newRequestContext() *requestContext {
 }
 
 func (r *requestContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (r *requestContext) Value(any) any               { return nil }
-func (r *requestContext) String() string              { return "h1server request context" }
+func (r *requestContext) Value(key any) any {
+	if key == http.LocalAddrContextKey && r.local != nil {
+		return r.local
+	}
+	return nil
+}
+func (r *requestContext) String() string { return "h1server request context" }
 
 func (r *requestContext) Done() <-chan struct{} {
 	r.mu.Lock()
