@@ -127,8 +127,10 @@ func (c *pickCtx) hashed(lo, hi int, anyState bool) *entry {
 	if len(table) == 0 {
 		return nil
 	}
-	if !anyState && c.s.healthyIn(lo, hi) == 0 {
-		return nil // nothing to walk to
+	if !anyState && c.s.healthyIn(lo, hi) == 0 || !c.anyCandidate(lo, hi, anyState) {
+		// Nothing to walk to: every backend is out, tried or full, and
+		// the walk would visit all of the table's 65,521 slots.
+		return nil
 	}
 	m := len(table)
 	slot := int(k.Hash % uint64(m))
@@ -149,6 +151,18 @@ func (c *pickCtx) hashed(lo, hi int, anyState bool) *entry {
 	}
 	// Only ramping backends can take it: better one of them than none.
 	return ramping
+}
+
+// anyCandidate reports whether a backend of entries[lo:hi] can take the
+// request: one pass over the range, which bounds what a hash pick costs
+// when none can.
+func (c *pickCtx) anyCandidate(lo, hi int, anyState bool) bool {
+	for i := lo; i < hi; i++ {
+		if _, ok := c.candidate(&c.s.entries[i], anyState); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // forRange returns the table of entries[lo:hi]: a zone's, or the whole

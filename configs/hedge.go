@@ -16,9 +16,10 @@ import (
 // starts hedges earlier.
 type Hedge struct {
 	// Delay is how long an attempt waits for its response headers before
-	// a hedge starts: "auto" (the default) follows the pool's p95 time to
-	// headers of successful attempts over the last 10 s (at least 5ms; no
-	// hedge by delay until 50 samples are in), or a fixed duration.
+	// a hedge starts: "auto" (the default) follows the p95 time to
+	// headers of successful attempts in the pool's fastest zone over the
+	// last 10 s (at least 5ms; no hedge by delay until a zone has 20
+	// samples), or a fixed duration.
 	Delay HedgeDelay `yaml:"delay"`
 	// Max is how many hedges by delay one request may start (default 1),
 	// each in a zone the request has not tried; retry.attempts still

@@ -139,11 +139,20 @@ func (v *validator) routeRules(rp string, r Route) {
 }
 
 func (v *validator) headerRules(p string, h HeaderRules) {
+	seen := map[string]string{} // canonical name -> the path that named it
 	check := func(path, name string) {
 		if !httpguts.ValidHeaderFieldName(name) {
 			v.add(path, "%q is not a header field name", name)
 		} else if why := untouchable(name); why != "" {
 			v.add(path, "%s is %s; rules cannot change it", name, why)
+		}
+		// Field names have no case: X-A and x-a in one rule set would
+		// apply in no order.
+		c := http.CanonicalHeaderKey(name)
+		if first, dup := seen[c]; dup && !strings.HasPrefix(path, p+".remove") {
+			v.add(path, "%s is named again (as at %s); field names have no case", name, first)
+		} else {
+			seen[c] = path
 		}
 	}
 	for i, name := range h.Remove {

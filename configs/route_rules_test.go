@@ -2,6 +2,7 @@ package configs
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +39,21 @@ func TestRouteRulesConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantProblem(t, name, tc.yaml, tc.path, tc.msg) })
 	}
+	t.Run("a field set twice in two cases", func(t *testing.T) {
+		_, err := Parse(name, []byte(route("        request_headers:\n          set: { X-A: a, x-a: b }\n")))
+		if err == nil || !strings.Contains(err.Error(), "named again") {
+			t.Fatalf("Parse: %v, want a problem naming the field twice", err)
+		}
+	})
+	t.Run("two routes of one name", func(t *testing.T) {
+		wantProblem(t, name, `listeners:
+  - name: http
+    address: 127.0.0.1:8080
+    routes:
+      - { pool: web, path_prefix: /a, name: api }
+      - { pool: web, path_prefix: /b, name: api } #<
+`+okPools, "listeners[0].routes[1].name", "is also routes[0]'s name")
+	})
 	t.Run("rewrite without path_prefix", func(t *testing.T) {
 		wantProblem(t, name, `listeners:
   - name: http

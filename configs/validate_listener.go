@@ -160,8 +160,15 @@ func (v *validator) routes(p string, l Listener, pools map[string]bool) {
 	}
 	type key struct{ host, prefix string }
 	seen := map[key]int{}
+	names := map[string]int{}
 	for i, r := range l.Routes {
 		rp := fmt.Sprintf("%s.routes[%d]", p, i)
+		// Metrics and rate limits know a route by its name.
+		if first, dup := names[r.RouteName()]; dup {
+			v.add(rp+".name", "%q is also routes[%d]'s name: a route's metrics and rate limit go by it", r.RouteName(), first)
+		} else {
+			names[r.RouteName()] = i
+		}
 		if r.Host != "" {
 			if msg := checkHostPattern(r.Host); msg != "" {
 				v.add(rp+".host", "%q: %s", r.Host, msg)

@@ -52,8 +52,11 @@ func AdminHandler(pools PoolLookup, logger *slog.Logger, keep Keeper) http.Handl
 
 // Keeper keeps an operator's override beyond this process.
 type Keeper interface {
-	// Keep records o; the handler then applies it here.
-	Keep(r *http.Request, o Override) error
+	// Keep records o and runs apply, which makes it take effect here, in
+	// the order the keeper records overrides (so two calls at once leave
+	// this proxy as the record says). apply runs even when recording
+	// fails.
+	Keep(r *http.Request, o Override, apply func()) error
 	// Kept reports whether o (a drain) is in force, so that a drained
 	// backend that has left the pool can still be enabled.
 	Kept(o Override) bool
@@ -74,12 +77,14 @@ type admin struct {
 	keep  Keeper
 }
 
-// kept hands o to the keeper; the error, if any, is for the answer.
-func (a *admin) kept(r *http.Request, o Override) string {
+// kept hands o to the keeper, which runs apply; the error, if any, is for
+// the answer.
+func (a *admin) kept(r *http.Request, o Override, apply func()) string {
 	if a.keep == nil {
+		apply()
 		return ""
 	}
-	if err := a.keep.Keep(r, o); err != nil {
+	if err := a.keep.Keep(r, o, apply); err != nil {
 		a.log.Error("operator override applies to this proxy only", "pool", o.Pool, "zone", o.Zone, "backend", o.Backend, "drain", o.Drain, "error", err)
 		return err.Error()
 	}
@@ -162,8 +167,8 @@ func (a *admin) zone(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusNotFound, errorBody{Error: "unknown zone " + zone + " in pool " + p.Name()})
 		return
 	}
-	keepErr := a.kept(r, Override{Pool: p.Name(), Zone: zone, Drain: on})
-	changed := p.SetZoneDrained(zone, on)
+	var changed bool
+	keepErr := a.kept(r, Override{Pool: p.Name(), Zone: zone, Drain: on}, func() { changed = p.SetZoneDrained(zone, on) })
 	a.log.Info("operator override", "pool", p.Name(), "zone", zone,
 		"action", r.PathValue("action"), "changed", changed, "remote", r.RemoteAddr)
 	answer(w, keepErr, ZoneOverride{Pool: p.Name(), Zone: zone, Drained: on, Changed: changed, Backends: n, Error: keepErr})
@@ -179,7 +184,7 @@ func (a *admin) backend(w http.ResponseWriter, r *http.Request) {
 	if b == nil && !on && a.keep != nil && a.keep.Kept(Override{Pool: p.Name(), Backend: addr, Drain: true}) {
 		// Gone from the pool, but its drain is kept: forget it, or it
 		// would apply again when the backend comes back.
-		keepErr := a.kept(r, Override{Pool: p.Name(), Backend: addr})
+		keepErr := a.kept(r, Override{Pool: p.Name(), Backend: addr}, func() {})
 		a.log.Info("operator override", "pool", p.Name(), "backend", addr, "action", actionEnable, "changed", true, "remote", r.RemoteAddr)
 		answer(w, keepErr, BackendOverride{Pool: p.Name(), Backend: addr, State: "gone", Changed: true, Error: keepErr})
 		return
@@ -188,8 +193,8 @@ func (a *admin) backend(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusNotFound, errorBody{Error: "unknown backend " + addr + " in pool " + p.Name()})
 		return
 	}
-	keepErr := a.kept(r, Override{Pool: p.Name(), Backend: addr, Drain: on})
-	changed := b.SetDrained(on)
+	var changed bool
+	keepErr := a.kept(r, Override{Pool: p.Name(), Backend: addr, Drain: on}, func() { changed = b.SetDrained(on) })
 	a.log.Info("operator override", "pool", p.Name(), "backend", addr, "zone", b.Zone(),
 		"action", r.PathValue("action"), "changed", changed, "remote", r.RemoteAddr)
 	answer(w, keepErr, BackendOverride{

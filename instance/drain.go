@@ -34,7 +34,9 @@ func (i *Instance) Drain(ctx context.Context) {
 	if i.readyz != nil {
 		_ = i.readyz.Shutdown(ctx)
 	}
+	// After the admin API: no override comes in or goes out any more.
 	_ = i.admin.srv.Shutdown(ctx)
+	i.overrides.stopWatch()
 }
 
 // stopAll closes every listener gracefully within ctx and stops the pools.

@@ -90,11 +90,13 @@ func (i *Instance) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
 		s.sock, s.bound, s.ln = sock, sock.Addr(), sockio.Listener{TCPListener: sock}
-		if wrap := i.proxyProtocol(l); wrap != nil {
-			s.ln = wrap(s.ln)
-		}
 		if lim.MaxConnections > 0 {
 			s.ln = netutil.LimitListener(s.ln, lim.MaxConnections)
+		}
+		// Above the limit: a connection whose PROXY header is being read
+		// counts against max_connections, and past it the kernel queues.
+		if wrap := i.proxyProtocol(l); wrap != nil {
+			s.ln = wrap(s.ln)
 		}
 		var h2c http.Protocols
 		h2c.SetUnencryptedHTTP2(true) // h2c prior knowledge, for gRPC clients

@@ -182,8 +182,8 @@ func (o *overrides) fromConsul(now discovery.Overrides) {
 }
 
 // Keep is the admin handler's keeper for drains and enables.
-func (o *overrides) Keep(r *http.Request, h health.Override) error {
-	return o.keep(r.Context(), overrideKey(h), h.Drain, o.mark(r))
+func (o *overrides) Keep(r *http.Request, h health.Override, apply func()) error {
+	return o.keep(r.Context(), overrideKey(h), h.Drain, o.mark(r), apply)
 }
 
 // Kept reports whether a drain is in force (as this proxy last read it).
@@ -217,9 +217,11 @@ func (o *overrides) markBy(by string) discovery.Mark {
 	return discovery.Mark{At: time.Now().UTC().Truncate(time.Millisecond), By: by, Proxy: o.proxy}
 }
 
-// keep records an override set (on) or cleared: in Consul when shared,
-// else in inForce and the state file. The caller applies it here.
-func (o *overrides) keep(ctx context.Context, k discovery.OverrideKey, on bool, m discovery.Mark) error {
+// keep records an override set (on) or cleared, and runs apply under the
+// lock the watch applies under, so this proxy ends as the record: in
+// Consul when shared, else in inForce and the state file. apply runs
+// even when recording fails (the override then holds here only).
+func (o *overrides) keep(ctx context.Context, k discovery.OverrideKey, on bool, m discovery.Mark, apply func()) error {
 	o.mu.Lock()
 	shared := o.shared
 	if shared == nil {
@@ -229,15 +231,22 @@ func (o *overrides) keep(ctx context.Context, k discovery.OverrideKey, on bool, 
 		} else {
 			delete(o.inForce, k)
 		}
+		apply()
 		return o.save()
 	}
 	o.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, keepTimeout)
 	defer cancel()
+	var err error
 	if on {
-		return shared.Put(ctx, k, m)
+		err = shared.Put(ctx, k, m)
+	} else {
+		err = shared.Delete(ctx, k)
 	}
-	return shared.Delete(ctx, k)
+	o.mu.Lock()
+	apply()
+	o.mu.Unlock()
+	return err
 }
 
 // save writes inForce to the state file, if there is one. The caller

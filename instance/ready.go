@@ -85,8 +85,9 @@ func (i *Instance) Restore(ctx context.Context, by string) (changed bool, err er
 }
 
 func (i *Instance) evacuate(ctx context.Context, on bool, m discovery.Mark) (bool, error) {
-	err := i.overrides.keep(ctx, discovery.OverrideKey{Kind: discovery.Evacuation}, on, m)
-	return i.setEvacuated(on, m), err
+	var changed bool
+	err := i.overrides.keep(ctx, discovery.OverrideKey{Kind: discovery.Evacuation}, on, m, func() { changed = i.setEvacuated(on, m) })
+	return changed, err
 }
 
 // setEvacuated evacuates (on) or restores the instance here; it reports

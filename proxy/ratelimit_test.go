@@ -123,6 +123,8 @@ func TestSwapPrefix(t *testing.T) {
 		{"/api/", "/v2/", false, "/api/users", "/v2/users"},
 		{"/api", "/", false, "/api/users", "/users"},
 		{"/api", "/v2", false, "/other", "/other"},
+		{"/api/", "/v2", false, "/api/users", "/v2/users"},
+		{"/api/", "/v2", false, "/api/", "/v2"},
 	} {
 		rr := &routeRules{prefix: tc.prefix, strip: tc.strip, replace: tc.replace}
 		if got := rr.swapPrefix(tc.in); got != tc.want {

@@ -104,8 +104,13 @@ func (rr *routeRules) swapPrefix(p string) string {
 		return p
 	}
 	out := rr.replace + rest
-	if rr.replace != "" && strings.HasSuffix(rr.replace, "/") && strings.HasPrefix(rest, "/") {
+	switch {
+	case rr.replace != "" && strings.HasSuffix(rr.replace, "/") && strings.HasPrefix(rest, "/"):
 		out = rr.replace + rest[1:]
+	case rr.replace != "" && rest != "" && strings.HasSuffix(rr.prefix, "/") && !strings.HasSuffix(rr.replace, "/"):
+		// The prefix's own slash went with it: /api/ to /v2 makes
+		// /api/users /v2/users.
+		out = rr.replace + "/" + rest
 	}
 	if !strings.HasPrefix(out, "/") {
 		out = "/" + out

@@ -47,8 +47,9 @@ type ServerOptions struct {
 	TLS ConfigSource
 	// HTTP3 adds the QUIC listener and the Alt-Svc header on TCP responses.
 	HTTP3 bool
-	// WrapListener, if set, wraps the TCP listener before connections are
-	// limited and handshaken (the PROXY protocol's header comes first).
+	// WrapListener, if set, wraps the TCP listener, above the
+	// MaxConnections limit and below TLS (the PROXY protocol's header
+	// comes before the handshake).
 	WrapListener func(net.Listener) net.Listener
 	// H2MaxConcurrentStreams caps streams per HTTP/2 connection.
 	// Zero means DefaultH2MaxConcurrentStreams.
@@ -164,11 +165,11 @@ func Listen(o ServerOptions) (*Server, error) {
 	}
 	port := sock.Addr().(*net.TCPAddr).Port
 	var ln net.Listener = sockio.Listener{TCPListener: sock}
-	if o.WrapListener != nil {
-		ln = o.WrapListener(ln)
-	}
 	if o.MaxConnections > 0 {
 		ln = netutil.LimitListener(ln, o.MaxConnections)
+	}
+	if o.WrapListener != nil {
+		ln = o.WrapListener(ln)
 	}
 
 	handler := o.Handler

@@ -245,8 +245,18 @@ pools:
 	if code, _ := overridesAdmin(t, admin1, "/restore", "alice-secret"); code != 200 {
 		t.Fatalf("restore through proxy 1 = %d", code)
 	}
-	for _, admin := range []string{admin1, admin2} {
-		testwait.Until(t, 5*time.Second, "readiness back", func() bool { code, _ := overridesReady(t, admin); return code == 200 })
+	for n, admin := range []string{admin1, admin2} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code, r := overridesReady(t, admin)
+			if code == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("proxy %d's readiness after the restore: %d %q; its overrides %+v", n+1, code, r.Reasons, overridesStatus(t, admin).Overrides)
+			}
+			time.Sleep(10 * time.Millisecond) // polling interval
+		}
 	}
 
 	// With the agent away, a drain applies to the proxy that took it, and

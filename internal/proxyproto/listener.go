@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -17,8 +18,12 @@ import (
 //
 // Headers are read on a goroutine per connection, within the timeout: a
 // peer that connects and sends nothing (a TCP health check) holds only
-// its own goroutine, never the accepting of others. Close stops the
-// accepting goroutine and every header read.
+// its own goroutine, never the accepting of others. Nothing is accepted
+// before the first Accept (a listener opened by a reload that then fails
+// takes no connection from the socket it shares). When the inner listener
+// fails (closed, or its deadline passed as a server stops), the
+// connections whose header was being read are still handed out before
+// the error. Close stops the accepting goroutine and every header read.
 type Listener struct {
 	inner   net.Listener
 	trusted func(netip.Addr) bool
@@ -33,7 +38,9 @@ type Listener struct {
 	mu      sync.Mutex
 	reading map[net.Conn]struct{} // connections whose header is being read
 	closed  bool
-	wg      sync.WaitGroup
+	start   sync.Once
+	wg      sync.WaitGroup // the accepting goroutine and the header reads
+	reads   sync.WaitGroup // the header reads
 }
 
 // NewListener wraps inner; trusted says which peers send a header.
@@ -46,8 +53,6 @@ func NewListener(inner net.Listener, trusted func(netip.Addr) bool, timeout time
 		ready: make(chan net.Conn), failed: make(chan struct{}), done: make(chan struct{}),
 		reading: map[net.Conn]struct{}{},
 	}
-	l.wg.Add(1)
-	go l.loop()
 	return l
 }
 
@@ -68,6 +73,8 @@ func (l *Listener) loop() {
 				case <-l.done:
 				}
 			}
+			// Connections whose header is being read go out first.
+			l.reads.Wait()
 			l.err = err
 			close(l.failed)
 			return
@@ -83,6 +90,7 @@ func (l *Listener) loop() {
 			continue
 		}
 		l.wg.Add(1)
+		l.reads.Add(1)
 		go l.handshake(c)
 	}
 }
@@ -96,6 +104,7 @@ func isTemporary(err error) bool {
 // does not come in time, or is not one, is closed.
 func (l *Listener) handshake(c net.Conn) {
 	defer l.wg.Done()
+	defer l.reads.Done()
 	_ = c.SetReadDeadline(time.Now().Add(l.timeout))
 	h, err := Read(c)
 	_ = c.SetReadDeadline(time.Time{})
@@ -143,6 +152,14 @@ func (l *Listener) deliver(c net.Conn) {
 
 // Accept returns the next connection, its header read.
 func (l *Listener) Accept() (net.Conn, error) {
+	l.start.Do(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if !l.closed {
+			l.wg.Add(1)
+			go l.loop()
+		}
+	})
 	select {
 	case c := <-l.ready:
 		return c, nil
@@ -194,7 +211,9 @@ func (l *Listener) SetDeadline(t time.Time) error {
 }
 
 // Conn is a connection whose PROXY header named its client: RemoteAddr is
-// the client, LocalAddr the address it connected to.
+// the client, LocalAddr the address it connected to. Its header read,
+// the socket beneath is the client's stream, so what the connection
+// beneath offers (a half close, the raw socket for peeking) it offers too.
 type Conn struct {
 	net.Conn
 	src, dst net.Addr
@@ -202,6 +221,27 @@ type Conn struct {
 
 func (c *Conn) RemoteAddr() net.Addr { return c.src }
 func (c *Conn) LocalAddr() net.Addr  { return c.dst }
+
+// CloseWrite half-closes the connection beneath, when it can.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("proxy protocol: the connection cannot half-close")
+}
+
+// SyscallConn is the raw socket beneath, when there is one.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("proxy protocol: no socket beneath")
+}
+
+var (
+	_ interface{ CloseWrite() error } = (*Conn)(nil)
+	_ syscall.Conn                    = (*Conn)(nil)
+)
 
 // NetConn is the connection from the load balancer.
 func (c *Conn) NetConn() net.Conn { return c.Conn }
