@@ -141,6 +141,14 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 		for j := range pl.Backends {
 			def(d, fmt.Sprintf("%s.backends[%d].weight", p, j), &pl.Backends[j].Weight, 1)
 		}
+		def(d, p+".dns_refresh", &pl.DNSRefresh, 30*time.Second)
+		if pl.TLS != nil {
+			// Named backends are dialled at their addresses: the name
+			// they share is the certificate's to check.
+			if name, ok := oneBackendName(pl.Backends); ok {
+				def(d, p+".tls.server_name", &pl.TLS.ServerName, name)
+			}
+		}
 		def(d, p+".max_idle_conns_per_backend", &pl.MaxIdleConnsPerBackend, DefaultMaxIdleConns)
 	}
 }

@@ -60,6 +60,11 @@ type Pool struct {
 	Health Health `yaml:"health"`
 	// Backends are listed in the file.
 	Backends []Backend `yaml:"backends"`
+	// DNSRefresh is how often the host names among Backends are resolved
+	// again (default 30s). It is an interval, not the records' TTL: Go's
+	// resolver does not tell TTLs. Unused when every backend is an IP
+	// address or a Unix socket.
+	DNSRefresh time.Duration `yaml:"dns_refresh"`
 	// Consul, when set, makes the backends come from a Consul service.
 	Consul *PoolConsul `yaml:"consul"`
 	// TLS, when set, makes connections to the backends use TLS. Required
@@ -201,7 +206,8 @@ type Health struct {
 type ActiveHealth struct {
 	// Path requested (default "/").
 	Path string `yaml:"path"`
-	// Host header sent; empty means the backend's address.
+	// Host header sent; empty means the backend's address (localhost for
+	// a Unix socket).
 	Host string `yaml:"host"`
 	// ExpectStatus is the passing status range, "200-399" (default) or a
 	// single code such as "204".
@@ -252,9 +258,18 @@ type PassiveHealth struct {
 	PenaltyHalfLife time.Duration `yaml:"penalty_half_life"`
 }
 
-// Backend is one server listed in the file.
+// Backend is one server listed in the file, or a host name that stands
+// for several.
 type Backend struct {
-	// Address is host:port; its identity within the pool.
+	// Address is host:port, or unix:/absolute/path for a Unix domain
+	// socket (protocol http1 only). An IP address or a socket is one
+	// backend, and the address is its identity within the pool (in
+	// /status, metrics and drains). A host name stands for one backend per
+	// address it resolves to (IPv4 and IPv6), each with its own health
+	// and counters, identified by ip:port and taking this entry's zone,
+	// weight and max_conns; it is resolved again every dns_refresh. A name
+	// that stops resolving keeps its last addresses (the error is logged
+	// and shown in /status); one that never resolved gives no backend.
 	Address string `yaml:"address"`
 	// Zone the backend runs in; required when the proxy has a zone.
 	Zone string `yaml:"zone"`

@@ -2,6 +2,9 @@ package configs
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -206,8 +209,11 @@ func (v *validator) backendSource(p string, pl Pool) {
 		if b.Address == "" {
 			v.add(bp+".address", "missing; want host:port")
 		} else {
-			v.address(bp+".address", b.Address, false)
-			key := strings.ToLower(b.Address)
+			v.backendAddress(bp+".address", b.Address, pl)
+			key := b.Address
+			if !strings.HasPrefix(key, unixPrefix) {
+				key = strings.ToLower(key) // host names are not case-sensitive, paths are
+			}
 			if first, dup := seen[key]; dup {
 				v.add(bp+".address", "%s is already backends[%d]", b.Address, first)
 			}
@@ -221,6 +227,92 @@ func (v *validator) backendSource(p string, pl Pool) {
 		}
 		v.nonNegative(bp+".weight", b.Weight)
 		v.nonNegative(bp+".max_conns", b.MaxConns)
+	}
+	v.namedTLS(p, pl)
+	if pl.DNSRefresh < time.Second {
+		v.add(p+".dns_refresh", "%v is shorter than 1s; names are resolved again at this interval", pl.DNSRefresh)
+	}
+}
+
+// namedTLS checks that a TLS pool whose backends include host names says
+// which name the certificates must carry: a name is dialled at each
+// address it resolves to, so the address gives no name to check. With one
+// name among the backends, tls.server_name defaults to it (defaults.go);
+// with several, it must be written.
+func (v *validator) namedTLS(p string, pl Pool) {
+	if pl.TLS == nil || pl.TLS.ServerName != "" {
+		return
+	}
+	for i, b := range pl.Backends {
+		if name, ok := backendName(b.Address); ok {
+			v.add(p+".tls.server_name", "missing: backends[%d] is the host name %s and another backend names another host; name the certificate to check", i, name)
+			return
+		}
+	}
+}
+
+// oneBackendName returns the host name the backends name, when they name
+// exactly one (IP addresses and sockets aside).
+func oneBackendName(bs []Backend) (string, bool) {
+	name := ""
+	for _, b := range bs {
+		n, ok := backendName(b.Address)
+		if !ok {
+			continue
+		}
+		if name != "" && !strings.EqualFold(n, name) {
+			return "", false
+		}
+		name = n
+	}
+	return name, name != ""
+}
+
+// backendName returns the host of a backend address that is a name, not
+// an IP address or a Unix socket.
+func backendName(addr string) (string, bool) {
+	if strings.HasPrefix(addr, unixPrefix) {
+		return "", false
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return "", false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return "", false
+	}
+	return host, true
+}
+
+// unixPrefix starts a backend address that names a Unix domain socket.
+const unixPrefix = "unix:"
+
+// maxUnixPath is the longest socket path Linux takes: sun_path's 108
+// bytes less the terminating NUL.
+const maxUnixPath = 107
+
+// backendAddress checks a file backend's address: host:port, the host an
+// IP address or a name, or unix: and a socket's absolute path. A socket
+// backend speaks HTTP/1.1 (net/http's HTTP/2 client, which h2 and h2c
+// pools use, keeps no connection it dialled to a socket), and TLS over it
+// needs the name to check, which the address does not give.
+func (v *validator) backendAddress(path, addr string, pl Pool) {
+	sock, ok := strings.CutPrefix(addr, unixPrefix)
+	if !ok {
+		v.address(path, addr, false)
+		return
+	}
+	switch {
+	case !filepath.IsAbs(sock):
+		v.add(path, "%q: the socket's path must be absolute, as in unix:/run/app.sock", addr)
+	case len(sock) > maxUnixPath:
+		v.add(path, "%q: the socket's path has %d bytes, more than the %d a Unix socket address holds", addr, len(sock), maxUnixPath)
+	}
+	if pl.Protocol != ProtocolHTTP1 {
+		v.add(path, "%q: a Unix socket backend needs protocol http1, not %s", addr, pl.Protocol)
+	}
+	if pl.TLS != nil && pl.TLS.ServerName == "" {
+		v.add(path, "%q: TLS over a Unix socket needs tls.server_name: the address has no host name to check", addr)
 	}
 }
 

@@ -5,6 +5,8 @@
 // known set while Consul is unreachable, backs off with jitter, and exposes
 // its sync state for readiness and status pages.
 //
-// Backends listed in the config file need no watcher: cmd/azimuth converts
-// them into specs directly.
+// Backends listed in the config file need no watcher, unless some are host
+// names: a DNSWatcher resolves those every refresh interval into one
+// backend per address and hands the whole set to the same kind of Sink,
+// keeping a name's last addresses while it fails to resolve.
 package discovery

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 )
 
 // ErrUnexpectedStatus is wrapped by a check whose response status is
@@ -22,7 +23,7 @@ func newClient(o ActiveOptions) *http.Client {
 	d := &net.Dialer{Timeout: o.Timeout}
 	tr := &http.Transport{
 		Proxy:                  nil, // checks go straight to the backend
-		DialContext:            d.DialContext,
+		DialContext:            dialer(d),
 		TLSClientConfig:        o.TLSConfig.Clone(),
 		TLSHandshakeTimeout:    o.Timeout,
 		ResponseHeaderTimeout:  o.Timeout,
@@ -66,7 +67,14 @@ const maxBodyRead = 4 << 10
 func probe(ctx context.Context, hc *http.Client, o *ActiveOptions, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	url := urlScheme(o.Scheme) + "://" + addr + o.Path
+	host := addr
+	if path, ok := strings.CutPrefix(addr, unixPrefix); ok {
+		// The socket's path is no host: the URL names localhost and the
+		// dial goes to the socket the context carries.
+		host = "localhost"
+		ctx = context.WithValue(ctx, unixSocketKey{}, path)
+	}
+	url := urlScheme(o.Scheme) + "://" + host + o.Path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("checking health of %s: %w", addr, err)
@@ -89,4 +97,24 @@ func probe(ctx context.Context, hc *http.Client, o *ActiveOptions, addr string) 
 		return fmt.Errorf("checking health of %s: reading body: %w", addr, err)
 	}
 	return nil
+}
+
+// unixPrefix starts the address of a backend on a Unix domain socket,
+// "unix:/run/app.sock", as internal/h1client.UnixPrefix does for the
+// proxy's own connections.
+const unixPrefix = "unix:"
+
+// unixSocketKey is the context key of the socket path a check of a Unix
+// socket backend dials.
+type unixSocketKey struct{}
+
+// dialer is d's DialContext, but a check whose context carries a Unix
+// socket's path (see probe) dials that socket.
+func dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if path, ok := ctx.Value(unixSocketKey{}).(string); ok {
+			return d.DialContext(ctx, "unix", path)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
 }

@@ -24,6 +24,9 @@ type Options struct {
 	Logger *slog.Logger
 	// AccessLog gets a line per request; nil writes none.
 	AccessLog *proxy.AccessLog
+	// Resolver looks up the host names among pools' file backends; nil
+	// uses net.DefaultResolver.
+	Resolver discovery.Resolver
 }
 
 // Instance is one running proxy: the current config, the pools' runtimes,
@@ -56,6 +59,8 @@ type Instance struct {
 	// overrides keeps drains and evacuation in the state file and, with
 	// Consul, shares them with the region's other proxies.
 	overrides *overrides
+	// resolver looks up the names among file backends (Options.Resolver).
+	resolver discovery.Resolver
 
 	reloading sync.Mutex
 
@@ -103,6 +108,7 @@ func New(ctx context.Context, o Options) (*Instance, error) {
 		tlsMetrics:    tm,
 		pools:         map[string]*poolRuntime{},
 		slots:         map[string]*slot{},
+		resolver:      o.Resolver,
 	}
 	i.overrides = newOverrides(i)
 	i.server = proxy.NewServer(ctx, proxy.Options{Logger: logger, Metrics: proxy.NewMetrics(reg), AccessLog: o.AccessLog})

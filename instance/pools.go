@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/azimuthproxy/azimuth/balancer"
 	"github.com/azimuthproxy/azimuth/configs"
@@ -22,9 +23,10 @@ import (
 
 // poolRuntime is what a pool owns beyond its balancer.Pool: the transport
 // to its backends, its health tracker, checker and detector, and its Consul
-// watcher. It outlives reloads that keep the pool; each part is replaced
-// only when its own settings change, so warm connections, health counters
-// and the Consul index survive an edit elsewhere in the file.
+// watcher or the DNS watcher of the host names among its file backends.
+// It outlives reloads that keep the pool; each part is replaced only when
+// its own settings change, so warm connections, health counters and the
+// Consul index survive an edit elsewhere in the file.
 type poolRuntime struct {
 	name     string
 	pool     *balancer.Pool
@@ -43,6 +45,10 @@ type poolRuntime struct {
 	watcherOff  context.CancelFunc
 	consulKey   string
 	staticSpecs []balancer.Spec
+
+	dns     *discovery.DNSWatcher
+	dnsStop func() // cancels the DNS watcher and waits for its goroutine
+	dnsKey  string
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc // ends every goroutine of the pool
@@ -72,7 +78,15 @@ type poolPlan struct {
 	checker   *health.Checker    // active checks the pool did not run before
 	watcher   *discovery.Watcher // a Consul watcher new or with new settings
 	consulKey string
+	dns       *discovery.DNSWatcher // a DNS watcher new or with new backends, resolved once
+	dnsKey    string                // "" when no file backend is a name
 }
+
+// dnsPlanWait bounds the first resolution of a pool's names in a plan:
+// long enough for a resolver that answers, short enough that a dead one
+// does not hold a reload (or a start) for long. Names it misses are
+// resolved again as soon as the watcher runs.
+const dnsPlanWait = 2 * time.Second
 
 // fileHash returns a digest of a file's content, or of its error, so a
 // changed CA or client certificate makes a new transport.
@@ -156,6 +170,11 @@ func (i *Instance) planPool(p *configs.Pool, zone string, consul *api.Client, co
 
 	if p.Consul == nil {
 		plan.staticSpecs = staticSpecs(p)
+		if discovery.HasNames(plan.staticSpecs) {
+			if err := i.planDNS(plan); err != nil {
+				return nil, err
+			}
+		}
 		return plan, nil
 	}
 	if consul == nil {
@@ -176,6 +195,35 @@ func (i *Instance) planPool(p *configs.Pool, zone string, consul *api.Client, co
 	}
 	plan.watcher = w
 	return plan, nil
+}
+
+// planDNS prepares the DNS watcher of a pool whose file backends include
+// host names: the running one if the backends and dns_refresh are the
+// same, else a new one that starts from the running one's addresses and
+// has resolved the names once, so the set the commit gives the pool is
+// known. Its sink applies the drains in force, as a Consul pool's does.
+func (i *Instance) planDNS(plan *poolPlan) error {
+	p, rt := plan.cfg, plan.rt
+	plan.dnsKey = fmt.Sprintf("%#v|%v", plan.staticSpecs, p.DNSRefresh) // %#v: every field, not Spec.String
+	if rt != nil && rt.dns != nil && rt.dnsKey == plan.dnsKey {
+		return nil
+	}
+	var known map[string][]string
+	if rt != nil && rt.dns != nil {
+		known = rt.dns.Known()
+	}
+	w, err := discovery.NewDNSWatcher(discovery.DNSConfig{
+		Pool: p.Name, Backends: plan.staticSpecs, Refresh: p.DNSRefresh, Resolver: i.resolver,
+		Sink: drainSink{plan.bal, i.overrides}, Logger: i.logger, Known: known,
+	})
+	if err != nil {
+		return fmt.Errorf("pool %s: dns: %w", p.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(i.ctx, dnsPlanWait)
+	defer cancel()
+	w.Resolve(ctx)
+	plan.dns = w
+	return nil
 }
 
 // commitPool brings the pool to its plan: the registry's pool takes its
@@ -233,13 +281,21 @@ func (i *Instance) commitActive(rt *poolRuntime, plan *poolPlan) {
 }
 
 // commitDiscovery sets the pool's backends from the file, or starts its
-// new Consul watcher in place of the old one.
+// new Consul or DNS watcher in place of the old one.
 func (i *Instance) commitDiscovery(rt *poolRuntime, plan *poolPlan) {
 	p := plan.cfg
+	if plan.dnsKey == "" {
+		rt.stopDNS()
+	}
 	if p.Consul == nil {
 		if rt.watcher != nil {
 			rt.watcherOff()
 			rt.watcher, rt.watcherOff, rt.consulKey = nil, nil, ""
+		}
+		if plan.dnsKey != "" {
+			rt.staticSpecs = nil // the watcher sets the backends
+			i.commitDNS(rt, plan)
+			return
 		}
 		if !reflect.DeepEqual(plan.staticSpecs, rt.staticSpecs) {
 			rt.pool.Update(plan.staticSpecs)
@@ -262,6 +318,38 @@ func (i *Instance) commitDiscovery(rt *poolRuntime, plan *poolPlan) {
 			i.logger.Error("consul watcher stopped", "pool", p.Name, "error", err)
 		}
 	})
+}
+
+// commitDNS starts the plan's DNS watcher in place of the running one,
+// after the running one has stopped, so that no set of the old one
+// reaches the pool after the new one's. The new one's first set goes to
+// the pool here, before the generation that serves it is published.
+func (i *Instance) commitDNS(rt *poolRuntime, plan *poolPlan) {
+	w := plan.dns
+	if w == nil {
+		return // same backends and refresh: the running watcher goes on
+	}
+	rt.stopDNS()
+	w.Publish()
+	ctx, cancel := context.WithCancel(rt.ctx)
+	done := make(chan struct{})
+	rt.dns, rt.dnsKey = w, plan.dnsKey
+	rt.dnsStop = func() { cancel(); <-done }
+	rt.goRunCtx(ctx, func(ctx context.Context) {
+		defer close(done)
+		if err := w.Run(ctx); err != nil && ctx.Err() == nil {
+			i.logger.Error("dns watcher stopped", "pool", rt.name, "error", err)
+		}
+	})
+}
+
+// stopDNS stops the pool's DNS watcher, if it runs, and waits for it.
+func (rt *poolRuntime) stopDNS() {
+	if rt.dns == nil {
+		return
+	}
+	rt.dnsStop()
+	rt.dns, rt.dnsStop, rt.dnsKey = nil, nil, ""
 }
 
 // stop ends every goroutine of the pool and waits for them.

@@ -56,6 +56,9 @@ type PoolStatus struct {
 	Backends   []BackendStatus  `json:"backends"`
 	Retiring   []string         `json:"retiring,omitempty"`
 	Consul     *discovery.State `json:"consul,omitempty"`
+	// DNS is the pool's backend names and when they last resolved, when
+	// its file backends include names.
+	DNS *discovery.DNSState `json:"dns,omitempty"`
 }
 
 // PerTry is a pool's per-try timeout now: mode auto (learned), fixed or
@@ -167,6 +170,10 @@ func (i *Instance) Status() Status {
 		if rt != nil && rt.watcher != nil {
 			cs := rt.watcher.State()
 			ps.Consul = &cs
+		}
+		if rt != nil && rt.dns != nil {
+			ds := rt.dns.State()
+			ps.DNS = &ds
 		}
 		st.Pools = append(st.Pools, ps)
 	}

@@ -50,6 +50,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,8 +62,10 @@ import (
 // Options shape a Transport's connections. New takes them as they are:
 // every duration and limit must be set.
 type Options struct {
-	// Dial opens a TCP connection to a backend's "host:port"; ctx ends
-	// when the caller's attempt does. Nil means a net.Dialer's.
+	// Dial opens a connection to a backend: network "tcp" and its
+	// "host:port", or "unix" and the path of a "unix:/path" backend (see
+	// UnixPrefix); ctx ends when the caller's attempt does. Nil means a
+	// net.Dialer's.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLS, if not nil, makes connections TLS with these settings, HTTP/1.1
 	// only whatever they offer by ALPN.
@@ -218,9 +221,9 @@ func checkRequest(req *http.Request) error {
 }
 
 // backendAddr is the URL's host with the scheme's default port if it has
-// none.
+// none; a Unix socket's address as it is.
 func backendAddr(u *url.URL) string {
-	if u.Port() != "" {
+	if u.Port() != "" || strings.HasPrefix(u.Host, UnixPrefix) {
 		return u.Host
 	}
 	if u.Scheme == "https" {
@@ -271,7 +274,8 @@ func (t *Transport) dial(a fastpath.Attempt, to target) (*conn, error) {
 
 func (t *Transport) dialContext(ctx context.Context, to target) (*conn, error) {
 	addr := to.addr
-	nc, err := t.o.Dial(ctx, "tcp", addr)
+	network, dialAddr := dialTarget(addr)
+	nc, err := t.o.Dial(ctx, network, dialAddr)
 	if err != nil {
 		return nil, err
 	}
