@@ -54,6 +54,10 @@ type ActiveOptions struct {
 	Scheme string
 	// TLSConfig is used by https and h2; nil means Go's defaults.
 	TLSConfig *tls.Config
+	// ProxyHeader, when set, is written first on every check's connection,
+	// before TLS: a PROXY protocol LOCAL header for backends that require
+	// one from the proxy (a pool with send_proxy_protocol).
+	ProxyHeader []byte
 	// MaxConcurrent bounds checks in flight; 0 means DefaultMaxConcurrent.
 	MaxConcurrent int
 }

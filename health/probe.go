@@ -23,7 +23,7 @@ func newClient(o ActiveOptions) *http.Client {
 	d := &net.Dialer{Timeout: o.Timeout}
 	tr := &http.Transport{
 		Proxy:                  nil, // checks go straight to the backend
-		DialContext:            dialer(d),
+		DialContext:            withHeader(dialer(d), o.ProxyHeader),
 		TLSClientConfig:        o.TLSConfig.Clone(),
 		TLSHandshakeTimeout:    o.Timeout,
 		ResponseHeaderTimeout:  o.Timeout,
@@ -110,6 +110,25 @@ type unixSocketKey struct{}
 
 // dialer is d's DialContext, but a check whose context carries a Unix
 // socket's path (see probe) dials that socket.
+// withHeader makes dial write header first on each connection it makes;
+// nil leaves dial as it is.
+func withHeader(dial func(context.Context, string, string) (net.Conn, error), header []byte) func(context.Context, string, string) (net.Conn, error) {
+	if len(header) == 0 {
+		return dial
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Write(header); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("writing the PROXY header: %w", err)
+		}
+		return c, nil
+	}
+}
+
 func dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if path, ok := ctx.Value(unixSocketKey{}).(string); ok {

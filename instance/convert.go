@@ -7,6 +7,7 @@ import (
 	"github.com/azimuthproxy/azimuth/configs"
 	"github.com/azimuthproxy/azimuth/discovery"
 	"github.com/azimuthproxy/azimuth/health"
+	"github.com/azimuthproxy/azimuth/internal/proxyproto"
 	"github.com/azimuthproxy/azimuth/proxy"
 	edgetls "github.com/azimuthproxy/azimuth/tls"
 )
@@ -139,6 +140,12 @@ func activeOptions(p *configs.Pool) (health.ActiveOptions, bool) {
 		// as often (HAProxy's fastinter), so a hung backend goes down within
 		// about interval + (fall-1)*interval/2 + timeout.
 		FastInterval: a.Interval / 2,
+	}
+	switch p.SendProxyProtocol {
+	case "v1":
+		o.ProxyHeader = proxyproto.Header{Local: true}.AppendV1(nil)
+	case "v2":
+		o.ProxyHeader = proxyproto.Header{Local: true}.AppendV2(nil)
 	}
 	switch {
 	case p.Protocol == configs.ProtocolH2C:

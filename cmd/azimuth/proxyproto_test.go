@@ -79,11 +79,18 @@ listeners:
 pools:
   - name: web
     send_proxy_protocol: v2
+    health: { active: { path: /, interval: 200ms, timeout: 100ms, rise: 1 } }
     backends: [ { address: %s } ]
 `, port, be)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, _, listener := overridesStart(t, path)
+	_, admin, listener := overridesStart(t, path)
+	// The backend takes only connections that begin with a PROXY header:
+	// the checks send a LOCAL one, and it stays up.
+	time.Sleep(600 * time.Millisecond) // three check intervals; a failing check would take it down
+	if st := reloadGetStatus(t, admin); len(st.Pools) != 1 || len(st.Pools[0].Backends) != 1 || st.Pools[0].Backends[0].State != "up" {
+		t.Fatalf("the backend behind send_proxy_protocol, checked: %+v", st.Pools)
+	}
 
 	// HAProxy in front, on 127.0.0.1, sending version 2.
 	front := reloadFreePort(t)

@@ -103,7 +103,10 @@ type target struct {
 type Transport struct {
 	o    Options
 	mu   sync.Mutex
-	idle map[string][]*conn // per address, most recently used last
+	idle map[string][]*conn // per key (see target), most recently used last
+	// idleBy counts the idle connections per backend address, across
+	// keys: MaxIdlePerBackend holds per backend.
+	idleBy map[string]int
 }
 
 var _ fastpath.AttemptSender = (*Transport)(nil)
@@ -113,7 +116,7 @@ func New(o Options) *Transport {
 	if o.Dial == nil {
 		o.Dial = (&net.Dialer{}).DialContext
 	}
-	return &Transport{o: o, idle: map[string][]*conn{}}
+	return &Transport{o: o, idle: map[string][]*conn{}, idleBy: map[string]int{}}
 }
 
 // ErrAttemptEnded fails an exchange whose attempt ended before it could
@@ -328,8 +331,30 @@ func (t *Transport) takeIdle(addr string) *conn {
 	c := list[len(list)-1]
 	list[len(list)-1] = nil
 	t.idle[addr] = list[:len(list)-1]
+	t.forget(addr)
 	c.idleTimer.Stop() // if it fired, expire finds c gone and leaves it
 	return c
+}
+
+// backendOf is the backend address of an idle pool's key (see target).
+func backendOf(key string) string {
+	addr, _, _ := strings.Cut(key, "\x00")
+	return addr
+}
+
+// forget counts one idle connection of key gone, and drops a client's key
+// (PROXY headers) once it has none, so keys do not outlive their
+// connections. The caller holds t.mu.
+func (t *Transport) forget(key string) {
+	b := backendOf(key)
+	if t.idleBy[b]--; t.idleBy[b] <= 0 {
+		delete(t.idleBy, b)
+	}
+	if key != b && len(t.idle[key]) == 0 {
+		// A backend's own key keeps its empty list: the next put reuses
+		// it without allocating.
+		delete(t.idle, key)
+	}
 }
 
 // putIdle keeps c for the next request to its backend, or closes it when
@@ -337,13 +362,16 @@ func (t *Transport) takeIdle(addr string) *conn {
 func (t *Transport) putIdle(c *conn) {
 	c.reused = false
 	t.mu.Lock()
-	list := t.idle[c.addr]
-	if len(list) >= t.o.MaxIdlePerBackend {
+	// Counted per backend, whatever the keys: with PROXY headers a
+	// backend has a key per client connection.
+	b := backendOf(c.addr)
+	if t.idleBy[b] >= t.o.MaxIdlePerBackend {
 		t.mu.Unlock()
 		_ = c.nc.Close()
 		return
 	}
-	t.idle[c.addr] = append(list, c)
+	t.idleBy[b]++
+	t.idle[c.addr] = append(t.idle[c.addr], c)
 	if c.idleTimer == nil {
 		c.idleTimer = time.AfterFunc(t.o.IdleTimeout, c.expire)
 	} else {
@@ -361,9 +389,7 @@ func (t *Transport) removeIdle(c *conn) bool {
 	for i, ic := range list {
 		if ic == c {
 			t.idle[c.addr] = append(list[:i], list[i+1:]...)
-			if len(t.idle[c.addr]) == 0 {
-				delete(t.idle, c.addr)
-			}
+			t.forget(c.addr)
 			return true
 		}
 	}
@@ -375,7 +401,7 @@ func (t *Transport) removeIdle(c *conn) bool {
 func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
-	t.idle = map[string][]*conn{}
+	t.idle, t.idleBy = map[string][]*conn{}, map[string]int{}
 	t.mu.Unlock()
 	for _, list := range idle {
 		for _, c := range list {

@@ -2,11 +2,13 @@ package h1client
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -346,4 +348,75 @@ func TestFirstSendNotToABackendTakenOut(t *testing.T) {
 		t.Fatalf("a send on a kept connection: %v", err)
 	}
 	_ = resp.Body.Close()
+}
+
+// With PROXY headers a backend has an idle key per client: the idle
+// connections stay within MaxIdlePerBackend across keys, and a key goes
+// with its last connection.
+func TestIdlePerBackendAcrossProxyKeys(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	// The test server reads no PROXY header: the "header" varies by
+	// client and the dialled connection drops it (discardFirst).
+	tr := New(Options{
+		HandshakeTimeout: time.Second, MaxIdlePerBackend: 2, IdleTimeout: time.Minute,
+		MaxHeadBytes: 1 << 20, ExpectContinueTimeout: time.Second,
+		ProxyHeader: func(r *http.Request) []byte { return []byte(r.Header.Get("X-Client")) },
+	})
+	defer tr.CloseIdleConnections()
+	tr.o.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &discardFirst{Conn: c}, nil
+	}
+	for i := range 5 {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.Header.Set("X-Client", "client-"+strconv.Itoa(i))
+		resp, err := tr.Send(req, &testAttempt{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	tr.mu.Lock()
+	keys, idle := len(tr.idle), 0
+	for _, l := range tr.idle {
+		idle += len(l)
+	}
+	tr.mu.Unlock()
+	if idle != 2 || keys != 2 {
+		t.Errorf("%d idle connections under %d keys, want 2 under 2 (MaxIdlePerBackend across keys)", idle, keys)
+	}
+	// A client's request takes its connection, and its key goes with it.
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("X-Client", "client-0")
+	resp, err := tr.Send(req, &testAttempt{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if n := tr.idleBy[strings.TrimPrefix(srv.URL, "http://")]; n != 2 {
+		t.Errorf("idle count %d, want 2", n)
+	}
+}
+
+// discardFirst drops the PROXY "header" a test writes first (the test
+// server reads none).
+type discardFirst struct {
+	net.Conn
+	done bool
+}
+
+func (d *discardFirst) Write(b []byte) (int, error) {
+	if !d.done {
+		d.done = true
+		return len(b), nil
+	}
+	return d.Conn.Write(b)
 }
