@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"net/url"
 	"strings"
@@ -119,14 +118,16 @@ func (s *SharedOverrides) Delete(ctx context.Context, k OverrideKey) error {
 }
 
 // Watch follows the prefix until ctx ends, calling apply with every
-// override in force after the first answer and after each change. While
-// the agent cannot be reached it retries (250ms, doubling to 1s) and calls
-// nothing: the overrides applied last stay in force. It returns ctx's
-// error.
+// override in force after each answer of the agent (the first, then one
+// per change of the prefix, or one per wait without a change). Every
+// answer goes to apply, unchanged ones too: the caller may have applied
+// an override of its own since (an admin call), and a key set and
+// deleted between two answers must still clear it. While the agent cannot
+// be reached it retries (250ms, doubling to 1s) and calls nothing: the
+// overrides applied last stay in force. It returns ctx's error.
 func (s *SharedOverrides) Watch(ctx context.Context, apply func(Overrides)) error {
 	var (
 		index     uint64
-		last      Overrides
 		errsInRow int
 	)
 	for {
@@ -153,10 +154,7 @@ func (s *SharedOverrides) Watch(ctx context.Context, apply func(Overrides)) erro
 			errsInRow = 0
 		}
 		index = next
-		if last == nil || !maps.Equal(o, last) {
-			last = o
-			apply(o.Clone())
-		}
+		apply(o)
 		// Rate limit: a prefix that changes all the time cannot make the
 		// loop spin.
 		if !sleep(ctx, s.timing.MinInterval) {

@@ -114,9 +114,17 @@ func TestSharedOverridesThroughConsul(t *testing.T) {
 		t.Fatalf("first answer %v, want none in force", o)
 	}
 
-	// Keys it does not own are left alone.
+	// Keys it does not own are left alone, but their change is an answer,
+	// and every answer goes to apply, unchanged ones too: the caller may
+	// have applied an override since that the answer must undo.
+	calls := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	before := calls()
 	if _, err := agent.Client().KV().Put(&api.KVPair{Key: "region-x/overrides/notes/why", Value: []byte("x")}, nil); err != nil {
 		t.Fatal(err)
+	}
+	testwait.Until(t, 5*time.Second, "the unchanged answer to reach apply", func() bool { return calls() > before })
+	if o := latest(); len(o) != 0 {
+		t.Fatalf("a key of another shape became an override: %v", o)
 	}
 	zone := OverrideKey{Kind: ZoneDrain, Pool: "web", Name: "a"}
 	backend := OverrideKey{Kind: BackendDrain, Pool: "web", Name: "127.0.1.5:8080"}

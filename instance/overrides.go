@@ -24,11 +24,11 @@ const keepTimeout = 5 * time.Second
 // overrides keeps the operator's drains, enables and evacuation beyond
 // the process's memory. Without Consul sharing, an admin call changes
 // inForce and the state file. With it, an admin call writes Consul's KV
-// store (then applies here at once), and only the watch changes inForce:
-// it applies what the region's KV holds, as a diff against what it
-// applied last, and keeps that in the state file for a start while the
-// agent is away. A change that could not be written to Consul applies to
-// this proxy only, and the next KV change to the same key decides.
+// store, then inForce and this proxy; the watch applies every answer of
+// the region's KV as a diff against inForce, and keeps it in the state
+// file for a start while the agent is away. A change that could not be
+// written to Consul applies to this proxy only (not in inForce), and the
+// next KV change to the same key decides.
 //
 // inForce is applied again after every commit (new pools, backends back
 // in the file) and after every Consul set of a pool (a drained backend
@@ -244,8 +244,18 @@ func (o *overrides) keep(ctx context.Context, k discovery.OverrideKey, on bool, 
 		err = shared.Delete(ctx, k)
 	}
 	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err == nil {
+		// What Consul now holds is in force here too: the watch's next
+		// answer, which may come after the key changed again (set and
+		// deleted between two answers), is compared with it.
+		if on {
+			o.inForce[k] = m
+		} else {
+			delete(o.inForce, k)
+		}
+	}
 	apply()
-	o.mu.Unlock()
 	return err
 }
 
