@@ -141,8 +141,12 @@ func TestSendAgainOnceOnANewConnection(t *testing.T) {
 		once    sync.Once
 		conns   sync.WaitGroup
 	)
-	defer conns.Wait()
+	// The listener closes and its accept loop ends before conns is
+	// waited on: an Add beside the Wait would be a race.
+	accepting := make(chan struct{})
+	defer func() { _ = ln.Close(); <-accepting; conns.Wait() }()
 	go func() {
+		defer close(accepting)
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
@@ -232,8 +236,12 @@ func TestSendAgainNotToABackendTakenOut(t *testing.T) {
 	t.Cleanup(func() { _ = ln.Close() })
 	var heads, served atomic.Int32
 	var conns sync.WaitGroup
-	defer conns.Wait()
+	// The listener closes and its accept loop ends before conns is
+	// waited on: an Add beside the Wait would be a race.
+	accepting := make(chan struct{})
+	defer func() { _ = ln.Close(); <-accepting; conns.Wait() }()
 	go func() {
+		defer close(accepting)
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
@@ -297,8 +305,12 @@ func TestFirstSendNotToABackendTakenOut(t *testing.T) {
 	t.Cleanup(func() { _ = ln.Close() })
 	var heads atomic.Int32
 	var conns sync.WaitGroup
-	defer conns.Wait()
+	// The listener closes and its accept loop ends before conns is
+	// waited on: an Add beside the Wait would be a race.
+	accepting := make(chan struct{})
+	defer func() { _ = ln.Close(); <-accepting; conns.Wait() }()
 	go func() {
+		defer close(accepting)
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
