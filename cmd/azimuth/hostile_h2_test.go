@@ -241,8 +241,16 @@ func TestHostileH2Frames(t *testing.T) {
 			// malformed one may reach the backend, but never whole: its
 			// connection breaks with the client's stream.
 			seen := hostileWhole(f.rec.requests()[before:])
-			if tc.declared != "" && len(seen) == 2 && seen[0].body == tc.declared {
-				seen = seen[1:] // cut at its declared length
+			if tc.declared != "" && len(seen) == 2 {
+				// Cut at its declared length, the POST is a whole request
+				// to the backend, and its body may end there after /next
+				// went through.
+				for i, r := range seen {
+					if r.body == tc.declared && strings.HasPrefix(r.raw, "POST ") {
+						seen = append(seen[:i:i], seen[i+1:]...)
+						break
+					}
+				}
 			}
 			if len(seen) != forwarded+1 || !strings.HasPrefix(seen[len(seen)-1].raw, "GET /next ") {
 				for _, r := range seen {
