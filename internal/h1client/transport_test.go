@@ -16,6 +16,35 @@ import (
 	"time"
 )
 
+// rawBackend serves each connection to a loopback listener with serve,
+// on a goroutine of its own, and closes it after; the test's cleanup
+// closes the listener, ends its accept loop, then waits for the
+// connections (an Add beside the Wait would be a race).
+func rawBackend(t *testing.T, serve func(nc net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	accepting := make(chan struct{})
+	t.Cleanup(func() { _ = ln.Close(); <-accepting; conns.Wait() })
+	go func() {
+		defer close(accepting)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer func() { _ = nc.Close() }()
+				serve(nc)
+			})
+		}
+	}()
+	return ln.Addr().String()
+}
+
 // testAttempt is a fastpath.Attempt that a test ends.
 type testAttempt struct {
 	mu    sync.Mutex
@@ -127,11 +156,6 @@ func TestSendEndsWithTheAttempt(t *testing.T) {
 // backend holds: however many connections a backend drops at once, it
 // sees the request at most twice.
 func TestSendAgainOnceOnANewConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	const warm = 4
 	var (
 		heads   atomic.Int32 // requests the backend read
@@ -139,46 +163,28 @@ func TestSendAgainOnceOnANewConnection(t *testing.T) {
 		dropped atomic.Bool // from now on a request is read and its connection closed
 		allIn   = make(chan struct{})
 		once    sync.Once
-		conns   sync.WaitGroup
 	)
-	// The listener closes and its accept loop ends before conns is
-	// waited on: an Add beside the Wait would be a race.
-	accepting := make(chan struct{})
-	defer func() { _ = ln.Close(); <-accepting; conns.Wait() }()
-	go func() {
-		defer close(accepting)
+	addr := rawBackend(t, func(nc net.Conn) {
+		dials.Add(1)
+		br := bufio.NewReader(nc)
 		for {
-			nc, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			dials.Add(1)
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				defer func() { _ = nc.Close() }()
-				br := bufio.NewReader(nc)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if heads.Add(1) == warm {
-						once.Do(func() { close(allIn) })
-					}
-					if dropped.Load() {
-						return // as a backend restarting between requests
-					}
-					<-allIn
-					if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-						return
-					}
-				}
-			}()
+			_, _ = io.Copy(io.Discard, req.Body)
+			if heads.Add(1) == warm {
+				once.Do(func() { close(allIn) })
+			}
+			if dropped.Load() {
+				return // as a backend restarting between requests
+			}
+			<-allIn
+			if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
 		}
-	}()
-	addr := ln.Addr().String()
+	})
 	tr := newTestTransport() // keeps up to 4 idle connections per backend
 	defer tr.CloseIdleConnections()
 
@@ -229,45 +235,22 @@ func (a *outAfterFirst) SendAgain() bool { return a.asked.Add(1) == 1 && a.Clear
 // A resend whose backend was taken out while its connection was being
 // made is not sent: the caller's attempt loop sends it elsewhere.
 func TestSendAgainNotToABackendTakenOut(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	var heads, served atomic.Int32
-	var conns sync.WaitGroup
-	// The listener closes and its accept loop ends before conns is
-	// waited on: an Add beside the Wait would be a race.
-	accepting := make(chan struct{})
-	defer func() { _ = ln.Close(); <-accepting; conns.Wait() }()
-	go func() {
-		defer close(accepting)
+	addr := rawBackend(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
 		for {
-			nc, err := ln.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				defer func() { _ = nc.Close() }()
-				br := bufio.NewReader(nc)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					heads.Add(1)
-					if served.Add(1) > 1 {
-						return // drops every request after the first
-					}
-					if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-						return
-					}
-				}
-			}()
+			heads.Add(1)
+			if served.Add(1) > 1 {
+				return // drops every request after the first
+			}
+			if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
 		}
-	}()
-	addr := ln.Addr().String()
+	})
 	tr := newTestTransport()
 	defer tr.CloseIdleConnections()
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
@@ -298,42 +281,19 @@ func (a *outAttempt) SendAgain() bool { return false }
 // gets ErrBackendOut (a request on a kept connection, made before, is
 // not affected).
 func TestFirstSendNotToABackendTakenOut(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
 	var heads atomic.Int32
-	var conns sync.WaitGroup
-	// The listener closes and its accept loop ends before conns is
-	// waited on: an Add beside the Wait would be a race.
-	accepting := make(chan struct{})
-	defer func() { _ = ln.Close(); <-accepting; conns.Wait() }()
-	go func() {
-		defer close(accepting)
+	addr := rawBackend(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
 		for {
-			nc, err := ln.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				defer func() { _ = nc.Close() }()
-				br := bufio.NewReader(nc)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					heads.Add(1)
-					if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-						return
-					}
-				}
-			}()
+			heads.Add(1)
+			if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
 		}
-	}()
-	addr := ln.Addr().String()
+	})
 	tr := newTestTransport()
 	defer tr.CloseIdleConnections()
 	req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader("body"))
