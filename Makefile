@@ -8,7 +8,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 BIN         := bin
 
-.PHONY: all build test lint consul demo image vulncheck clean fuzz soak
+.PHONY: all build test lint consul pebble demo image vulncheck clean fuzz soak
 
 all: build
 
@@ -29,6 +29,10 @@ lint:
 consul:
 	@tools/consul/build.sh >/dev/null
 
+## pebble: build the ACME test CA the tests start (cached outside the repo)
+pebble:
+	@tools/pebble/build.sh >/dev/null
+
 # ZONE_SUITE is the zone-failure suite: high load against real processes,
 # run on its own after the rest so that no other package's tests share its
 # cores and bend its latency numbers.
@@ -44,8 +48,9 @@ deps:
 ## test: lint, then every test with the race detector (the zone-failure
 ## suite on its own, last), and internal/sockio without it (its system
 ## calls differ under the detector)
-test: deps lint consul
-	AZIMUTH_CONSUL_BIN=$$(tools/consul/build.sh) $(GO) test -race -timeout 20m -skip '$(ZONE_SUITE)' ./...
+test: deps lint consul pebble
+	AZIMUTH_CONSUL_BIN=$$(tools/consul/build.sh) AZIMUTH_PEBBLE_BIN=$$(tools/pebble/build.sh) \
+		$(GO) test -race -timeout 20m -skip '$(ZONE_SUITE)' ./...
 	$(GO) test -race -count=1 -timeout 20m -run '$(ZONE_SUITE)' ./cmd/azload
 	$(GO) test -count=1 ./internal/sockio
 
