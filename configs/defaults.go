@@ -13,6 +13,13 @@ import (
 const (
 	DefaultAdminAddress  = "127.0.0.1:9901"
 	DefaultConsulAddress = "127.0.0.1:8500"
+	// DefaultACMEDirectory is Let's Encrypt's production ACME directory.
+	DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+	// DefaultACMEPrefix is the Consul KV prefix of shared ACME storage.
+	DefaultACMEPrefix = "azimuth/acme/"
+	// DefaultACMECheckInterval is how often certificates are checked for
+	// renewal.
+	DefaultACMECheckInterval = 10 * time.Minute
 	// DefaultOverridesPrefix is the Consul KV prefix of shared overrides.
 	DefaultOverridesPrefix = "azimuth/overrides/"
 	DefaultClientSubject   = "X-Client-Subject"
@@ -80,6 +87,9 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 			def(d, p+".tls.min_version", &l.TLS.MinVersion, TLSVersion12)
 			def(d, p+".tls.client_auth", &l.TLS.ClientAuth, ClientAuthNone)
 			def(d, p+".tls.client_subject_header", &l.TLS.ClientSubjectHeader, DefaultClientSubject)
+			if a := l.TLS.ACME; a != nil {
+				acmeDefaults(d, c, p+".tls.acme", a, state, getenv)
+			}
 		}
 		lp := p + ".limits"
 		def(d, lp+".read_header_timeout", &l.Limits.ReadHeaderTimeout, 10*time.Second)
@@ -150,5 +160,29 @@ func applyDefaults(c *Config, ix *index, getenv func(string) string) {
 			}
 		}
 		def(d, p+".max_idle_conns_per_backend", &pl.MaxIdleConnsPerBackend, DefaultMaxIdleConns)
+	}
+}
+
+// acmeDefaults fills a listener's acme block. Challenges default to both
+// kinds when a plain listener can answer HTTP-01.
+func acmeDefaults(d defaulter, c *Config, p string, a *ACME, state string, getenv func(string) string) {
+	def(d, p+".directory", &a.Directory, DefaultACMEDirectory)
+	def(d, p+".check_interval", &a.CheckInterval, DefaultACMECheckInterval)
+	challenges := []string{ChallengeTLSALPN01}
+	for _, l := range c.Listeners {
+		if l.TLS == nil {
+			challenges = []string{ChallengeHTTP01, ChallengeTLSALPN01}
+			break
+		}
+	}
+	def(d, p+".challenges", &a.Challenges, challenges)
+	switch {
+	case state != "":
+		def(d, p+".storage", &a.Storage, filepath.Join(state, "acme"))
+	case getenv("HOME") != "":
+		def(d, p+".storage", &a.Storage, filepath.Join(getenv("HOME"), ".local", "share", "azimuth", "acme"))
+	}
+	if c.Consul != nil {
+		def(d, p+".consul_prefix", &a.ConsulPrefix, DefaultACMEPrefix)
 	}
 }

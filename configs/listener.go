@@ -70,8 +70,13 @@ func parsePrefix(s string) (netip.Prefix, bool) {
 // ListenerTLS is TLS termination on a listener.
 type ListenerTLS struct {
 	// Certificates are served by SNI; the first is the fallback when no
-	// name matches. At least one.
+	// name matches. At least one, unless acme manages the names.
 	Certificates []Certificate `yaml:"certificates"`
+	// ACME, when set, obtains and renews certificates for its names from
+	// an ACME CA (Let's Encrypt by default). A name it manages is served
+	// its managed certificate once obtained; every other name, and a
+	// managed one until then, is served from certificates.
+	ACME *ACME `yaml:"acme"`
 	// HTTP3 also serves HTTP/3 over QUIC on the same port (UDP) and
 	// advertises it with Alt-Svc.
 	HTTP3 bool `yaml:"http3"`
@@ -88,6 +93,51 @@ type ListenerTLS struct {
 	// Default X-Client-Subject.
 	ClientSubjectHeader string `yaml:"client_subject_header"`
 }
+
+// ACME is a listener's automatic certificates (RFC 8555).
+type ACME struct {
+	// Names are the DNS names to obtain certificates for, one certificate
+	// each. Every name must reach this listener (TLS-ALPN-01) or a plain
+	// listener of this proxy on port 80 (HTTP-01) from the CA.
+	Names []string `yaml:"names"`
+	// Directory is the CA's ACME directory URL; default Let's Encrypt's
+	// production directory.
+	Directory string `yaml:"directory"`
+	// Email is the contact address of the ACME account (expiry notices);
+	// optional.
+	Email string `yaml:"email"`
+	// DirectoryCAFile is a PEM bundle of CAs that sign the directory's
+	// HTTPS certificate, for a private CA; default the system's roots.
+	DirectoryCAFile string `yaml:"directory_ca_file"`
+	// Challenges are the challenge types offered: http-01 (answered on
+	// the proxy's plain listeners) and tls-alpn-01 (answered on this
+	// listener). Default both when the config has a plain listener, else
+	// tls-alpn-01.
+	Challenges []string `yaml:"challenges"`
+	// Storage is a directory for the account, keys and certificates when
+	// the config has no consul block (or consul_prefix is "off"); with
+	// Consul, it keeps a copy of the certificates, served when a proxy
+	// starts while the agent cannot be reached. Default
+	// $STATE_DIRECTORY/acme when STATE_DIRECTORY is set (systemd's
+	// StateDirectory=; the container image sets it), else
+	// $HOME/.local/share/azimuth/acme.
+	Storage string `yaml:"storage"`
+	// ConsulPrefix is the KV prefix under which the proxies sharing a
+	// Consul agent keep one account, one certificate per name and their
+	// locks, so that only one of them orders or renews a certificate and
+	// all serve it. Default azimuth/acme/; "off" keeps them in storage.
+	ConsulPrefix string `yaml:"consul_prefix"`
+	// CheckInterval is how often the certificates are checked for renewal
+	// (they are renewed in the last third of their lifetime, or in the
+	// window the CA suggests). Default 10m.
+	CheckInterval time.Duration `yaml:"check_interval"`
+}
+
+// ACME challenge types.
+const (
+	ChallengeHTTP01    = "http-01"
+	ChallengeTLSALPN01 = "tls-alpn-01"
+)
 
 // Certificate is one certificate chain and its key, both PEM files,
 // reloaded when they change.

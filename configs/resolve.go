@@ -37,6 +37,10 @@ func resolvePaths(c *Config, dir string) {
 				abs(&t.Certificates[j].KeyFile)
 			}
 			abs(&t.ClientCAFile)
+			if a := t.ACME; a != nil {
+				abs(&a.DirectoryCAFile)
+				abs(&a.Storage)
+			}
 		}
 	}
 	for i := range c.Pools {

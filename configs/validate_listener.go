@@ -3,8 +3,12 @@ package configs
 import (
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
+	"net/url"
+	"os"
 	"strings"
+	"time"
 )
 
 func (v *validator) listeners() {
@@ -82,8 +86,11 @@ func overlaps(a, b string) bool {
 }
 
 func (v *validator) listenerTLS(p string, t *ListenerTLS) {
-	if len(t.Certificates) == 0 {
-		v.add(p+".certificates", "at least one certificate is needed")
+	if len(t.Certificates) == 0 && t.ACME == nil {
+		v.add(p+".certificates", "at least one certificate is needed, or an acme block")
+	}
+	if t.ACME != nil {
+		v.acme(p+".acme", t.ACME)
 	}
 	for i, cert := range t.Certificates {
 		cp := fmt.Sprintf("%s.certificates[%d]", p, i)
@@ -107,6 +114,70 @@ func (v *validator) listenerTLS(p string, t *ListenerTLS) {
 	v.file(p+".client_ca_file", t.ClientCAFile)
 	if !validHeaderName(t.ClientSubjectHeader) {
 		v.add(p+".client_subject_header", "%q is not a valid header name", t.ClientSubjectHeader)
+	}
+}
+
+func (v *validator) acme(p string, a *ACME) {
+	if len(a.Names) == 0 {
+		v.add(p+".names", "at least one DNS name to obtain a certificate for")
+	}
+	seen := map[string]int{}
+	for i, n := range a.Names {
+		np := fmt.Sprintf("%s.names[%d]", p, i)
+		key := strings.ToLower(strings.TrimSuffix(n, "."))
+		switch {
+		case strings.HasPrefix(n, "*"):
+			v.add(np, "%q: a wildcard needs the DNS-01 challenge, which Azimuth does not answer; list the names", n)
+		case net.ParseIP(n) != nil:
+			v.add(np, "%q: an IP address; ACME names here are DNS names", n)
+		case !validHostname(n) || !strings.Contains(key, "."):
+			v.add(np, "%q is not a fully qualified DNS name", n)
+		default:
+			if j, dup := seen[key]; dup {
+				v.add(np, "%q is also names[%d]", n, j)
+			}
+			seen[key] = i
+		}
+	}
+	if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.add(p+".directory", "%q: want the CA's https:// directory URL", a.Directory)
+	}
+	if a.Email != "" {
+		if _, err := mail.ParseAddress(a.Email); err != nil || strings.ContainsAny(a.Email, "<> ") {
+			v.add(p+".email", "%q is not an email address", a.Email)
+		}
+	}
+	v.file(p+".directory_ca_file", a.DirectoryCAFile)
+	if len(a.Challenges) == 0 {
+		v.add(p+".challenges", "at least one of %s, %s", ChallengeHTTP01, ChallengeTLSALPN01)
+	}
+	plain := false
+	for _, l := range v.c.Listeners {
+		plain = plain || l.TLS == nil
+	}
+	for i, c := range a.Challenges {
+		cp := fmt.Sprintf("%s.challenges[%d]", p, i)
+		oneOf(v, cp, c, ChallengeHTTP01, ChallengeTLSALPN01)
+		if c == ChallengeHTTP01 && !plain {
+			v.add(cp, "http-01 is answered on a plain listener, and the config has none")
+		}
+	}
+	if a.CheckInterval < time.Second {
+		v.add(p+".check_interval", "%s: at least 1s", a.CheckInterval)
+	}
+	switch {
+	case a.ConsulPrefix != "" && v.c.Consul == nil:
+		v.add(p+".consul_prefix", "needs a consul block: the certificates are shared through its agent")
+	case strings.HasPrefix(a.ConsulPrefix, "/"):
+		v.add(p+".consul_prefix", "%q: a Consul KV prefix does not start with /", a.ConsulPrefix)
+	}
+	if (a.ConsulPrefix == "" || a.ConsulPrefix == OverridesNotShared) && a.Storage == "" {
+		v.add(p+".storage", "missing, and neither STATE_DIRECTORY nor HOME is set to place it")
+	}
+	if a.Storage != "" {
+		if fi, err := os.Stat(a.Storage); err == nil && !fi.IsDir() {
+			v.add(p+".storage", "%s is not a directory", a.Storage)
+		}
 	}
 }
 

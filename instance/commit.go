@@ -45,6 +45,7 @@ func (i *Instance) Commit(p *Plan) {
 		p.next[l.Address].name = l.Name
 		p.next[l.Address].handler.set(i.listenerHandler(l, cfg, p.next))
 	}
+	i.commitACME(p)
 	for _, s := range p.opened {
 		s.serve()
 	}
@@ -80,6 +81,7 @@ func (i *Instance) discard(p *Plan) {
 	for _, s := range p.opened {
 		s.close()
 	}
+	discardACME(p)
 	if p.gen != nil {
 		i.server.Discard(p.gen)
 	}
@@ -95,7 +97,10 @@ func (i *Instance) listenerHandler(l *configs.Listener, cfg *configs.Config, slo
 				port = slots[other.Address].port()
 			}
 		}
-		return edgetls.RedirectHTTPS(port)
+		return i.plainHandler(cfg, edgetls.RedirectHTTPS(port))
+	}
+	if l.TLS == nil {
+		return i.plainHandler(cfg, i.server.Handler(l.Name))
 	}
 	return i.server.Handler(l.Name)
 }
@@ -125,4 +130,15 @@ func (i *Instance) logChanges(cfg *configs.Config, pools map[string]*poolRuntime
 	}
 	i.logger.Info("config applied", "source", cfg.Source, "hash", cfg.Hash,
 		"pools_added", added, "pools_removed", removed, "listeners_opened", lAdded, "listeners_closed", lRemoved)
+}
+
+// plainHandler is h, in front of which a plain listener answers the ACME
+// HTTP-01 challenges when a listener of cfg offers them.
+func (i *Instance) plainHandler(cfg *configs.Config, h http.Handler) http.Handler {
+	for _, l := range cfg.Listeners {
+		if l.TLS != nil && l.TLS.ACME != nil && slices.Contains(l.TLS.ACME.Challenges, configs.ChallengeHTTP01) {
+			return i.acmeChallenges(h)
+		}
+	}
+	return h
 }

@@ -54,6 +54,7 @@ func (i *Instance) stopAll(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	stopACME(slots)
 	i.bg.Wait()
 	for _, rt := range pools {
 		rt.stop()

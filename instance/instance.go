@@ -14,6 +14,7 @@ import (
 	"github.com/azimuthproxy/azimuth/health"
 	"github.com/azimuthproxy/azimuth/proxy"
 	edgetls "github.com/azimuthproxy/azimuth/tls"
+	"github.com/azimuthproxy/azimuth/tls/acme"
 	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,7 +48,11 @@ type Instance struct {
 	server        *proxy.Server
 	healthMetrics *health.Metrics
 	tlsMetrics    *edgetls.Metrics
-	reloads       *reloadMetrics
+	acmeMetrics   *acme.Metrics
+	// acmeHTTP are the ACME managers in force that answer HTTP-01
+	// challenges on the plain listeners.
+	acmeHTTP atomic.Pointer[[]*acme.Manager]
+	reloads  *reloadMetrics
 
 	current  atomic.Pointer[configs.Config]
 	loadedAt atomic.Pointer[time.Time]
@@ -101,8 +106,13 @@ func New(ctx context.Context, o Options) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	am, err := acme.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	i := &Instance{
 		ctx: ctx, logger: logger, reg: reg, started: time.Now(),
+		acmeMetrics:   am,
 		registry:      balancer.NewRegistry(),
 		healthMetrics: hm,
 		tlsMetrics:    tm,

@@ -40,6 +40,7 @@ type slot struct {
 	binding string // settings that need a new socket when they change
 	handler swapHandler
 	source  *edgetls.Source // TLS listeners only
+	acme    *acmeRef        // TLS listeners with an acme block only
 	tlsSrv  *edgetls.Server
 	plain   *h1server.Server
 	sock    *net.TCPListener   // a plain listener's socket, shared with its successor
@@ -50,9 +51,16 @@ type slot struct {
 }
 
 // bindingOf is what cannot change on a live socket: protocol, TLS files and
-// settings, and the server's limits.
+// settings, and the server's limits. Of an acme block only its presence
+// counts: a reload that changes it swaps the listener's manager.
 func bindingOf(l *configs.Listener) string {
-	return fmt.Sprintf("%+v|%+v|%v|%v", l.TLS, l.Limits, l.ProxyProtocol, l.TrustedProxies)
+	t := "none"
+	if l.TLS != nil {
+		c := *l.TLS
+		c.ACME = nil
+		t = fmt.Sprintf("%+v|acme:%v", c, l.TLS.ACME != nil)
+	}
+	return fmt.Sprintf("%s|%+v|%v|%v", t, l.Limits, l.ProxyProtocol, l.TrustedProxies)
 }
 
 // proxyProtocol wraps a listener's TCP sockets to read the PROXY header
@@ -122,7 +130,12 @@ func (i *Instance) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 		})
 		return s, nil
 	}
-	src, err := edgetls.New(tlsSourceOptions(l), edgetls.Deps{Metrics: i.tlsMetrics, Logger: i.logger})
+	opts := tlsSourceOptions(l)
+	if l.TLS.ACME != nil {
+		s.acme = &acmeRef{}
+		opts.Managed = s.acme
+	}
+	src, err := edgetls.New(opts, edgetls.Deps{Metrics: i.tlsMetrics, Logger: i.logger})
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}

@@ -23,6 +23,7 @@ type Plan struct {
 	pools      []*poolPlan
 	next       map[string]*slot // every listener of the new config, by address
 	opened     map[string]*slot // those bound for it, not serving yet
+	acme       []acmePlan       // ACME managers for new or changed acme blocks
 	gen        *proxy.Generation
 	admin      adminPlan
 	overrides  overridesPlan
@@ -84,6 +85,9 @@ func (i *Instance) plan(p *Plan) (err error) {
 		p.opened[l.Address], p.next[l.Address] = s, s
 	}
 	if err := i.fault("listeners"); err != nil {
+		return err
+	}
+	if err := i.planACME(p); err != nil {
 		return err
 	}
 	if p.admin, err = i.planAdmin(cfg); err != nil {

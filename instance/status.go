@@ -32,6 +32,8 @@ type Status struct {
 	Uptime    string           `json:"uptime"` // since New
 	Pools     []PoolStatus     `json:"pools"`
 	Listeners []ListenerStatus `json:"listeners"`
+	// ACME lists the names each TLS listener's acme block manages.
+	ACME []ACMEStatus `json:"acme,omitempty"`
 }
 
 // ConfigStatus is the running config and how the last reload went.
@@ -114,6 +116,19 @@ type ListenerStatus struct {
 	TLS     bool   `json:"tls"`
 }
 
+// ACMEStatus is one TLS listener's managed names (its acme block).
+type ACMEStatus struct {
+	Listener string     `json:"listener"`
+	Names    []ACMEName `json:"names"`
+}
+
+// ACMEName is one managed name, with the NotAfter of its certificate;
+// null until one is obtained.
+type ACMEName struct {
+	Name     string     `json:"name"`
+	NotAfter *time.Time `json:"not_after"`
+}
+
 // Status reports the instance's state now.
 func (i *Instance) Status() Status {
 	st := Status{Draining: i.draining.Load(), Readiness: i.Ready(), Uptime: time.Since(i.started).Round(time.Second).String()}
@@ -138,8 +153,14 @@ func (i *Instance) Status() Status {
 	st.Zone = i.zone // a reload writes it under i.mu
 	for _, s := range i.slots {
 		st.Listeners = append(st.Listeners, ListenerStatus{Name: s.name, Address: s.bound.String(), TLS: s.tlsSrv != nil})
+		if s.acme != nil {
+			if names := acmeStatus(s.acme.m.Load()); names != nil {
+				st.ACME = append(st.ACME, ACMEStatus{Listener: s.name, Names: names})
+			}
+		}
 	}
 	slices.SortFunc(st.Listeners, func(x, y ListenerStatus) int { return strings.Compare(x.Name, y.Name) })
+	slices.SortFunc(st.ACME, func(x, y ACMEStatus) int { return strings.Compare(x.Listener, y.Listener) })
 	for _, p := range i.registry.Pools() {
 		rt := i.pools[p.Name()]
 		ps := PoolStatus{Name: p.Name(), Counts: counts[p.Name()], PerTry: PerTry{Mode: "off"}}

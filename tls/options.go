@@ -32,7 +32,13 @@ type Options struct {
 	Listener string
 	// Certs are the certificate/key pairs served. The first one is the
 	// default for clients that send no SNI or a name no certificate covers.
+	// May be empty when Managed is set.
 	Certs []CertFile
+	// Managed, when set, holds certificates obtained by ACME: a name it
+	// manages is served its certificate, and it answers TLS-ALPN-01
+	// challenges. Names it does not manage, and a managed one it has no
+	// certificate for yet, are served from Certs.
+	Managed Managed
 	// MinVersion is "1.2" (default, also when empty) or "1.3".
 	MinVersion string
 	// ClientCAFile is a PEM bundle of CAs that sign client certificates.
@@ -55,6 +61,19 @@ type Options struct {
 	// logged at load and daily. Zero means DefaultExpiryWarning.
 	ExpiryWarning time.Duration
 }
+
+// Managed is a source of certificates beside the files: the listener's
+// ACME manager.
+type Managed interface {
+	// Certificate answers hello when it asks for a name the manager
+	// manages or is an ACME TLS-ALPN-01 challenge (ok true); err says why
+	// there is no certificate yet.
+	Certificate(hello *tls.ClientHelloInfo) (cert *tls.Certificate, ok bool, err error)
+}
+
+// ProtoACMETLS is the ALPN protocol of ACME's TLS-ALPN-01 challenge (RFC
+// 8737), offered when a listener has a Managed source.
+const ProtoACMETLS = "acme-tls/1"
 
 // Deps are the run-time collaborators of a Source; all are optional.
 type Deps struct {
@@ -94,7 +113,7 @@ func (o Options) withDefaults() Options {
 // Validate reports every problem in o (after defaults) at once.
 func (o Options) Validate() error {
 	var errs []error
-	if len(o.Certs) == 0 {
+	if len(o.Certs) == 0 && o.Managed == nil {
 		errs = append(errs, errors.New("certificates: at least one cert_file/key_file pair is required"))
 	}
 	for i, c := range o.Certs {

@@ -95,6 +95,9 @@ func New(opts Options, deps Deps) (*Source, error) {
 	}
 	s.tcp = base.Clone()
 	s.tcp.NextProtos = []string{ProtoH2, ProtoHTTP1}
+	if opts.Managed != nil {
+		s.tcp.NextProtos = append(s.tcp.NextProtos, ProtoACMETLS)
+	}
 	s.quic = base.Clone()
 	s.quic.NextProtos = []string{ProtoH3}
 	s.quic.MinVersion = tls.VersionTLS13 // QUIC is TLS 1.3 only (RFC 9001)
@@ -197,8 +200,25 @@ func (s *Source) QUICTLSConfig() *tls.Config { return s.quic.Clone() }
 // GetCertificate picks the certificate for a handshake; it is the
 // tls.Config.GetCertificate of both configs.
 func (s *Source) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return s.certs.Load().certificate(hello), nil
+	snap := s.certs.Load()
+	if s.opts.Managed != nil {
+		cert, ok, err := s.opts.Managed.Certificate(hello)
+		switch {
+		case ok && err == nil:
+			return cert, nil
+		case ok && len(snap.entries) == 0:
+			return nil, err
+		}
+	}
+	if len(snap.entries) == 0 {
+		return nil, errNoCertificate
+	}
+	return snap.certificate(hello), nil
 }
+
+// errNoCertificate ends the handshake of a name no certificate covers on
+// a listener whose certificates are all managed.
+var errNoCertificate = errors.New("no certificate for this server name")
 
 // Run watches the certificate files and rotates session ticket keys until
 // ctx is done or Close is called. It returns nil on a clean stop.
