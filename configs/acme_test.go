@@ -41,7 +41,11 @@ func TestACMEConfig(t *testing.T) {
 		{"address", withPlain("        names: [192.0.2.1] #<\n"), "listeners[1].tls.acme.names[0]", "an IP address"},
 		{"single label", withPlain("        names: [intranet] #<\n"), "listeners[1].tls.acme.names[0]", "not a fully qualified DNS name"},
 		{"bad name", withPlain("        names: [\"a b.example.com\"] #<\n"), "listeners[1].tls.acme.names[0]", "not a fully qualified DNS name"},
-		{"duplicate", withPlain("        names: [a.example.com, A.example.com.] #<\n"), "listeners[1].tls.acme.names[1]", "also names[0]"},
+		{"duplicate", withPlain("        names: [a.example.com, A.example.com] #<\n"), "listeners[1].tls.acme.names[1]", "also names[0]"},
+		{"final dot", withPlain("        names: [a.example.com.] #<\n"), "listeners[1].tls.acme.names[0]", "without its final dot"},
+		{"underscore", withPlain("        names: [a_b.example.com] #<\n"), "listeners[1].tls.acme.names[0]", "not a fully qualified"},
+		{"internal name, public CA", withPlain("        names: [app.corp.internal] #<\n"), "listeners[1].tls.acme.names[0]", "internal name"},
+		{"challenges on two hosts", strings.Replace(strings.Replace(withPlain("        names: [a.example.com]\n"), "acme:", "acme: #<", 1), "127.0.0.1:8080", "127.0.0.2:8080", 1), "listeners[1].tls.acme.challenges", "different hosts"},
 		{"plain directory", withPlain("        names: [a.example.com]\n        directory: http://ca.example/dir #<\n"), "listeners[1].tls.acme.directory", "https://"},
 		{"bad email", withPlain("        names: [a.example.com]\n        email: ops #<\n"), "listeners[1].tls.acme.email", "not an email address"},
 		{"unknown challenge", withPlain("        names: [a.example.com]\n        challenges: [dns-01] #<\n"), "listeners[1].tls.acme.challenges[0]", "http-01"},
@@ -58,6 +62,10 @@ func TestACMEConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantProblem(t, name, tc.yaml, tc.path, tc.msg) })
 	}
+
+	// An internal name from a private CA; "off" without a consul block;
+	// one challenge where the listeners' hosts differ.
+	mustParse(t, "ok.yaml", strings.Replace(withPlain("        names: [app.corp.internal]\n        directory: https://ca.corp.internal/acme/directory\n        consul_prefix: \"off\"\n        challenges: [http-01]\n"), "127.0.0.1:8080", "127.0.0.2:8080", 1))
 
 	// The defaults a user gets from a block with only its names.
 	c := mustParse(t, "ok.yaml", withPlain("        names: [a.example.com]\n"))

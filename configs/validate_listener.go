@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -57,7 +58,7 @@ func (v *validator) listeners() {
 			v.add(p+".address", "%s is also the admin address", l.Address)
 		}
 		if l.TLS != nil {
-			v.listenerTLS(p+".tls", l.TLS)
+			v.listenerTLS(p+".tls", l)
 		}
 		v.redirect(p, l, byName)
 		for j, s := range l.TrustedProxies {
@@ -85,12 +86,13 @@ func overlaps(a, b string) bool {
 	return strings.EqualFold(ha, hb) || wild(ha) || wild(hb)
 }
 
-func (v *validator) listenerTLS(p string, t *ListenerTLS) {
+func (v *validator) listenerTLS(p string, l Listener) {
+	t := l.TLS
 	if len(t.Certificates) == 0 && t.ACME == nil {
 		v.add(p+".certificates", "at least one certificate is needed, or an acme block")
 	}
 	if t.ACME != nil {
-		v.acme(p+".acme", t.ACME)
+		v.acme(p+".acme", t.ACME, l)
 	}
 	for i, cert := range t.Certificates {
 		cp := fmt.Sprintf("%s.certificates[%d]", p, i)
@@ -117,7 +119,10 @@ func (v *validator) listenerTLS(p string, t *ListenerTLS) {
 	}
 }
 
-func (v *validator) acme(p string, a *ACME) {
+// internalSuffixes are names no public CA issues for.
+var internalSuffixes = []string{".localhost", ".local", ".internal", ".home.arpa"}
+
+func (v *validator) acme(p string, a *ACME, l Listener) {
 	if len(a.Names) == 0 {
 		v.add(p+".names", "at least one DNS name to obtain a certificate for")
 	}
@@ -130,8 +135,12 @@ func (v *validator) acme(p string, a *ACME) {
 			v.add(np, "%q: a wildcard needs the DNS-01 challenge, which Azimuth does not answer; list the names", n)
 		case net.ParseIP(n) != nil:
 			v.add(np, "%q: an IP address; ACME names here are DNS names", n)
-		case !validHostname(n) || !strings.Contains(key, "."):
+		case !validHostname(n) || !strings.Contains(key, ".") || strings.Contains(n, "_"):
 			v.add(np, "%q is not a fully qualified DNS name", n)
+		case strings.HasSuffix(n, "."):
+			v.add(np, "%q: write the name without its final dot", n)
+		case a.Directory == DefaultACMEDirectory && slices.ContainsFunc(internalSuffixes, func(s string) bool { return strings.HasSuffix(key, s) }):
+			v.add(np, "%q is an internal name, which Let's Encrypt does not issue for; name a private CA's directory", n)
 		default:
 			if j, dup := seen[key]; dup {
 				v.add(np, "%q is also names[%d]", n, j)
@@ -151,22 +160,36 @@ func (v *validator) acme(p string, a *ACME) {
 	if len(a.Challenges) == 0 {
 		v.add(p+".challenges", "at least one of %s, %s", ChallengeHTTP01, ChallengeTLSALPN01)
 	}
-	plain := false
-	for _, l := range v.c.Listeners {
-		plain = plain || l.TLS == nil
+	plain := ""
+	for _, pl := range v.c.Listeners {
+		if pl.TLS == nil {
+			plain = pl.Address
+			break
+		}
 	}
 	for i, c := range a.Challenges {
 		cp := fmt.Sprintf("%s.challenges[%d]", p, i)
 		oneOf(v, cp, c, ChallengeHTTP01, ChallengeTLSALPN01)
-		if c == ChallengeHTTP01 && !plain {
+		if c == ChallengeHTTP01 && plain == "" {
 			v.add(cp, "http-01 is answered on a plain listener, and the config has none")
+		}
+	}
+	// The ACME library tries both challenges' addresses on one host and
+	// leaves the answer to whatever holds them: on two hosts it could
+	// bind a socket of its own.
+	if slices.Contains(a.Challenges, ChallengeHTTP01) && slices.Contains(a.Challenges, ChallengeTLSALPN01) && plain != "" {
+		ph, _, _ := net.SplitHostPort(plain)
+		th, _, _ := net.SplitHostPort(l.Address)
+		wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+		if !strings.EqualFold(ph, th) && !(wild(ph) && wild(th)) {
+			v.add(p+".challenges", "the plain listener (%s) and this one (%s) are on different hosts: offer one challenge, or put both on one host", plain, l.Address)
 		}
 	}
 	if a.CheckInterval < time.Second {
 		v.add(p+".check_interval", "%s: at least 1s", a.CheckInterval)
 	}
 	switch {
-	case a.ConsulPrefix != "" && v.c.Consul == nil:
+	case a.ConsulPrefix != "" && a.ConsulPrefix != OverridesNotShared && v.c.Consul == nil:
 		v.add(p+".consul_prefix", "needs a consul block: the certificates are shared through its agent")
 	case strings.HasPrefix(a.ConsulPrefix, "/"):
 		v.add(p+".consul_prefix", "%q: a Consul KV prefix does not start with /", a.ConsulPrefix)

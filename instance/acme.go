@@ -14,12 +14,18 @@ import (
 	"github.com/hashicorp/consul/api"
 )
 
-// acmeRef is a TLS listener's ACME manager as its certificate source sees
+// acmeRef is a TLS listener's ACME manager as its certificate sources see
 // it: every handshake asks the manager in force, and a reload that changes
-// the listener's acme block swaps the manager without a new socket.
+// the listener's acme block swaps the manager without a new socket. The
+// ref outlives its slot when a reload rebinds the listener's address: the
+// slot that replaces it shares it.
 type acmeRef struct {
-	m   atomic.Pointer[acme.Manager]
-	key string // the settings of m; read and written under the reload lock
+	m atomic.Pointer[acme.Manager]
+	// prev is the manager m replaced, stopped: its certificates serve a
+	// name m manages but has not obtained yet (a new CA, a new storage),
+	// so a changed acme block never takes a name down.
+	prev atomic.Pointer[acme.Manager]
+	key  string // the settings of m; read and written under the reload lock
 }
 
 // Certificate implements edgetls.Managed.
@@ -28,7 +34,23 @@ func (r *acmeRef) Certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, boo
 	if m == nil {
 		return nil, false, nil
 	}
-	return m.Certificate(hello)
+	cert, ok, err := m.Certificate(hello)
+	if ok && err != nil {
+		if prev := r.prev.Load(); prev != nil {
+			if c, ok, perr := prev.Certificate(hello); ok && perr == nil {
+				return c, true, nil
+			}
+		}
+	}
+	return cert, ok, err
+}
+
+// stop stops the manager in force and forgets both; the listener left.
+func (r *acmeRef) stop() {
+	if m := r.m.Swap(nil); m != nil {
+		m.Stop()
+	}
+	r.prev.Store(nil)
 }
 
 // acmePlan is a manager a plan made for a listener whose acme block is new
@@ -102,16 +124,13 @@ func newManager(set acme.Settings, shared bool, client *api.Client, a *configs.A
 	} else {
 		deps.Storage = local
 	}
-	m, err := acme.New(set, deps)
-	if err != nil {
-		return nil, err
-	}
-	context.AfterFunc(i.ctx, m.Stop) // an instance ended without Drain
-	return m, nil
+	return acme.New(i.ctx, set, deps)
 }
 
-// commitACME puts the plan's managers in force, starts them, and stops
-// the ones they replace or whose listener left. Called under i.mu.
+// commitACME puts the plan's managers in force and starts them; the ones
+// they replace stop, and stay as their fallback. A listener that left
+// keeps its manager until its slot has shut down (retireSlot). Called
+// under i.mu; nothing here waits.
 func (i *Instance) commitACME(p *Plan) {
 	for _, ap := range p.acme {
 		ref := p.next[ap.addr].acme
@@ -121,6 +140,7 @@ func (i *Instance) commitACME(p *Plan) {
 		if old != nil {
 			old.Stop()
 		}
+		ref.prev.Store(old)
 	}
 	var http01 []*acme.Manager
 	for _, s := range p.next {
@@ -132,13 +152,6 @@ func (i *Instance) commitACME(p *Plan) {
 		}
 	}
 	i.acmeHTTP.Store(&http01)
-	for addr, s := range i.slots {
-		if next := p.next[addr]; next != s && s.acme != nil {
-			if m := s.acme.m.Swap(nil); m != nil {
-				m.Stop()
-			}
-		}
-	}
 }
 
 // discardACME stops the managers of a plan that will not be committed.
@@ -148,13 +161,28 @@ func discardACME(p *Plan) {
 	}
 }
 
-// stopACME stops the managers of slots; the instance is draining.
+// acmeStopWait bounds how long a drain waits for the managers' caches to
+// stop (each storage call is bounded too).
+const acmeStopWait = 5 * time.Second
+
+// stopACME stops the managers of slots and waits, within acmeStopWait,
+// for them to end; the instance is draining.
 func stopACME(slots map[string]*slot) {
+	var stopped []*acme.Manager
 	for _, s := range slots {
 		if s.acme != nil {
-			if m := s.acme.m.Swap(nil); m != nil {
-				m.Stop()
+			if m := s.acme.m.Load(); m != nil {
+				stopped = append(stopped, m)
 			}
+			s.acme.stop()
+		}
+	}
+	deadline := time.After(acmeStopWait)
+	for _, m := range stopped {
+		select {
+		case <-m.Done():
+		case <-deadline:
+			return
 		}
 	}
 }

@@ -132,7 +132,12 @@ func (i *Instance) openSlot(l *configs.Listener, prev *slot) (*slot, error) {
 	}
 	opts := tlsSourceOptions(l)
 	if l.TLS.ACME != nil {
+		// A rebound listener keeps its manager: the old slot serves
+		// queued handshakes with it until it has shut down.
 		s.acme = &acmeRef{}
+		if prev != nil && prev.acme != nil {
+			s.acme = prev.acme
+		}
 		opts.Managed = s.acme
 	}
 	src, err := edgetls.New(opts, edgetls.Deps{Metrics: i.tlsMetrics, Logger: i.logger})
@@ -243,6 +248,13 @@ func (i *Instance) retireSlot(s *slot, next *slot, grace time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		start := time.Now()
+		// The ACME manager of a listener that left, or lost its acme
+		// block, stops once the slot has served its last handshake.
+		defer func() {
+			if s.acme != nil && (next == nil || next.acme != s.acme) {
+				s.acme.stop()
+			}
+		}()
 		if err := s.shutdown(ctx, next); err != nil {
 			i.logger.Warn("listener closed before its requests finished", "listener", s.name, "address", s.addr, "error", err)
 			return

@@ -3,6 +3,7 @@ package edgetls
 import (
 	"crypto/tls"
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -64,5 +65,31 @@ func TestManagedBesideFiles(t *testing.T) {
 	}
 	if _, err := New(Options{Listener: "none"}, Deps{}); err == nil {
 		t.Error("New with neither files nor a managed source: no error")
+	}
+}
+
+// TestManagedChallengeWithClientAuth: a listener that requires client
+// certificates still answers an ACME CA's TLS-ALPN-01 handshake, which
+// sends none; every other handshake still needs one.
+func TestManagedChallengeWithClientAuth(t *testing.T) {
+	ca := newCA(t, "test CA")
+	dir := t.TempDir()
+	file := writePair(t, dir, "file", ca.issue(t, leafSpec{dns: []string{"file.test"}}))
+	caFile := filepath.Join(dir, "clients.pem")
+	writeFile(t, caFile, ca.pem)
+	src := newSource(t, Options{Listener: "l", Certs: []CertFile{file}, ClientAuth: "require", ClientCAFile: caFile,
+		Managed: &fakeManaged{name: "managed.test"}}, Deps{})
+	get := src.TLSConfig().GetConfigForClient
+	challenge, err := get(&tls.ClientHelloInfo{ServerName: "managed.test", SupportedProtos: []string{ProtoACMETLS}})
+	if err != nil || challenge.ClientAuth != tls.NoClientCert {
+		t.Fatalf("acme-tls/1 handshake: client auth %v, %v; want none", challenge.ClientAuth, err)
+	}
+	normal, err := get(&tls.ClientHelloInfo{ServerName: "managed.test", SupportedProtos: []string{"h2", "http/1.1"}})
+	if err != nil || normal.ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Fatalf("other handshake: client auth %v, %v; want require", normal.ClientAuth, err)
+	}
+	mixed, err := get(&tls.ClientHelloInfo{ServerName: "managed.test", SupportedProtos: []string{"http/1.1", ProtoACMETLS}})
+	if err != nil || mixed.ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Fatalf("acme-tls/1 among others: client auth %v, %v; want require", mixed.ClientAuth, err)
 	}
 }

@@ -107,7 +107,16 @@ func New(opts Options, deps Deps) (*Source, error) {
 			return nil, fmt.Errorf("client_ca_file of listener %q: %w", s.opts.Listener, err)
 		}
 		s.handshake.Store(s.handshakeConfigs(cas))
-		s.tcp.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.handshake.Load().tcp, nil }
+		// An ACME CA's TLS-ALPN-01 validation sends no client
+		// certificate: its handshake (acme-tls/1 alone) asks for none.
+		challenge := s.tcp.Clone()
+		challenge.ClientAuth, challenge.GetConfigForClient = tls.NoClientCert, nil
+		s.tcp.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if opts.Managed != nil && len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == ProtoACMETLS {
+				return challenge, nil
+			}
+			return s.handshake.Load().tcp, nil
+		}
 		s.quic.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.handshake.Load().quic, nil }
 	}
 

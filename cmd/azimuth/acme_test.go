@@ -112,6 +112,19 @@ func acmeFileCert(t *testing.T, dir string) (string, *pki.CA) {
 	return fmt.Sprintf("      certificates: [ { cert_file: %s, key_file: %s } ]\n", certFile, keyFile), ca
 }
 
+// acmeServed returns the leaf the proxy at addr serves for name, verified
+// or not.
+func acmeServed(t *testing.T, addr, name string) *x509.Certificate {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr,
+		&tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatalf("handshake for %s: %v", name, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0]
+}
+
 // acmeHandshake dials addr for name and returns the leaf the proxy served;
 // a leaf that does not verify against roots is an error.
 func acmeHandshake(addr, name string, roots *x509.CertPool) (*x509.Certificate, error) {
@@ -424,7 +437,8 @@ func (p *process) waitLogPrefix(t *testing.T, prefix string) map[string]any {
 // running certificates stay; with the CA unreachable, a reload that adds a
 // name keeps serving the certificate already obtained (from storage, from
 // the first handshake after the reload), the file certificate serves the
-// rest, and the failed order is counted.
+// rest, and the failed order is counted; a reload to another CA, which
+// cannot be reached, keeps serving the certificate of the one before.
 func TestACMEReloadAndFailure(t *testing.T) {
 	host := "127.0.6.1"
 	httpPort, tlsPort := acmePorts(t, host)
@@ -490,8 +504,17 @@ func TestACMEReloadAndFailure(t *testing.T) {
 	if got, err := acmeHandshake(tlsAddr, "other.azimuth.test", fileCA.Pool); err != nil || got.DNSNames[0] != "other.azimuth.test" {
 		t.Errorf("file certificate: %v, %v", got, err)
 	}
-	if got, err := acmeHandshake(tlsAddr, "new.azimuth.test", fileCA.Pool); err == nil && got.DNSNames[0] != "other.azimuth.test" {
+	if got := acmeServed(t, tlsAddr, "new.azimuth.test"); got.DNSNames[0] != "other.azimuth.test" {
 		t.Errorf("a name not obtained yet got %v, want the file certificate", got.DNSNames)
+	}
+
+	// A reload moves to another CA, which cannot be reached either: the
+	// certificate of the CA before keeps serving the name.
+	moved := strings.Replace(added, ca.Directory, "https://127.0.0.1:9/directory", 1)
+	reloadWrite(t, path, moved)
+	p.waitLog(t, "config applied", func(m map[string]any) bool { return reloadMetric(t, admin, reloadOK) >= 3 })
+	if got := acmeServed(t, tlsAddr, acmeName); got.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Errorf("after moving to an unreachable CA, %s got serial %s, want %s", acmeName, got.SerialNumber, first.SerialNumber)
 	}
 	for proto, client := range acmeClients(t, roots) {
 		if proto != "HTTP/3.0" {
@@ -504,4 +527,33 @@ func TestACMEReloadAndFailure(t *testing.T) {
 		t.Errorf("%d of %d handshakes for %s failed across the reloads; first: %v", len(hsErrs), hs.Load(), acmeName, hsErrs[:min(5, len(hsErrs))])
 	}
 	t.Logf("%d handshakes for %s across a refused and an applied reload, the CA down: %d failed", hs.Load(), acmeName, len(hsErrs))
+}
+
+// TestACMEStartsWhileConsulIsDown: a proxy started while the Consul agent
+// that keeps its certificates cannot be reached, with no local copy yet,
+// serves its file certificate, keeps trying to read Consul, and orders
+// the certificate once the agent answers.
+func TestACMEStartsWhileConsulIsDown(t *testing.T) {
+	agent := consultest.Start(t)
+	host := "127.0.6.1"
+	httpPort, tlsPort := acmePorts(t, host)
+	ca := acmetest.Start(t, acmetest.Options{Address: host, HTTPPort: httpPort, TLSPort: tlsPort})
+	backend := reloadStartBackend(t, "127.0.1.1", 0)
+	dir, path := reloadDir(t)
+	files, _ := acmeFileCert(t, dir)
+	top := fmt.Sprintf("consul: { address: %s }\n", agent.Addr())
+	reloadWrite(t, path, acmeConfig(host, httpPort, tlsPort, ca, backend.addr, filepath.Join(dir, "acme"), files, "", top))
+
+	agent.Stop()
+	p, _ := reloadStart(t, path)
+	tlsAddr := fmt.Sprintf("%s:%d", host, tlsPort)
+	if got := acmeServed(t, tlsAddr, acmeName); got.DNSNames[0] != "other.azimuth.test" {
+		t.Fatalf("before any certificate: served %v, want the file's", got.DNSNames)
+	}
+	p.waitLog(t, "acme storage not readable; trying again", nil)
+	agent.Restart()
+	leaf := acmeWaitServed(t, tlsAddr, ca.Roots(t), ca)
+	if leaf.DNSNames[0] != acmeName || ca.Issued() != 1 {
+		t.Fatalf("after the agent came back: served %v, %d issued", leaf.DNSNames, ca.Issued())
+	}
 }

@@ -34,6 +34,15 @@ var _ certmagic.Storage = (*ConsulStorage)(nil)
 // holding it (plus Consul's lock delay, 15 s by default).
 const lockSessionTTL = "30s"
 
+// storageTimeout bounds each read and write, so that a hung agent stalls
+// no order, renewal or stop for longer.
+const storageTimeout = 10 * time.Second
+
+// bounded is ctx with storageTimeout.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, storageTimeout)
+}
+
 // NewConsulStorage keeps certmagic's data under prefix ("azimuth/acme/").
 func NewConsulStorage(client *api.Client, prefix string) *ConsulStorage {
 	prefix = strings.TrimPrefix(prefix, "/")
@@ -47,6 +56,8 @@ func (s *ConsulStorage) key(k string) string { return s.prefix + strings.Trim(k,
 
 // Store writes value at key.
 func (s *ConsulStorage) Store(ctx context.Context, key string, value []byte) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	p := &api.KVPair{Key: s.key(key), Value: value, Flags: uint64(time.Now().UnixNano())}
 	if _, err := s.kv.Put(p, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("consul storage: storing %s: %w", key, err)
@@ -56,6 +67,8 @@ func (s *ConsulStorage) Store(ctx context.Context, key string, value []byte) err
 
 // Load reads key; a key that is not there is fs.ErrNotExist.
 func (s *ConsulStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	p, _, err := s.kv.Get(s.key(key), (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("consul storage: loading %s: %w", key, err)
@@ -68,6 +81,8 @@ func (s *ConsulStorage) Load(ctx context.Context, key string) ([]byte, error) {
 
 // Delete removes key and everything under it, as a directory would go.
 func (s *ConsulStorage) Delete(ctx context.Context, key string) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	o := (&api.WriteOptions{}).WithContext(ctx)
 	if _, err := s.kv.Delete(s.key(key), o); err != nil {
 		return fmt.Errorf("consul storage: deleting %s: %w", key, err)
@@ -87,6 +102,8 @@ func (s *ConsulStorage) Exists(ctx context.Context, key string) bool {
 // List returns the keys directly under dir, or every key beneath it when
 // recursive, without the storage's prefix.
 func (s *ConsulStorage) List(ctx context.Context, dir string, recursive bool) ([]string, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	base := s.key(dir)
 	if base != "" && !strings.HasSuffix(base, "/") {
 		base += "/"
@@ -112,6 +129,8 @@ func (s *ConsulStorage) List(ctx context.Context, dir string, recursive bool) ([
 // Stat describes key: a stored value, or a directory when only keys
 // beneath it are stored.
 func (s *ConsulStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	q := (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx)
 	p, _, err := s.kv.Get(s.key(key), q)
 	if err != nil {
@@ -138,7 +157,7 @@ func (s *ConsulStorage) Lock(ctx context.Context, name string) error {
 		Key:          s.key(path.Join("locks", name)),
 		SessionName:  "azimuth acme " + name,
 		SessionTTL:   lockSessionTTL,
-		LockWaitTime: 5 * time.Second,
+		LockWaitTime: time.Second, // how soon a cancelled wait returns
 	})
 	if err != nil {
 		return fmt.Errorf("consul storage: lock %s: %w", name, err)

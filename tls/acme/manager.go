@@ -6,13 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -63,8 +63,9 @@ type Deps struct {
 }
 
 // Manager obtains and renews one listener's certificates, serves them in
-// handshakes and answers the CA's challenges. It runs from Start to Stop;
-// a reload that keeps the listener's settings keeps its Manager.
+// handshakes and answers the CA's challenges. It runs from New until Stop
+// or the end of New's context; a reload that keeps the listener's settings
+// keeps its Manager.
 type Manager struct {
 	s       Settings
 	names   map[string]bool // lower case, no trailing dot
@@ -73,14 +74,15 @@ type Manager struct {
 	issuer  *certmagic.ACMEIssuer
 	log     *slog.Logger
 	metrics *Metrics
-	ctx     context.Context
+	ctx     context.Context // ends with Stop; orders, loads and renewals run under it
 	cancel  context.CancelFunc
-	stop    sync.Once
+	done    chan struct{} // closed once the cache's maintenance has stopped
 }
 
-// New makes a Manager for s. Its certificate cache runs from here (the
-// caller must Stop it); nothing is ordered until Start.
-func New(s Settings, deps Deps) (*Manager, error) {
+// New makes a Manager for s, running until ctx ends or Stop. Its
+// certificate cache's maintenance starts here; nothing is ordered until
+// Start.
+func New(ctx context.Context, s Settings, deps Deps) (*Manager, error) {
 	if deps.Storage == nil {
 		return nil, errors.New("acme: no storage")
 	}
@@ -131,7 +133,18 @@ func New(s Settings, deps Deps) (*Manager, error) {
 		Logger:                  zl,
 	})
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}
-	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.ctx, m.cancel = context.WithCancel(ctx)
+	m.done = make(chan struct{})
+	go func() {
+		defer close(m.done)
+		<-m.ctx.Done()
+		// The cache's maintenance stops between two passes; a pass's
+		// storage calls are bounded (storageTimeout), so this ends.
+		m.cache.Stop()
+		if m.metrics != nil {
+			m.metrics.detach(m)
+		}
+	}()
 	return m, nil
 }
 
@@ -160,28 +173,52 @@ func (m *Manager) Load(ctx context.Context) {
 }
 
 // Start manages the names: a certificate not in the cache is loaded from
-// storage or ordered (retried with back-off on failure), and every one is
-// renewed in the background. It returns at once.
+// storage or, when storage has none, ordered (retried with back-off on
+// failure), and every one is renewed in the background. A storage that
+// cannot be read (Consul away, no local copy) is tried again, from 1 s
+// to a minute apart, until it answers. It returns at once.
 func (m *Manager) Start() {
 	if m.metrics != nil {
 		m.metrics.attach(m)
 	}
-	if err := m.magic.ManageAsync(m.ctx, m.s.Names); err != nil {
-		m.log.Error("acme management did not start", "error", err)
+	for _, n := range m.s.Names {
+		go m.manage(n)
 	}
 }
 
-// Stop ends orders and renewals in progress and the cache's maintenance.
-// It may be called more than once.
-func (m *Manager) Stop() {
-	m.stop.Do(func() {
-		m.cancel()
-		m.cache.Stop()
-		if m.metrics != nil {
-			m.metrics.detach(m)
+// manage hands name to certmagic once storage has said whether it holds a
+// certificate for it: certmagic orders only on "not there", and would
+// drop a name whose load failed otherwise.
+func (m *Manager) manage(name string) {
+	delay := time.Second
+	for {
+		_, err := m.magic.CacheManagedCertificate(m.ctx, name)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			if err := m.magic.ManageAsync(m.ctx, []string{name}); err != nil && m.ctx.Err() == nil {
+				m.log.Error("acme management did not start", "name", name, "error", err)
+			}
+			return
 		}
-	})
+		if m.ctx.Err() != nil {
+			return
+		}
+		m.log.Warn("acme storage not readable; trying again", "name", name, "in", delay, "error", err)
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Minute)
+	}
 }
+
+// Stop ends orders, loads and renewals in progress and, in the
+// background, the cache's maintenance; Done is closed once it has ended.
+// It returns at once and may be called more than once.
+func (m *Manager) Stop() { m.cancel() }
+
+// Done is closed once the Manager has stopped.
+func (m *Manager) Done() <-chan struct{} { return m.done }
 
 // Manages reports whether serverName's certificate is this manager's.
 func (m *Manager) Manages(serverName string) bool { return m.names[normal(serverName)] }
@@ -247,6 +284,9 @@ func (m *Manager) event(_ context.Context, name string, data map[string]any) err
 		m.log.Info("acme certificate obtained", "name", id, "kind", kind)
 		m.metrics.order(m.s.Listener, id, kind, "ok")
 	case "cert_failed":
+		if m.ctx.Err() != nil {
+			return nil // cancelled by Stop: a reload, not the CA
+		}
 		m.log.Error("acme order failed", "name", id, "kind", kind, "error", data["error"])
 		m.metrics.order(m.s.Listener, id, kind, "failed")
 	case "cached_managed_cert":
