@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/azimuthproxy/azimuth/internal/h1wire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -43,8 +42,8 @@ type conn struct {
 	state  atomic.Int32
 
 	r  connReader
-	br *bufio.Reader
-	bw *bufio.Writer
+	br *bufio.Reader // nil while the connection needs none (see buffers.go)
+	bw *bufio.Writer // nil while the connection needs none
 
 	// gone is set when the connection ends, when the watch sees the
 	// client leave or when a write to it fails (cancel); the context of
@@ -52,11 +51,15 @@ type conn struct {
 	gone   atomic.Bool
 	reqCtx atomic.Pointer[requestContext]
 
-	lastMethod string
-	body       *reqBody             // the last request's body, if it had one
-	hijacked   bool                 // a handler (or the HTTP/2 server) owns the connection
-	tls        *tls.ConnectionState // a TLS connection's, once handshaken
-	adopted    bool                 // handed over, idle, by the server this one replaced
+	// afterPOST says the last request was a POST: old clients send a
+	// CRLF after its body, which is no request. (A bool, not the method:
+	// a method cut from the head's string would keep the head.)
+	afterPOST bool
+
+	body     *reqBody             // the request's body, if it has one, until its response is done
+	hijacked bool                 // a handler (or the HTTP/2 server) owns the connection
+	tls      *tls.ConnectionState // a TLS connection's, once handshaken
+	adopted  bool                 // handed over, idle, by the server this one replaced
 	// parked says the connection is idle in the wait for a next request
 	// (see waitNext), where a server handing over may wake it (moveIdle).
 	// parkMu makes the wake-up and the end of the wait exclusive: a
@@ -64,22 +67,10 @@ type conn struct {
 	// once the connection moved, and is serving for the successor.
 	parkMu sync.Mutex
 	parked bool
-	werr   error    // the first write error: the connection is not reused
-	keys   []string // scratch for writing fields in order
-	pend   []byte   // scratch for a response's held body
+	werr   error                       // the first write error: the connection is not reused
+	keys   []string                    // scratch for writing fields in order
+	pend   *[bufferBeforeChunking]byte // a response's held body; nil while none is
 }
-
-// pendBuf returns the connection's buffer for a response's held body.
-func (c *conn) pendBuf() []byte {
-	if c.pend == nil {
-		c.pend = make([]byte, 0, bufferBeforeChunking)
-	}
-	return c.pend[:0]
-}
-
-// readers recycles the connections' buffered readers; their writers come
-// from h1wire's pool, which the client shares.
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 func newConn(s *Server, rwc net.Conn) *conn {
 	c := &conn{s: s, rwc: rwc, born: time.Now()}
@@ -94,9 +85,6 @@ func newConn(s *Server, rwc net.Conn) *conn {
 
 // serve reads and answers requests until the connection ends.
 func (c *conn) serve() {
-	c.br = readers.Get().(*bufio.Reader)
-	c.br.Reset(&c.r)
-	c.bw = h1wire.GetWriter(errWriter{c})
 	defer c.end()
 
 	s := c.s
@@ -127,6 +115,7 @@ func (c *conn) serve() {
 		if !c.answer(w) {
 			return
 		}
+		c.shed()
 		if !c.waitNext(false) {
 			return
 		}
@@ -160,7 +149,7 @@ func (c *conn) waitNext(adopted bool) bool {
 	// a next request is closed without an answer. A server handing over
 	// wakes the connection only while it waits here (parked).
 	c.park(true)
-	_, err := c.br.Peek(4)
+	_, err := c.peek(4)
 	c.park(false)
 	if c.state.Load() == stateMoving {
 		c.moveTo(s.next.Load()) // woken to move (see Server.HandOver), with what it read
@@ -197,7 +186,7 @@ func (c *conn) waitNext(adopted bool) bool {
 // empty line: reading it takes no more reads from the connection.
 func (c *conn) headBuffered() bool {
 	buf, _ := c.br.Peek(c.br.Buffered())
-	if c.lastMethod == http.MethodPost {
+	if c.afterPOST {
 		buf = buf[leadingCRLF(buf[:min(len(buf), 4)]):] // as skipCRLF
 	}
 	return bytes.Contains(buf, crlf2)
@@ -291,14 +280,6 @@ func (c *conn) end() {
 	c.releaseBuffers()
 }
 
-// releaseBuffers returns the connection's reader and writer to their
-// pools, once nothing of the server reads or writes through them.
-func (c *conn) releaseBuffers() {
-	c.br.Reset(nil)
-	readers.Put(c.br)
-	h1wire.PutWriter(c.bw)
-}
-
 // closeIfIdle closes the connection if it has sent nothing for
 // newConnGrace. Called by the server while it drains.
 func (c *conn) closeIfIdle() {
@@ -313,7 +294,9 @@ func (c *conn) closeIfIdle() {
 // server closes its side for writing and gives the client a moment to
 // read, as net/http does (RFC 9112 section 9.6).
 func (c *conn) closeWriteAndWait() {
-	_ = c.bw.Flush()
+	if c.bw != nil {
+		_ = c.bw.Flush()
+	}
 	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
@@ -353,7 +336,7 @@ const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // a short HTTP/1 request never waits for 24.
 func (c *conn) handOffH2C() bool {
 	for _, n := range []int{14, len(h2Preface)} {
-		got, err := c.br.Peek(n)
+		got, err := c.peek(n)
 		if err != nil || string(got) != h2Preface[:n] {
 			return false
 		}
@@ -405,7 +388,7 @@ func (e statusError) Error() string { return strconv.Itoa(e.code) + " " + e.text
 // skipCRLF drops the CRLF old clients send after a POST body (RFC 9112
 // section 2.2) from the next 4 bytes, as net/http does.
 func (c *conn) skipCRLF() {
-	if c.lastMethod != http.MethodPost {
+	if !c.afterPOST {
 		return
 	}
 	peek, _ := c.br.Peek(4)
@@ -415,8 +398,11 @@ func (c *conn) skipCRLF() {
 // buffered returns how many bytes of a next request are already read,
 // not counting a CRLF after a POST body.
 func (c *conn) buffered() int {
+	if c.br == nil {
+		return 0
+	}
 	n := c.br.Buffered()
-	if c.lastMethod == http.MethodPost {
+	if c.afterPOST {
 		peek, _ := c.br.Peek(n)
 		n -= leadingCRLF(peek)
 	}
@@ -442,7 +428,7 @@ func (c *conn) readRequest() (*response, error) {
 	// request (ReadTimeout) has nothing to bound, and the one set for the
 	// head or the wait (see serve) bounds no read; the watch and Hijack
 	// clear it before they read.
-	if _, err := c.br.Peek(1); err != nil {
+	if _, err := c.peek(1); err != nil {
 		return nil, err
 	}
 	ctx := newRequestContext()
@@ -471,7 +457,7 @@ func (c *conn) readRequest() (*response, error) {
 	if req.ProtoMajor != 1 {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
-	c.lastMethod = req.Method
+	c.afterPOST = req.Method == http.MethodPost
 	if err := checkHead(req, head, !common); err != nil {
 		return nil, err
 	}
@@ -499,6 +485,11 @@ func (c *conn) readRequest() (*response, error) {
 		req.Body = w.body
 	}
 	c.body = w.body
+	if w.body == nil && c.br.Buffered() == 0 {
+		// Nothing more to read for this request: the reader goes back
+		// while the handler runs, and the next request takes one.
+		c.putReader()
+	}
 	w.wants10KeepAlive = req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(req.Header["Connection"], "keep-alive")
 	w.wantsClose = req.Close || hasToken(req.Header["Connection"], "close")
 	return w, nil

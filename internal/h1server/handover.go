@@ -88,7 +88,10 @@ func (c *conn) moveTo(next *Server) {
 		return
 	}
 	c.r.stopWatch()
-	buffered, _ := c.br.Peek(c.br.Buffered())
+	var buffered []byte
+	if c.br != nil {
+		buffered, _ = c.br.Peek(c.br.Buffered())
+	}
 	c.r.mu.Lock()
 	// The stream's order: what the bufio reader holds came before what
 	// the watch read after it.

@@ -17,12 +17,13 @@ const (
 )
 
 // connReader is what a connection's bufio.Reader reads from. It bounds a
-// request head, keeps the head's bytes for checkHead, and runs the watch:
-// once a request whose body is read has run for watchAfter, a goroutine
-// waits on the connection. If the client leaves, the wait ends with the
-// socket's end and the connection's context ends, so the request's does
-// too. If the client sends more (its next request), the watch ends having
-// seen it.
+// request head, keeps the head's bytes for checkHead, waits for a
+// request's first bytes before the connection takes a reader (wait), and
+// runs the watch: once a request whose body is read has run for
+// watchAfter, a goroutine waits on the connection. If the client leaves,
+// the wait ends with the socket's end and the connection's context ends,
+// so the request's does too. If the client sends more (its next request),
+// the watch ends having seen it; else it ends with the response.
 //
 // On a socket the watch waits in the network poller and then peeks
 // (recv with MSG_PEEK): the next request's bytes stay in the kernel for
@@ -58,6 +59,13 @@ type connReader struct {
 	// peek. Used by the watch's goroutine alone, while it waits.
 	peekInit bool
 	peeker   *sockio.Peeker
+
+	// The wait for a request's first bytes (see wait), set up by its
+	// first use; nil where it cannot read the socket holding no buffer.
+	// Used by the connection's goroutine alone.
+	idleInit bool
+	idle     *sockio.IdleReader
+	chunk    []byte // the buffer from chunks that got is in, until it is read
 }
 
 // startHead begins reading a request head: at most limit bytes, kept for
@@ -111,6 +119,10 @@ func (r *connReader) read(p []byte) (int, error) {
 	if len(r.got) > 0 {
 		n := copy(p, r.got)
 		r.got = r.got[n:]
+		if len(r.got) == 0 && r.chunk != nil {
+			giveChunk(r.chunk)
+			r.chunk = nil
+		}
 		r.mu.Unlock()
 		return n, nil
 	}
@@ -122,6 +134,44 @@ func (r *connReader) read(p []byte) (int, error) {
 	r.seen = false // what it peeked at is read now
 	r.mu.Unlock()
 	return r.c.rwc.Read(p)
+}
+
+// wait waits for a request's first bytes holding no buffer, where it
+// can: it reads a socket into a chunk taken only once bytes are there
+// (sockio.IdleReader), which got hands to the next Read, the reader's
+// first. It returns the read's error: the connection's end, or its read
+// deadline passing (an idle timeout, or a server handing over waking it).
+// Where it cannot (a TLS connection, which holds bytes of its own, or one
+// handed over with bytes read), it returns at once and the reader's read
+// waits. So does it when the watch read or saw bytes already.
+func (r *connReader) wait() error {
+	r.mu.Lock()
+	for r.watch == watchReading {
+		r.cond.Wait()
+	}
+	ready := len(r.got) > 0 || r.err != nil || r.seen
+	r.mu.Unlock()
+	if ready || !r.canWait() {
+		return nil
+	}
+	buf, n, err := r.idle.Read()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.chunk, r.got = buf, buf[:n]
+	r.mu.Unlock()
+	return nil
+}
+
+// canWait sets up the wait's read on its first use and reports whether
+// the connection has one: a socket, on a platform package sockio serves.
+func (r *connReader) canWait() bool {
+	if !r.idleInit {
+		r.idleInit = true
+		r.idle, _ = sockio.NewIdleReader(r.c.rwc, takeChunk, giveChunk)
+	}
+	return r.idle != nil
 }
 
 // holds reports whether the watch read or peeked at a next request that
@@ -167,7 +217,8 @@ func (r *connReader) armWatch(w *response) {
 }
 
 // disarmWatch stops a watch that has not begun reading. One that has
-// keeps reading: it reads the next request.
+// keeps reading until the response is written (see conn.shed), which
+// then does not wait for it to stop.
 func (r *connReader) disarmWatch() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

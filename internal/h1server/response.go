@@ -132,7 +132,7 @@ func (w *response) informational(code int) {
 	if code == http.StatusContinue {
 		w.canContinue = false
 	}
-	bw := w.c.bw
+	bw := w.c.writer()
 	writeStatusLine(bw, true, code)
 	writeFields(bw, w.header, w.c, noBodyFields)
 	_, _ = bw.WriteString("\r\n")
@@ -148,8 +148,9 @@ func (w *response) writeContinue() {
 		return
 	}
 	w.canContinue = false
-	_, _ = w.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-	_ = w.c.bw.Flush()
+	bw := w.c.writer()
+	_, _ = bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	_ = bw.Flush()
 }
 
 func (w *response) bodyAllowed() bool { return bodyAllowedForStatus(w.status) }
@@ -269,7 +270,7 @@ func (w *response) writeHead(done bool) {
 		}
 	}
 
-	bw := w.c.bw
+	bw := w.c.writer()
 	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code)
 	writeFields(bw, h, w.c, nil)
 	if connection != "" {
@@ -382,7 +383,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c.r.hijack()
 	c.s.untrack(c)
 	_ = c.rwc.SetDeadline(time.Time{})
-	return c.rwc, bufio.NewReadWriter(c.br, c.bw), nil
+	return c.rwc, bufio.NewReadWriter(c.reader(), c.writer()), nil
 }
 
 // SetReadDeadline, SetWriteDeadline and EnableFullDuplex serve
@@ -398,13 +399,13 @@ func (w *response) finish() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	bw := w.c.bw
 	if !w.headSent {
 		w.writeHead(true)
 		if w.req.Method != http.MethodHead && len(w.pend) > 0 {
 			_, _ = w.writeBody(w.pend)
 		}
 	}
+	bw := w.c.bw
 	if w.chunked {
 		_, _ = bw.WriteString("0\r\n")
 		writeTrailers(bw, w.header, w.trailers, w.c)

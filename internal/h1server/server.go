@@ -14,6 +14,11 @@
 //     net/http starts a read for every request and aborts it after the
 //     response, one system call and two goroutine wake-ups per request
 //     for nothing, and holds a buffer for it.
+//   - A connection holds its buffers only while it reads a request or
+//     writes a response (see buffers.go): an idle keep-alive connection
+//     holds none, nor does one whose handler waits with nothing of its
+//     request left to read. net/http's holds a 4 KiB reader and a 4 KiB
+//     writer for as long as the connection is open.
 //   - A request read while the server drains is answered, with
 //     Connection: close; net/http's server drops it. So is one already
 //     buffered behind a response that promised keep-alive, and one on a

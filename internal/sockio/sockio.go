@@ -158,10 +158,14 @@ func (c *Conn) write(fd uintptr) bool {
 	return true
 }
 
-// opError wraps err as net.Conn's calls do. The poller's own errors (a
-// closed connection, a deadline) come from syscall.RawConn already wrapped,
-// named "raw-read" or "raw-write"; they get the plain name.
-func (c *Conn) opError(op string, err error) error {
+// opError wraps err as net.Conn's calls do.
+func (c *Conn) opError(op string, err error) error { return opError(c, op, err) }
+
+// opError wraps err, met by op on c, as net.Conn's calls do. The poller's
+// own errors (a closed connection, a deadline) come from syscall.RawConn
+// already wrapped, named "raw-read" or "raw-write"; they get the plain
+// name.
+func opError(c net.Conn, op string, err error) error {
 	var oe *net.OpError
 	if errors.As(err, &oe) {
 		oe.Op = op
