@@ -251,11 +251,19 @@ func (r *race) end(a *attempt) (retry bool) {
 	case lost:
 		// Too late: another attempt won while this one ran. One that was
 		// overtaken (the winner started after it) and ran past its
-		// per-try time was slower than the zone it hedged to: that counts
-		// against its backend, as a timeout.
-		if a.cause == CauseCancelled && r.won.start.After(a.start) && r.perTry > 0 && a.took >= r.perTry {
-			a.cause = CauseTimeout
-		} else if a.cause == CauseCancelled && r.won.start.After(a.start) && a.hedgeAt > 0 && a.took >= a.hedgeAt {
+		// per-try time, by a winner that answered within it, was slower
+		// than the zone it hedged to: that counts against its backend, as
+		// a timeout. When the winner took as long, the whole pool was
+		// slow (a surge the proxy itself queues, every zone slow): that
+		// is no backend's fault, and ejecting for it would take capacity
+		// away when it is most needed.
+		overtaken := a.cause == CauseCancelled && r.won.start.After(a.start)
+		switch {
+		case overtaken && r.perTry > 0 && a.took >= r.perTry:
+			if r.won.took < r.perTry {
+				a.cause = CauseTimeout
+			}
+		case overtaken && a.hedgeAt > 0 && a.took >= a.hedgeAt:
 			a.lease.Backend().Overtaken()
 		}
 	case a.cause == CauseNone:

@@ -156,3 +156,60 @@ func TestRetryableStatusWaitsForARunningHedge(t *testing.T) {
 		t.Fatalf("status %d %q, want the hedge's 200 over the first attempt's 503", code, body)
 	}
 }
+
+// An attempt overtaken past its per-try time counts against its backend
+// only when the hedge that won answered within the per-try time: when the
+// hedge was as slow, the whole pool was (a load surge the proxy queues),
+// and no backend is blamed, so none is ejected for it.
+func TestOvertakenTimeoutBlamesOnlyAnOutlier(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		hedge  time.Duration // how long zones b and c take
+		blameA bool
+	}{
+		{"the hedge answered within the per-try time", 2 * time.Millisecond, true},
+		{"the hedge was as slow", 40 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var closed atomic.Int32
+			st := &scriptedTransport{answer: func(req *http.Request) (*http.Response, error) {
+				d := tc.hedge
+				if strings.HasPrefix(req.URL.Host, "10.0.0.1") {
+					d = 150 * time.Millisecond // zone a: past the 20 ms per-try time
+				}
+				select {
+				case <-time.After(d):
+					return okResponse(req, &closed), nil
+				case <-req.Context().Done():
+					return nil, req.Context().Err()
+				}
+			}}
+			var mu sync.Mutex
+			blamed := map[string]int{}
+			obs := observerFunc(func(b *balancer.Backend, failed bool) {
+				if failed {
+					mu.Lock()
+					blamed[b.Zone()]++
+					mu.Unlock()
+				}
+			})
+			pc := scriptedPool(st, obs)
+			px := startProxy(t, pc)
+			for range 5 {
+				if code, _, _ := get(t, http.DefaultClient, "GET", px.URL+"/", nil, nil); code != 200 {
+					t.Fatalf("status %d, want 200", code)
+				}
+			}
+			a := pc.Balancer.Backend("10.0.0.1:80")
+			testwait.Until(t, 2*time.Second, "zone a's attempts to end", func() bool { return a.InFlight() == 0 })
+			mu.Lock()
+			defer mu.Unlock()
+			if got := blamed["a"] > 0; got != tc.blameA {
+				t.Errorf("zone a blamed %d times, want blamed: %v", blamed["a"], tc.blameA)
+			}
+			if blamed["b"]+blamed["c"] > 0 {
+				t.Errorf("the hedges' zones blamed: %v", blamed)
+			}
+		})
+	}
+}
