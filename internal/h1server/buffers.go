@@ -107,6 +107,19 @@ func (c *conn) shed() {
 func (c *conn) releaseBuffers() {
 	c.putReader()
 	c.putWriter()
+	c.r.mu.Lock()
+	c.r.got = nil
+	c.r.dropChunk()
+	c.r.mu.Unlock()
+}
+
+// dropChunk gives back the chunk a wait read into, if it still holds one
+// (its bytes were copied, or are no longer wanted). The caller holds r.mu.
+func (r *connReader) dropChunk() {
+	if r.chunk != nil {
+		giveChunk(r.chunk)
+		r.chunk = nil
+	}
 }
 
 func (c *conn) putReader() {

@@ -1,6 +1,7 @@
 package h1server
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"testing"
@@ -75,5 +76,38 @@ func testBuffersHeldOnlyInUse(t *testing.T, peek bool) {
 				t.Error("waiting for its next request, the connection's watch still reads")
 			}
 		})
+	}
+}
+
+// A goroutine a handler leaves behind that writes, flushes or sets a
+// status after the handler returned gets an error: it touches neither a
+// buffer the connection gave back nor the connection's next response.
+func TestWriteAfterHandlerReturned(t *testing.T) {
+	late := make(chan http.ResponseWriter, 1)
+	addr := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			late <- w
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	c := dial(t, addr)
+	c.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, body := c.read("GET"); body != "/first" {
+		t.Fatalf("first body %q", body)
+	}
+	w := <-late
+	if _, err := w.Write([]byte("late")); !errors.Is(err, errResponseDone) {
+		t.Errorf("Write after the handler returned: %v, want errResponseDone", err)
+	}
+	if err := http.NewResponseController(w).Flush(); !errors.Is(err, errResponseDone) {
+		t.Errorf("Flush after the handler returned: %v, want errResponseDone", err)
+	}
+	w.WriteHeader(http.StatusTeapot)
+	if _, _, err := http.NewResponseController(w).Hijack(); !errors.Is(err, errResponseDone) {
+		t.Errorf("Hijack after the handler returned: %v, want errResponseDone", err)
+	}
+	c.send("GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, body := c.read("GET"); body != "/second" || resp.StatusCode != http.StatusOK {
+		t.Fatalf("next response %d %q, want 200 /second", resp.StatusCode, body)
 	}
 }

@@ -97,6 +97,7 @@ func (c *conn) moveTo(next *Server) {
 	// the watch read after it.
 	pending := append(bytes.Clone(buffered), c.r.got...)
 	c.r.got = nil
+	c.r.dropChunk()
 	c.r.mu.Unlock()
 	_ = c.rwc.SetReadDeadline(time.Time{})
 	// Forgotten here before next serves it: nothing this server does to

@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -56,7 +57,14 @@ type response struct {
 	mu          sync.Mutex
 	canContinue bool // guarded by mu
 	sentHead    atomic.Bool
+	// finished is set once the response is done: a goroutine the handler
+	// left behind that writes or flushes later gets errResponseDone, not
+	// a buffer the connection gave back (or its next response).
+	finished atomic.Bool
 }
+
+// errResponseDone answers a Write or Flush after the handler returned.
+var errResponseDone = errors.New("h1server: write after the handler returned")
 
 // cancel ends the request's context.
 func (w *response) cancel() { w.ctx.cancel() }
@@ -89,6 +97,9 @@ func (w *response) Header() http.Header {
 }
 
 func (w *response) WriteHeader(code int) {
+	if w.finished.Load() {
+		return
+	}
 	if w.c.hijacked {
 		w.c.s.logger.Debug("response head written after the connection was taken over", "client", w.c.remote)
 		return
@@ -287,6 +298,9 @@ func (w *response) writeHead(done bool) {
 var chunkedValue = []string{"chunked"}
 
 func (w *response) Write(p []byte) (int, error) {
+	if w.finished.Load() {
+		return 0, errResponseDone
+	}
 	if w.c.hijacked {
 		return 0, http.ErrHijacked
 	}
@@ -354,6 +368,9 @@ func (w *response) Flush() { _ = w.FlushError() }
 
 // FlushError sends what is written so far; http.ResponseController uses it.
 func (w *response) FlushError() error {
+	if w.finished.Load() {
+		return errResponseDone
+	}
 	if w.c.hijacked {
 		return http.ErrHijacked
 	}
@@ -371,6 +388,9 @@ func (w *response) FlushError() error {
 // Hijack hands the connection to the handler, with the bytes the server
 // has read but not parsed in the reader. The server forgets it.
 func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.finished.Load() {
+		return nil, nil, errResponseDone
+	}
 	c := w.c
 	if c.hijacked {
 		return nil, nil, http.ErrHijacked
@@ -423,6 +443,7 @@ func (w *response) finish() {
 		}
 		b.closed.Store(true)
 	}
+	w.finished.Store(true)
 }
 
 // writeTrailers writes the declared trailers and those set under
