@@ -61,10 +61,12 @@ func TestUpgradeSecondProcessTakesOver(t *testing.T) {
 	tr.check(t, 200)
 	// A request is counted as its handler returns, just after the client
 	// has the whole answer: the count may lag the client by a request or
-	// two for a moment.
+	// two for a moment. And each worker may count, after the old process
+	// exited, the answer the old one sent it last (a busy machine can
+	// delay the client's read past the exit): those the new one never saw.
 	okAfter := tr.ok.Load()
 	testwait.Until(t, 5*time.Second, "the new process to count every request after the old one exited", func() bool {
-		return reloadMetric(t, nextAdmin, upgradeServed)-servedBefore >= float64(okAfter-okBefore)
+		return reloadMetric(t, nextAdmin, upgradeServed)-servedBefore >= float64(okAfter-okBefore-workers)
 	})
 
 	if err := next.cmd.Process.Signal(syscall.SIGTERM); err != nil {
