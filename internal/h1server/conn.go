@@ -577,7 +577,11 @@ func hostField(head []byte) (string, bool) {
 }
 
 // refuse answers a request the server could not read, as net/http does,
-// and the connection then closes.
+// and the connection then closes. An answer is followed by a half-close
+// and a short wait (closeWriteAndWait): the client may have sent more
+// than the server read (a PROXY header's request behind it, a body), and
+// a close with unread bytes would reset the connection, which can destroy
+// the answer before the client reads it.
 func (c *conn) refuse(err error) {
 	const headers = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 	var se statusError
@@ -588,14 +592,17 @@ func (c *conn) refuse(err error) {
 		c.closeWriteAndWait()
 	case isUnsupportedTE(err):
 		_, _ = io.WriteString(c.rwc, "HTTP/1.1 501 Not Implemented"+headers+"Unsupported transfer encoding")
+		c.closeWriteAndWait()
 	case isCommonReadError(err):
 		// The client left or timed out: nobody to answer.
 	case errors.As(err, &se):
 		status := strconv.Itoa(se.code) + " " + http.StatusText(se.code) + ": " + se.text
 		_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+status+headers+status)
+		c.closeWriteAndWait()
 	default:
 		const msg = "400 Bad Request"
 		_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+msg+headers+msg)
+		c.closeWriteAndWait()
 	}
 }
 
