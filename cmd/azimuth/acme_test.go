@@ -93,6 +93,37 @@ shutdown: { drain_delay: 0s, grace: 5s }
 `, top, host, httpPort, host, tlsPort, extraTLS, acmeName, ca.Directory, ca.DirectoryCAFile, storage, acmeExtra, backend)
 }
 
+// acmeRig is one proxy's ACME test setup: a CA that resolves every name
+// to host and validates on the proxy's two ports, a backend, and the
+// directory of the config file.
+type acmeRig struct {
+	host              string
+	httpPort, tlsPort int
+	ca                *acmetest.CA
+	backend           *reloadBackend
+	dir, path         string
+}
+
+// newACMERig starts the CA (certificates living validity; 0 is Pebble's
+// 90 days) and the backend for a proxy on 127.0.6.1.
+func newACMERig(t *testing.T, validity time.Duration) *acmeRig {
+	t.Helper()
+	r := &acmeRig{host: "127.0.6.1"}
+	r.httpPort, r.tlsPort = acmePorts(t, r.host)
+	r.ca = acmetest.Start(t, acmetest.Options{Address: r.host, HTTPPort: r.httpPort, TLSPort: r.tlsPort, Validity: validity})
+	r.backend = reloadStartBackend(t, "127.0.1.1", 0)
+	r.dir, r.path = reloadDir(t)
+	return r
+}
+
+// config is acmeConfig for the rig's proxy.
+func (r *acmeRig) config(extraTLS, acmeExtra, top string) string {
+	return acmeConfig(r.host, r.httpPort, r.tlsPort, r.ca, r.backend.addr, filepath.Join(r.dir, "acme"), extraTLS, acmeExtra, top)
+}
+
+// tlsAddr is the proxy's TLS listener.
+func (r *acmeRig) tlsAddr() string { return fmt.Sprintf("%s:%d", r.host, r.tlsPort) }
+
 // acmeFileCert writes a certificate file for other.azimuth.test in dir and
 // returns the tls block's certificates line for it and its CA.
 func acmeFileCert(t *testing.T, dir string) (string, *pki.CA) {
@@ -198,18 +229,14 @@ func TestACMEObtainsAndServes(t *testing.T) {
 	answered := map[string]string{"http-01": "served key authentication", "tls-alpn-01": "served key authentication certificate"}
 	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
 		t.Run(challenge, func(t *testing.T) {
-			host := "127.0.6.1"
-			httpPort, tlsPort := acmePorts(t, host)
-			ca := acmetest.Start(t, acmetest.Options{Address: host, HTTPPort: httpPort, TLSPort: tlsPort})
-			backend := reloadStartBackend(t, "127.0.1.1", 0)
-			dir, path := reloadDir(t)
+			r := newACMERig(t, 0)
+			ca, path := r.ca, r.path
 
-			files, fileCA := acmeFileCert(t, dir)
-			reloadWrite(t, path, acmeConfig(host, httpPort, tlsPort, ca, backend.addr, filepath.Join(dir, "acme"),
-				files, fmt.Sprintf("        challenges: [%s]\n", challenge), ""))
+			files, fileCA := acmeFileCert(t, r.dir)
+			reloadWrite(t, path, r.config(files, fmt.Sprintf("        challenges: [%s]\n", challenge), ""))
 			p, admin := reloadStart(t, path)
 
-			tlsAddr := fmt.Sprintf("%s:%d", host, tlsPort)
+			tlsAddr := r.tlsAddr()
 			roots := ca.Roots(t)
 			leaf := acmeWaitServed(t, tlsAddr, roots, ca)
 			if got := leaf.DNSNames; len(got) != 1 || got[0] != acmeName {
@@ -220,12 +247,12 @@ func TestACMEObtainsAndServes(t *testing.T) {
 			}
 			// The plain listener that answered HTTP-01 redirects the rest.
 			noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			resp, err := noRedirect.Get(fmt.Sprintf("http://%s:%d/.well-known/acme-challenge/unknown", host, httpPort))
+			resp, err := noRedirect.Get(fmt.Sprintf("http://%s:%d/.well-known/acme-challenge/unknown", r.host, r.httpPort))
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || !strings.Contains(loc, fmt.Sprint(tlsPort)) {
+			if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || !strings.Contains(loc, fmt.Sprint(r.tlsPort)) {
 				t.Errorf("plain listener, a token nobody presented: %s to %q, want the redirect", resp.Status, loc)
 			}
 			// The file certificate still serves its own name.
@@ -263,15 +290,12 @@ func TestACMEObtainsAndServes(t *testing.T) {
 // renewed in the background while clients make new connections without
 // pause; every request succeeds and the served certificate changes.
 func TestACMERenewsWithoutADroppedRequest(t *testing.T) {
-	host := "127.0.6.1"
-	httpPort, tlsPort := acmePorts(t, host)
-	ca := acmetest.Start(t, acmetest.Options{Address: host, HTTPPort: httpPort, TLSPort: tlsPort, Validity: 30 * time.Second})
-	backend := reloadStartBackend(t, "127.0.1.1", 0)
-	dir, path := reloadDir(t)
-	reloadWrite(t, path, acmeConfig(host, httpPort, tlsPort, ca, backend.addr, filepath.Join(dir, "acme"), "", "", ""))
-	_, admin := reloadStart(t, path)
+	r := newACMERig(t, 30*time.Second)
+	ca := r.ca
+	reloadWrite(t, r.path, r.config("", "", ""))
+	_, admin := reloadStart(t, r.path)
 
-	tlsAddr := fmt.Sprintf("%s:%d", host, tlsPort)
+	tlsAddr := r.tlsAddr()
 	roots := ca.Roots(t)
 	first := acmeWaitServed(t, tlsAddr, roots, ca)
 
@@ -440,18 +464,13 @@ func (p *process) waitLogPrefix(t *testing.T, prefix string) map[string]any {
 // rest, and the failed order is counted; a reload to another CA, which
 // cannot be reached, keeps serving the certificate of the one before.
 func TestACMEReloadAndFailure(t *testing.T) {
-	host := "127.0.6.1"
-	httpPort, tlsPort := acmePorts(t, host)
-	ca := acmetest.Start(t, acmetest.Options{Address: host, HTTPPort: httpPort, TLSPort: tlsPort})
-	backend := reloadStartBackend(t, "127.0.1.1", 0)
-	dir, path := reloadDir(t)
-	files, fileCA := acmeFileCert(t, dir)
-	config := func(acmeExtra string) string {
-		return acmeConfig(host, httpPort, tlsPort, ca, backend.addr, filepath.Join(dir, "acme"), files, acmeExtra, "")
-	}
+	r := newACMERig(t, 0)
+	ca, path := r.ca, r.path
+	files, fileCA := acmeFileCert(t, r.dir)
+	config := func(acmeExtra string) string { return r.config(files, acmeExtra, "") }
 	reloadWrite(t, path, config(""))
 	p, admin := reloadStart(t, path)
-	tlsAddr := fmt.Sprintf("%s:%d", host, tlsPort)
+	tlsAddr := r.tlsAddr()
 	roots := ca.Roots(t)
 	first := acmeWaitServed(t, tlsAddr, roots, ca)
 
@@ -535,18 +554,14 @@ func TestACMEReloadAndFailure(t *testing.T) {
 // the certificate once the agent answers.
 func TestACMEStartsWhileConsulIsDown(t *testing.T) {
 	agent := consultest.Start(t)
-	host := "127.0.6.1"
-	httpPort, tlsPort := acmePorts(t, host)
-	ca := acmetest.Start(t, acmetest.Options{Address: host, HTTPPort: httpPort, TLSPort: tlsPort})
-	backend := reloadStartBackend(t, "127.0.1.1", 0)
-	dir, path := reloadDir(t)
-	files, _ := acmeFileCert(t, dir)
-	top := fmt.Sprintf("consul: { address: %s }\n", agent.Addr())
-	reloadWrite(t, path, acmeConfig(host, httpPort, tlsPort, ca, backend.addr, filepath.Join(dir, "acme"), files, "", top))
+	r := newACMERig(t, 0)
+	ca := r.ca
+	files, _ := acmeFileCert(t, r.dir)
+	reloadWrite(t, r.path, r.config(files, "", fmt.Sprintf("consul: { address: %s }\n", agent.Addr())))
 
 	agent.Stop()
-	p, _ := reloadStart(t, path)
-	tlsAddr := fmt.Sprintf("%s:%d", host, tlsPort)
+	p, _ := reloadStart(t, r.path)
+	tlsAddr := r.tlsAddr()
 	if got := acmeServed(t, tlsAddr, acmeName); got.DNSNames[0] != "other.azimuth.test" {
 		t.Fatalf("before any certificate: served %v, want the file's", got.DNSNames)
 	}
