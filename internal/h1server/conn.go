@@ -585,25 +585,24 @@ func hostField(head []byte) (string, bool) {
 func (c *conn) refuse(err error) {
 	const headers = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 	var se statusError
+	var answer string
 	switch {
 	case err == errTooLarge:
 		const msg = "431 Request Header Fields Too Large"
-		_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+msg+headers+msg)
-		c.closeWriteAndWait()
+		answer = "HTTP/1.1 " + msg + headers + msg
 	case isUnsupportedTE(err):
-		_, _ = io.WriteString(c.rwc, "HTTP/1.1 501 Not Implemented"+headers+"Unsupported transfer encoding")
-		c.closeWriteAndWait()
+		answer = "HTTP/1.1 501 Not Implemented" + headers + "Unsupported transfer encoding"
 	case isCommonReadError(err):
-		// The client left or timed out: nobody to answer.
+		return // the client left or timed out: nobody to answer
 	case errors.As(err, &se):
 		status := strconv.Itoa(se.code) + " " + http.StatusText(se.code) + ": " + se.text
-		_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+status+headers+status)
-		c.closeWriteAndWait()
+		answer = "HTTP/1.1 " + status + headers + status
 	default:
 		const msg = "400 Bad Request"
-		_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+msg+headers+msg)
-		c.closeWriteAndWait()
+		answer = "HTTP/1.1 " + msg + headers + msg
 	}
+	_, _ = io.WriteString(c.rwc, answer)
+	c.closeWriteAndWait()
 }
 
 // isUnsupportedTE matches net/http's reader's errors for a transfer
