@@ -298,7 +298,15 @@ func (p *process) exitCode(t *testing.T) int {
 	case <-p.done:
 		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(15 * time.Second):
-		t.Fatal("azimuth did not exit")
+		// Its last log lines say which step of the drain it was in.
+		p.mu.Lock()
+		last := p.logs[max(0, len(p.logs)-15):]
+		msgs := make([]string, 0, len(last))
+		for _, l := range last {
+			msgs = append(msgs, fmt.Sprint(l))
+		}
+		p.mu.Unlock()
+		t.Fatalf("azimuth did not exit within 15s; its last log lines:\n%s", strings.Join(msgs, "\n"))
 		return -1
 	}
 }
