@@ -131,7 +131,9 @@ func TestMaxBodyIs413(t *testing.T) {
 		// A replayable body is read before it is sent; a POST's streams,
 		// and its backend connection breaks at the limit.
 		{"chunked replayable body over the limit", "PUT", struct{ io.Reader }{strings.NewReader(strings.Repeat("x", 2000))}, 413, 0},
-		{"chunked POST body over the limit", "POST", struct{ io.Reader }{strings.NewReader(strings.Repeat("x", 2000))}, 413, 1},
+		// Its head may reach the backend's handler before the break, or
+		// the break may come first: at most one request (-1 below).
+		{"chunked POST body over the limit", "POST", struct{ io.Reader }{strings.NewReader(strings.Repeat("x", 2000))}, 413, -1},
 		{"under the limit", "POST", strings.NewReader("small"), 200, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,8 +147,8 @@ func TestMaxBodyIs413(t *testing.T) {
 			if resp.StatusCode != tc.want {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
 			}
-			if got := b.hits.Load() - before; got != tc.reached {
-				t.Fatalf("backend saw %d requests, want %d", got, tc.reached)
+			if got := b.hits.Load() - before; tc.reached >= 0 && got != tc.reached || tc.reached < 0 && got > 1 {
+				t.Fatalf("backend saw %d requests, want %d (-1: at most 1)", got, tc.reached)
 			}
 		})
 	}
